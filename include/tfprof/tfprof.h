@@ -1,0 +1,279 @@
+/* tfprof public API: profiling sessions, host trace scopes with typed arguments, and the error
+ * codes they return. This header is the whole public surface of libtfprof; everything else is
+ * internal.
+ *
+ * The model is TensorFlow's `tf.profiler.experimental`: tfprof_start(logdir) begins a session,
+ * scopes record host work while it runs, tfprof_stop() writes
+ * <logdir>/plugins/profile/<run>/<host>.xplane.pb, which TensorBoard's profile plugin (xprof) opens.
+ *
+ * Thread-safety: every function may be called from any thread. tfprof_start() and tfprof_stop()
+ * are serialized internally. A scope must be ended on the thread that began it; other ends are
+ * ignored and counted, never a crash. */
+#ifndef TFPROF_TFPROF_H
+#define TFPROF_TFPROF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define TFPROF_API __attribute__((visibility("default")))
+#define TFPROF_LIKELY(x) __builtin_expect(!!(x), 1)
+#define TFPROF_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define TFPROF_API
+#define TFPROF_LIKELY(x) (x)
+#define TFPROF_UNLIKELY(x) (x)
+#endif
+
+#define TFPROF_VERSION_MAJOR 0
+#define TFPROF_VERSION_MINOR 1
+#define TFPROF_VERSION_PATCH 0
+
+/* ---- Errors --------------------------------------------------------------------------------
+ * Functions that can fail return 0 or a negative code: a negative errno (e.g. -EACCES when the
+ * logdir cannot be written) or one of the codes below, which lie above the errno range.
+ * tfprof_strerror() explains either kind in one line that says what to do. */
+enum tfprof_error {
+	TFPROF_ERR_BASE = 4096,
+	/* tfprof_start() while a session is already running. */
+	TFPROF_ERR_ACTIVE = -(TFPROF_ERR_BASE + 1),
+	/* tfprof_stop() without a running session. */
+	TFPROF_ERR_NOT_ACTIVE = -(TFPROF_ERR_BASE + 2),
+	/* The options struct has a size or a value this version cannot use. */
+	TFPROF_ERR_OPTIONS = -(TFPROF_ERR_BASE + 3),
+	/* The logdir could not be written; the profile was written to the fallback path that
+	 * tfprof_last_output() returns instead. */
+	TFPROF_ERR_FALLBACK = -(TFPROF_ERR_BASE + 4),
+	/* The profile could be written neither to the logdir nor to the fallback directory; it is
+	 * kept in memory and the next tfprof_stop_retry() tries again. */
+	TFPROF_ERR_UNWRITTEN = -(TFPROF_ERR_BASE + 5),
+};
+
+/* Returns a static, NUL-terminated, one-line description of err (0, a negative errno or a
+ * TFPROF_ERR_* code). Never NULL. */
+TFPROF_API const char *tfprof_strerror(int err);
+
+/* ---- Sessions ------------------------------------------------------------------------------ */
+
+/* Called with each message tfprof has for the user (warnings, errors, where a profile went).
+ * level is one of TFPROF_LOG_*; msg is valid only during the call. The callback may run on any
+ * thread that calls tfprof_start()/tfprof_stop() and must not call them. */
+enum tfprof_log_level { TFPROF_LOG_ERROR = 0, TFPROF_LOG_WARN = 1, TFPROF_LOG_INFO = 2 };
+typedef void (*tfprof_log_fn)(int level, const char *msg, void *ctx);
+
+/* Session options. Initialise with TFPROF_OPTIONS() so that sz is set: fields beyond sz keep
+ * their defaults, which lets a program built against an older header run with a newer library
+ * (the libbpf convention). Zero means "default" for every field. Strings are copied by
+ * tfprof_start(); the caller keeps ownership. */
+struct tfprof_options {
+	size_t sz;
+	/* Run directory name under <logdir>/plugins/profile/. Default: local time as
+	 * %Y_%m_%d_%H_%M_%S. An existing profile is never overwritten: a taken name gets a _N
+	 * suffix. */
+	const char *run_name;
+	/* File name stem, shown by xprof as the host. Default: gethostname(); ':' and '/' become
+	 * '_'. */
+	const char *host_name;
+	/* Upper bound in bytes on event buffer memory for the whole session. Default: 256 MiB or
+	 * TFPROF_MAX_MEMORY_MB. When it is reached, new events are dropped and counted; the count
+	 * appears in the profile's warnings. */
+	size_t max_memory;
+	/* Disables GPU tracing (CUPTI) for this session. */
+	bool disable_gpu;
+	/* Disables the NVTX range that each scope also emits. */
+	bool disable_nvtx;
+	/* Receives messages. Default: nothing is printed unless TFPROF_LOG=1 (then stderr). */
+	tfprof_log_fn log_fn;
+	void *log_ctx;
+};
+
+#define TFPROF_OPTIONS(name, ...)                                                               \
+	struct tfprof_options name = { .sz = sizeof(struct tfprof_options), __VA_ARGS__ }
+
+/* Starts a session that writes under logdir (created if missing). opts may be NULL for
+ * defaults. Returns 0, TFPROF_ERR_ACTIVE if a session is running, -EINVAL for a NULL or empty
+ * logdir, TFPROF_ERR_OPTIONS for a bad options struct. */
+TFPROF_API int tfprof_start(const char *logdir, const struct tfprof_options *opts);
+
+/* Stops the session, merges what was recorded and writes the profile (to a temporary name, then
+ * renamed, so no reader ever sees half a file). Returns 0, TFPROF_ERR_NOT_ACTIVE without a
+ * session, TFPROF_ERR_FALLBACK when the logdir was unwritable and the profile went to the
+ * fallback path instead, or TFPROF_ERR_UNWRITTEN when it could not be written at all (it is then
+ * kept for tfprof_stop_retry()). Scopes still open are closed at the stop time and marked with
+ * the stat `tfprof_open_at_stop`. */
+TFPROF_API int tfprof_stop(void);
+
+/* Writes a profile that tfprof_stop() could not write (TFPROF_ERR_UNWRITTEN), to logdir if it is
+ * not NULL, else to the session's logdir. Returns 0, TFPROF_ERR_NOT_ACTIVE when nothing is kept,
+ * or the same errors as tfprof_stop(). */
+TFPROF_API int tfprof_stop_retry(const char *logdir);
+
+/* Path of the last profile written, or "" if none. The string stays valid until the next
+ * tfprof_stop() or tfprof_stop_retry(). */
+TFPROF_API const char *tfprof_last_output(void);
+
+/* Implementation detail of tfprof_enabled() and the scope macros: bit 0 is set while a session
+ * records. Read it only through tfprof_enabled(). */
+TFPROF_API extern uint32_t tfprof__state;
+#define TFPROF_STATE_ON 1u
+
+/* True while a session records. One relaxed atomic load: cheap enough to guard argument
+ * computation in hot code. */
+static inline bool tfprof_enabled(void)
+{
+	return (__atomic_load_n(&tfprof__state, __ATOMIC_RELAXED) & TFPROF_STATE_ON) != 0;
+}
+
+/* Names the calling thread's line in the profile (default: the OS thread name). The string is
+ * copied; it may be set before, during or between sessions. */
+TFPROF_API void tfprof_set_thread_name(const char *name);
+
+/* ---- Typed arguments -------------------------------------------------------------------------
+ * A scope's key=value arguments, kept typed until the profile is written (no formatting on the
+ * hot path). In the profile each becomes a per-event stat named by the key: int64, uint64,
+ * double, string (interned, as ref_value), bool (as int64 0/1). Keys and string values are
+ * copied when the scope begins unless TFPROF_ARG_STATIC_KEY says the key is a string literal
+ * (the TFPROF_I64()... macros set it, and reject keys that are not literals). */
+enum tfprof_arg_type {
+	TFPROF_ARG_I64 = 1,
+	TFPROF_ARG_U64 = 2,
+	TFPROF_ARG_F64 = 3,
+	TFPROF_ARG_BOOL = 4,
+	TFPROF_ARG_STR = 5,
+};
+#define TFPROF_ARG_STATIC_KEY 0x80u
+
+struct tfprof_arg {
+	const char *key;
+	uint32_t type; /* enum tfprof_arg_type, optionally | TFPROF_ARG_STATIC_KEY */
+	uint32_t reserved;
+	union {
+		int64_t i64;
+		uint64_t u64;
+		double f64;
+		bool b;
+		const char *str;
+	} v;
+};
+
+#define TFPROF_ARG_(k, t, field, val)                                                           \
+	((struct tfprof_arg){ .key = "" k "", .type = (t) | TFPROF_ARG_STATIC_KEY, .v.field = (val) })
+#define TFPROF_I64(key, val) TFPROF_ARG_(key, TFPROF_ARG_I64, i64, (int64_t)(val))
+#define TFPROF_U64(key, val) TFPROF_ARG_(key, TFPROF_ARG_U64, u64, (uint64_t)(val))
+#define TFPROF_F64(key, val) TFPROF_ARG_(key, TFPROF_ARG_F64, f64, (double)(val))
+#define TFPROF_BOOL(key, val) TFPROF_ARG_(key, TFPROF_ARG_BOOL, b, (bool)(val))
+#define TFPROF_STR(key, val) TFPROF_ARG_(key, TFPROF_ARG_STR, str, (val))
+
+/* ---- Scopes ----------------------------------------------------------------------------------
+ * A scope is a named, timed range on the calling thread, the C form of
+ * `tf.profiler.experimental.Trace(name, **kwargs)`. While a session records it becomes an event
+ * on its thread's line in the profile and, unless NVTX is disabled, an NVTX range in the
+ * "tfprof" domain. When no session records, a scope costs one relaxed load and a branch.
+ *
+ * End every scope exactly once, on the thread that began it. An end on another thread, a second
+ * end, or the end of a handle from an earlier session is ignored and counted in the profile's
+ * warnings. Ending an outer scope before an inner one closes the inner one at the same time. */
+typedef struct tfprof_scope {
+	uint32_t tag;    /* identifies the (thread, session) that began it; 0 = not recorded */
+	uint32_t serial; /* the scope's number on that thread */
+} tfprof_scope;
+
+/* A static descriptor per call site (Tracy's source location): the scope macros make one for
+ * each literal name, which makes the name free to record and lets NVTX register it once. */
+struct tfprof_site {
+	const char *name;
+	const char *file;
+	uint32_t line;
+	uint32_t reserved;
+	void *nvtx_string; /* registered NVTX string, filled in on first use */
+};
+
+/* Begins a scope named name (copied; NULL or "" is recorded as "(unnamed)") with nargs arguments
+ * (copied). args may be NULL when nargs is 0. Returns a handle for tfprof_scope_end(). */
+TFPROF_API tfprof_scope tfprof_scope_begin_slow(const char *name, const struct tfprof_arg *args,
+						 size_t nargs);
+/* Begins a scope described by a static call-site descriptor (see TFPROF_SCOPE()). */
+TFPROF_API tfprof_scope tfprof_scope_begin_site_slow(struct tfprof_site *site,
+						      const struct tfprof_arg *args, size_t nargs);
+/* Adds arguments to an open scope begun on this thread; an argument whose key is already set
+ * replaces it (the last value wins). Ignored for a scope that is not open. */
+TFPROF_API void tfprof_scope_set_metadata_slow(tfprof_scope s, const struct tfprof_arg *args,
+						size_t nargs);
+TFPROF_API void tfprof_scope_end_slow(tfprof_scope s);
+
+static inline tfprof_scope tfprof_scope_begin(const char *name, const struct tfprof_arg *args,
+					      size_t nargs)
+{
+	if (TFPROF_LIKELY(!__atomic_load_n(&tfprof__state, __ATOMIC_RELAXED))) {
+		tfprof_scope none = { 0, 0 };
+		return none;
+	}
+	return tfprof_scope_begin_slow(name, args, nargs);
+}
+
+static inline tfprof_scope tfprof_scope_begin_site(struct tfprof_site *site,
+						   const struct tfprof_arg *args, size_t nargs)
+{
+	if (TFPROF_LIKELY(!__atomic_load_n(&tfprof__state, __ATOMIC_RELAXED))) {
+		tfprof_scope none = { 0, 0 };
+		return none;
+	}
+	return tfprof_scope_begin_site_slow(site, args, nargs);
+}
+
+static inline void tfprof_scope_set_metadata(tfprof_scope s, const struct tfprof_arg *args,
+					     size_t nargs)
+{
+	if (s.tag != 0)
+		tfprof_scope_set_metadata_slow(s, args, nargs);
+}
+
+static inline void tfprof_scope_end(tfprof_scope s)
+{
+	if (s.tag != 0)
+		tfprof_scope_end_slow(s);
+}
+
+/* ---- Scoped forms (GCC and Clang: they use __attribute__((cleanup))) -------------------------
+ * TFPROF_SCOPE("name", TFPROF_I64("step_num", i), ...) begins a scope that ends when the
+ * enclosing block is left, also through return, break, continue or goto. name must be a string
+ * literal; use tfprof_scope_begin() for names built at run time.
+ *
+ * TFPROF_SCOPE_AS(var, "name", args...) does the same and names the handle, so that
+ * TFPROF_SET_METADATA(var, args...) can add arguments later: the C form of
+ *   with tf.profiler.experimental.Trace("name") as tm: tm.set_metadata(in_cache=True) */
+#if defined(__GNUC__) || defined(__clang__)
+static inline void tfprof_scope_cleanup_(tfprof_scope *s)
+{
+	tfprof_scope_end(*s);
+}
+
+#define TFPROF_CAT2_(a, b) a##b
+#define TFPROF_CAT_(a, b) TFPROF_CAT2_(a, b)
+#define TFPROF_ARGS_(...) ((const struct tfprof_arg[]){ { 0 }, __VA_ARGS__ } + 1)
+#define TFPROF_NARGS_(...) (sizeof((struct tfprof_arg[]){ { 0 }, __VA_ARGS__ }) / sizeof(struct tfprof_arg) - 1)
+
+#define TFPROF_SCOPE_AS(var, name, ...)                                                         \
+	static struct tfprof_site TFPROF_CAT_(var, _site_) = { "" name "", __FILE__, __LINE__, 0,   \
+							     0 };                                   \
+	__attribute__((cleanup(tfprof_scope_cleanup_))) tfprof_scope var =                         \
+		tfprof_scope_begin_site(&TFPROF_CAT_(var, _site_), TFPROF_ARGS_(__VA_ARGS__),       \
+					TFPROF_NARGS_(__VA_ARGS__))
+
+#define TFPROF_SCOPE(name, ...)                                                                 \
+	TFPROF_SCOPE_AS(TFPROF_CAT_(tfprof_scope_, __LINE__), name, __VA_ARGS__)
+
+#define TFPROF_SET_METADATA(var, ...)                                                           \
+	tfprof_scope_set_metadata((var), TFPROF_ARGS_(__VA_ARGS__), TFPROF_NARGS_(__VA_ARGS__))
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TFPROF_TFPROF_H */

@@ -1,0 +1,21 @@
+/* Where profiles go and how they get there: the run directory layout xprof expects, directory
+ * creation, and a write that never leaves a partial file under the final name. */
+#ifndef TFPROF_FILES_H
+#define TFPROF_FILES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Creates dir and its parents (mode 0777 before umask). Returns 0 or a negative errno. */
+int tfprof__mkdirs(const char *dir);
+/* Makes a host name usable as a file name stem: ':' and '/' become '_', "" becomes
+ * "localhost". Returns a malloc'd string. */
+char *tfprof__host_file_stem(const char *host);
+/* Writes data to <logdir>/plugins/profile/<run>[_N]/<host>.xplane.pb, choosing the first N (none,
+ * 1, 2, ...) whose file does not exist yet, through a temporary file that is linked into place,
+ * so an existing profile is never overwritten and no reader sees half a file. On success
+ * *out_path is the malloc'd final path. Returns 0 or a negative errno. */
+int tfprof__write_profile(const char *logdir, const char *run, const char *host, const uint8_t *data,
+			  size_t len, char **out_path);
+
+#endif

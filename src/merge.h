@@ -1,0 +1,30 @@
+/* The merge step: what the recorders collected becomes planes of the merged profile. Runs once
+ * per session, on the thread that calls tfprof_stop(), after recording has stopped. */
+#ifndef TFPROF_MERGE_H
+#define TFPROF_MERGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "clock.h"
+#include "profile.h"
+#include "tracer.h"
+
+/* Totals over all threads of one session, for warnings and tests. */
+struct tfprof__host_counts {
+	uint64_t emitted, recorded, dropped, meta_dropped, bad_ends, bad_metadata, misnested;
+	uint64_t truncated_args, ignored_args, open_at_stop;
+};
+
+/* Adds the /host:CPU plane: a line per thread (id = tid, name = thread name), an event per scope.
+ * Scopes open at stop_ticks end there. */
+int tfprof__merge_host(struct tfprof__profile *p, const struct tfprof__timebase *tb, uint64_t stop_ticks,
+		       const struct tfprof__thread_harvest *h, size_t n, struct tfprof__host_counts *counts);
+/* Adds a warning for each kind of event that could not be recorded as asked. */
+int tfprof__merge_host_warnings(struct tfprof__profile *p, const struct tfprof__host_counts *c,
+				size_t max_memory);
+/* Adds the "Task Environment" plane with profile_start_time / profile_stop_time (ns since the
+ * epoch). */
+int tfprof__merge_task_env(struct tfprof__profile *p, uint64_t start_walltime_ns, uint64_t stop_walltime_ns);
+
+#endif

@@ -1,0 +1,343 @@
+/* Turns the records every thread left in its buffers into the /host:CPU plane of the merged
+ * profile: one line per thread, one event per scope with its arguments as typed stats, and the
+ * counts of what could not be recorded as warnings. */
+#include "merge.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tracer.h"
+
+/* Per-key bookkeeping so that, within one event, a later value for a key replaces the earlier
+ * one (set_metadata overrides begin args) in O(1). */
+struct key_slots {
+	uint64_t *stamp; /* event stamp that last used the key */
+	size_t *pos;     /* index of that stat in the line's stat array */
+	size_t cap;
+};
+
+static int key_slots_reserve(struct key_slots *k, size_t n)
+{
+	if (n <= k->cap)
+		return 0;
+	size_t ncap = k->cap ? k->cap : 256;
+	while (ncap < n)
+		ncap *= 2;
+	uint64_t *s = realloc(k->stamp, ncap * sizeof *s);
+	if (!s)
+		return -1;
+	k->stamp = s;
+	size_t *p = realloc(k->pos, ncap * sizeof *p);
+	if (!p)
+		return -1;
+	k->pos = p;
+	memset(k->stamp + k->cap, 0, (ncap - k->cap) * sizeof *s);
+	k->cap = ncap;
+	return 0;
+}
+
+struct merge_ctx {
+	struct tfprof__profile *p;
+	struct key_slots keys;
+	uint64_t stamp;
+	uint32_t k_step_num, k_r, k_open, k_closed, k_truncated;
+	uint64_t ignored_args;
+};
+
+/* Adds (or, for a key already on this event, replaces) one stat. */
+static int put_stat(struct merge_ctx *m, struct tfprof__line *l, uint32_t key, uint32_t type,
+		    struct tfprof__stat val)
+{
+	if (key_slots_reserve(&m->keys, (size_t)key + 1))
+		return -1;
+	struct tfprof__stat *s;
+	if (m->keys.stamp[key] == m->stamp) {
+		s = &l->stats[m->keys.pos[key]];
+		s->type = type;
+	} else {
+		s = tfprof__line_add_stat(l, key, type);
+		if (!s)
+			return -1;
+		m->keys.stamp[key] = m->stamp;
+		m->keys.pos[key] = l->nstats - 1;
+	}
+	s->v = val.v;
+	return 0;
+}
+
+static int put_i64(struct merge_ctx *m, struct tfprof__line *l, uint32_t key, int64_t v)
+{
+	struct tfprof__stat s = { .v.i64 = v };
+	return put_stat(m, l, key, TFPROF_STAT_I64, s);
+}
+
+static int put_args(struct merge_ctx *m, struct tfprof__line *l, const struct tfprof_arg *a, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		if (!a[i].key || !a[i].key[0]) {
+			m->ignored_args++;
+			continue;
+		}
+		struct tfprof__stat s = { 0 };
+		uint32_t type;
+		switch (a[i].type & ~TFPROF_ARG_STATIC_KEY) {
+		case TFPROF_ARG_I64:
+			type = TFPROF_STAT_I64;
+			s.v.i64 = a[i].v.i64;
+			break;
+		case TFPROF_ARG_U64:
+			type = TFPROF_STAT_U64;
+			s.v.u64 = a[i].v.u64;
+			break;
+		case TFPROF_ARG_F64:
+			type = TFPROF_STAT_F64;
+			s.v.f64 = a[i].v.f64;
+			break;
+		case TFPROF_ARG_BOOL:
+			type = TFPROF_STAT_I64;
+			s.v.i64 = a[i].v.b ? 1 : 0;
+			break;
+		case TFPROF_ARG_STR:
+			type = TFPROF_STAT_STR;
+			s.v.str = tfprof__strtab_intern(&m->p->strs, a[i].v.str ? a[i].v.str : "(null)");
+			if (s.v.str == UINT32_MAX)
+				return -1;
+			break;
+		default:
+			m->ignored_args++;
+			continue;
+		}
+		uint32_t key = tfprof__strtab_intern(&m->p->strs, a[i].key);
+		if (key == UINT32_MAX || put_stat(m, l, key, type, s))
+			return -1;
+	}
+	return 0;
+}
+
+/* Records of one thread, indexed for the merge. */
+struct thread_recs {
+	struct tfprof__rec **scopes; /* by serial - 1 */
+	size_t nscopes;
+	struct tfprof__rec **metas; /* in record order */
+	size_t nmetas;
+	size_t *meta_next;  /* next meta for the same scope, or SIZE_MAX */
+	size_t *meta_first; /* per scope: first meta, or SIZE_MAX */
+	size_t *meta_last;
+};
+
+static void thread_recs_free(struct thread_recs *t)
+{
+	free(t->scopes);
+	free(t->metas);
+	free(t->meta_next);
+	free(t->meta_first);
+	free(t->meta_last);
+}
+
+static int index_records(const struct tfprof__thread_harvest *h, struct thread_recs *t)
+{
+	memset(t, 0, sizeof *t);
+	size_t nmeta = 0, nscope = 0;
+	for (const struct tfprof__chunk *c = h->chunks; c; c = c->next)
+		for (size_t off = 0; off < c->used;) {
+			const struct tfprof__rec *r = (const void *)(c->data + off);
+			if (r->kind == TFPROF_REC_SCOPE)
+				nscope++;
+			else
+				nmeta++;
+			off += r->size;
+		}
+	t->scopes = calloc(nscope + 1, sizeof *t->scopes);
+	t->metas = calloc(nmeta + 1, sizeof *t->metas);
+	t->meta_next = calloc(nmeta + 1, sizeof *t->meta_next);
+	t->meta_first = malloc((nscope + 1) * sizeof *t->meta_first);
+	t->meta_last = malloc((nscope + 1) * sizeof *t->meta_last);
+	if (!t->scopes || !t->metas || !t->meta_next || !t->meta_first || !t->meta_last)
+		return -1;
+	memset(t->meta_first, 0xff, (nscope + 1) * sizeof *t->meta_first);
+	for (const struct tfprof__chunk *c = h->chunks; c; c = c->next)
+		for (size_t off = 0; off < c->used;) {
+			struct tfprof__rec *r = (void *)(c->data + off);
+			off += r->size;
+			if (r->kind == TFPROF_REC_SCOPE) {
+				t->scopes[t->nscopes++] = r;
+				continue;
+			}
+			/* Serials are dense from first_serial, so a meta finds its scope by index. */
+			size_t si = (size_t)(r->serial - h->first_serial);
+			if (si >= nscope)
+				continue;
+			size_t mi = t->nmetas++;
+			t->metas[mi] = r;
+			t->meta_next[mi] = SIZE_MAX;
+			if (t->meta_first[si] == SIZE_MAX)
+				t->meta_first[si] = mi;
+			else
+				t->meta_next[t->meta_last[si]] = mi;
+			t->meta_last[si] = mi;
+		}
+	return 0;
+}
+
+static int merge_thread(struct merge_ctx *m, struct tfprof__plane *pl, const struct tfprof__thread_harvest *h,
+			const struct tfprof__timebase *tb, uint64_t stop_ticks,
+			struct tfprof__host_counts *counts)
+{
+	char fallback[64];
+	const char *name = h->name;
+	if (!name[0]) {
+		snprintf(fallback, sizeof fallback, "Thread %" PRId64, h->tid);
+		name = fallback;
+	}
+	struct tfprof__line *l = tfprof__plane_add_line(m->p, pl, h->tid, name);
+	if (!l)
+		return -1;
+	struct thread_recs t;
+	int rc = -1;
+	if (index_records(h, &t))
+		goto out;
+	int64_t stop_ns = tfprof__ticks_to_rel_ns(tb, stop_ticks);
+	for (size_t i = 0; i < t.nscopes; i++) {
+		struct tfprof__rec *r = t.scopes[i];
+		uint32_t nm = tfprof__strtab_intern(&m->p->strs, tfprof__rec_name(r));
+		if (nm == UINT32_MAX)
+			goto out;
+		int64_t start = tfprof__ticks_to_rel_ns(tb, r->t0);
+		bool open = r->t1 == 0;
+		int64_t end = open ? stop_ns : tfprof__ticks_to_rel_ns(tb, r->t1);
+		if (start > stop_ns)
+			start = stop_ns;
+		if (end > stop_ns)
+			end = stop_ns;
+		if (end < start)
+			end = start;
+		if (!tfprof__line_add_event(l, start, end - start, nm))
+			goto out;
+		m->stamp++;
+		if (put_args(m, l, tfprof__rec_args(r), r->nargs))
+			goto out;
+		for (size_t mi = t.meta_first[i]; mi != SIZE_MAX; mi = t.meta_next[mi])
+			if (put_args(m, l, tfprof__rec_args(t.metas[mi]), t.metas[mi]->nargs))
+				goto out;
+		/* A step marker needs _r for xprof's step grouping; the caller's own _r wins. */
+		if (key_slots_reserve(&m->keys, (size_t)(m->k_r > m->k_step_num ? m->k_r : m->k_step_num) + 1))
+			goto out;
+		if (m->keys.stamp[m->k_step_num] == m->stamp && m->keys.stamp[m->k_r] != m->stamp &&
+		    put_i64(m, l, m->k_r, 1))
+			goto out;
+		if (open) {
+			counts->open_at_stop++;
+			if (put_i64(m, l, m->k_open, 1))
+				goto out;
+		}
+		if ((r->flags & TFPROF_REC_CLOSED_BY_PARENT) && put_i64(m, l, m->k_closed, 1))
+			goto out;
+		if ((r->flags & TFPROF_REC_ARGS_TRUNCATED) && put_i64(m, l, m->k_truncated, 1))
+			goto out;
+	}
+	counts->emitted += h->emitted;
+	counts->recorded += h->recorded;
+	counts->dropped += h->dropped;
+	counts->meta_dropped += h->meta_dropped;
+	counts->bad_ends += h->bad_ends;
+	counts->bad_metadata += h->bad_metadata;
+	counts->misnested += h->misnested;
+	counts->truncated_args += h->truncated_args;
+	rc = 0;
+out:
+	thread_recs_free(&t);
+	return rc;
+}
+
+int tfprof__merge_host(struct tfprof__profile *p, const struct tfprof__timebase *tb, uint64_t stop_ticks,
+		       const struct tfprof__thread_harvest *h, size_t n, struct tfprof__host_counts *counts)
+{
+	memset(counts, 0, sizeof *counts);
+	struct merge_ctx m = { .p = p };
+	m.k_step_num = tfprof__strtab_intern(&p->strs, "step_num");
+	m.k_r = tfprof__strtab_intern(&p->strs, "_r");
+	m.k_open = tfprof__strtab_intern(&p->strs, "tfprof_open_at_stop");
+	m.k_closed = tfprof__strtab_intern(&p->strs, "tfprof_closed_by_parent");
+	m.k_truncated = tfprof__strtab_intern(&p->strs, "tfprof_args_truncated");
+	int rc = -1;
+	struct tfprof__plane *pl = tfprof__profile_add_plane(p, (int64_t)p->nplanes, "/host:CPU");
+	if (!pl)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		if (merge_thread(&m, pl, &h[i], tb, stop_ticks, counts))
+			goto out;
+	counts->ignored_args = m.ignored_args;
+	rc = 0;
+out:
+	free(m.keys.stamp);
+	free(m.keys.pos);
+	return rc;
+}
+
+int tfprof__merge_host_warnings(struct tfprof__profile *p, const struct tfprof__host_counts *c,
+				size_t max_memory)
+{
+	int rc = 0;
+	if (c->dropped)
+		rc |= tfprof__profile_add_warning(
+			p,
+			"tfprof: %" PRIu64 " of %" PRIu64 " host scopes were dropped because the event "
+			"buffers reached their limit of %zu MiB; raise it with TFPROF_MAX_MEMORY_MB or "
+			"tfprof_options.max_memory",
+			c->dropped, c->emitted, max_memory >> 20);
+	if (c->meta_dropped)
+		rc |= tfprof__profile_add_warning(
+			p, "tfprof: %" PRIu64 " set_metadata calls were dropped because the event buffers were full",
+			c->meta_dropped);
+	if (c->bad_ends)
+		rc |= tfprof__profile_add_warning(
+			p,
+			"tfprof: %" PRIu64 " scope ends were ignored: ended on another thread than the "
+			"begin, ended twice, or from an earlier session",
+			c->bad_ends);
+	if (c->bad_metadata)
+		rc |= tfprof__profile_add_warning(
+			p, "tfprof: %" PRIu64 " set_metadata calls were ignored: the scope was not open on the calling thread",
+			c->bad_metadata);
+	if (c->misnested)
+		rc |= tfprof__profile_add_warning(
+			p,
+			"tfprof: %" PRIu64 " scopes were closed early because an enclosing scope ended "
+			"first (stat tfprof_closed_by_parent)",
+			c->misnested);
+	if (c->open_at_stop)
+		rc |= tfprof__profile_add_warning(
+			p,
+			"tfprof: %" PRIu64 " scopes were still open at stop; they end at the stop time "
+			"and carry the stat tfprof_open_at_stop",
+			c->open_at_stop);
+	if (c->truncated_args)
+		rc |= tfprof__profile_add_warning(
+			p, "tfprof: %" PRIu64 " arguments were left out: a scope holds at most 65535",
+			c->truncated_args);
+	if (c->ignored_args)
+		rc |= tfprof__profile_add_warning(
+			p, "tfprof: %" PRIu64 " arguments were ignored: empty key or unknown type", c->ignored_args);
+	return rc ? -1 : 0;
+}
+
+int tfprof__merge_task_env(struct tfprof__profile *p, uint64_t start_walltime_ns, uint64_t stop_walltime_ns)
+{
+	struct tfprof__plane *pl = tfprof__profile_add_plane(p, (int64_t)p->nplanes, "Task Environment");
+	if (!pl)
+		return -1;
+	uint32_t k0 = tfprof__strtab_intern(&p->strs, "profile_start_time");
+	uint32_t k1 = tfprof__strtab_intern(&p->strs, "profile_stop_time");
+	struct tfprof__stat *s;
+	if (k0 == UINT32_MAX || k1 == UINT32_MAX || !(s = tfprof__plane_add_stat(pl, k0, TFPROF_STAT_U64)))
+		return -1;
+	s->v.u64 = start_walltime_ns;
+	if (!(s = tfprof__plane_add_stat(pl, k1, TFPROF_STAT_U64)))
+		return -1;
+	s->v.u64 = stop_walltime_ns;
+	p->start_walltime_ns = start_walltime_ns;
+	p->stop_walltime_ns = stop_walltime_ns;
+	return 0;
+}

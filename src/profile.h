@@ -1,0 +1,84 @@
+/* The merged profile: an in-memory model of one host's XSpace (planes of lines of events with
+ * typed stats, names as string-table ids) that the merger fills and the XSpace writer encodes.
+ * Everything is owned by the profile and freed by tfprof__profile_free(). Not thread-safe. */
+#ifndef TFPROF_PROFILE_H
+#define TFPROF_PROFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "strtab.h"
+
+enum tfprof__stat_type {
+	TFPROF_STAT_I64 = 1,
+	TFPROF_STAT_U64 = 2,
+	TFPROF_STAT_F64 = 3,
+	TFPROF_STAT_STR = 4, /* written as ref_value: an interned string */
+};
+
+struct tfprof__stat {
+	uint32_t key; /* string id */
+	uint32_t type;
+	union {
+		int64_t i64;
+		uint64_t u64;
+		double f64;
+		uint32_t str; /* string id */
+	} v;
+};
+
+struct tfprof__event {
+	int64_t start_ns; /* since the session began */
+	int64_t dur_ns;
+	uint32_t name;    /* string id */
+	uint32_t nstats;
+	size_t stats;     /* index of the first stat in the line's stat array */
+};
+
+struct tfprof__line {
+	int64_t id;
+	uint32_t name; /* string id */
+	struct tfprof__event *events;
+	size_t nevents, cap_events;
+	struct tfprof__stat *stats;
+	size_t nstats, cap_stats;
+};
+
+struct tfprof__plane {
+	int64_t id;
+	uint32_t name;
+	struct tfprof__line *lines;
+	size_t nlines, cap_lines;
+	struct tfprof__stat *stats; /* plane-level stats */
+	size_t nstats, cap_stats;
+};
+
+struct tfprof__profile {
+	struct tfprof__strtab strs;
+	struct tfprof__plane *planes;
+	size_t nplanes, cap_planes;
+	char **errors, **warnings;
+	size_t nerrors, nwarnings;
+	char *hostname;
+	uint64_t start_walltime_ns, stop_walltime_ns;
+};
+
+int tfprof__profile_init(struct tfprof__profile *p);
+void tfprof__profile_free(struct tfprof__profile *p);
+/* Each returns NULL (or a negative value) when out of memory. Pointers into arrays stay valid
+ * only until the next add to the same array. */
+struct tfprof__plane *tfprof__profile_add_plane(struct tfprof__profile *p, int64_t id, const char *name);
+struct tfprof__line *tfprof__plane_add_line(struct tfprof__profile *p, struct tfprof__plane *pl,
+					    int64_t id, const char *name);
+struct tfprof__event *tfprof__line_add_event(struct tfprof__line *l, int64_t start_ns, int64_t dur_ns,
+					     uint32_t name);
+/* Appends a stat to the line's stat array and charges it to the line's last event. */
+struct tfprof__stat *tfprof__line_add_stat(struct tfprof__line *l, uint32_t key, uint32_t type);
+struct tfprof__stat *tfprof__plane_add_stat(struct tfprof__plane *pl, uint32_t key, uint32_t type);
+/* printf-style; the message is copied. */
+int tfprof__profile_add_error(struct tfprof__profile *p, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+int tfprof__profile_add_warning(struct tfprof__profile *p, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#endif

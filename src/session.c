@@ -1,0 +1,332 @@
+/* The session state machine behind tfprof_start() / tfprof_stop(): options, the run's names,
+ * switching recording on and off, and driving collect -> merge -> write at stop. start and stop
+ * are serialized by session_mu; the recording threads never take it. */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "files.h"
+#include "log.h"
+#include "merge.h"
+#include "nvtx.h"
+#include "profile.h"
+#include "tracer.h"
+#include "xspace_write.h"
+
+#define DEFAULT_MAX_MEMORY ((size_t)256 << 20)
+
+struct session {
+	bool active;
+	char *logdir, *run, *host;
+	size_t max_memory;
+	bool nvtx;
+	struct tfprof__anchor begin;
+};
+
+/* A profile that could not be written anywhere, kept for tfprof_stop_retry(). */
+struct kept_profile {
+	uint8_t *data;
+	size_t len;
+	char *logdir, *run, *host;
+};
+
+static pthread_mutex_t session_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct session S;
+static struct kept_profile kept;
+static char *last_output;
+
+static void session_clear(void)
+{
+	free(S.logdir);
+	free(S.run);
+	free(S.host);
+	memset(&S, 0, sizeof S);
+}
+
+static void kept_clear(void)
+{
+	free(kept.data);
+	free(kept.logdir);
+	free(kept.run);
+	free(kept.host);
+	memset(&kept, 0, sizeof kept);
+}
+
+/* Copies the caller's options, of whatever size its header had, into a full struct. */
+static int read_options(const struct tfprof_options *in, struct tfprof_options *out)
+{
+	memset(out, 0, sizeof *out);
+	if (!in)
+		return 0;
+	if (in->sz < sizeof(size_t)) {
+		tfprof__log(TFPROF_LOG_ERROR, "tfprof_start: options.sz is %zu; initialise options with TFPROF_OPTIONS()",
+			    in->sz);
+		return TFPROF_ERR_OPTIONS;
+	}
+	if (in->sz > sizeof *out) {
+		/* A newer caller may pass fields this library does not know, as long as they are
+		 * zero, i.e. left at their defaults. */
+		const unsigned char *extra = (const unsigned char *)in + sizeof *out;
+		for (size_t i = 0; i < in->sz - sizeof *out; i++)
+			if (extra[i]) {
+				tfprof__log(TFPROF_LOG_ERROR,
+					    "tfprof_start: options set fields this tfprof version does not know; "
+					    "upgrade libtfprof or leave them zero");
+				return TFPROF_ERR_OPTIONS;
+			}
+	}
+	memcpy(out, in, in->sz < sizeof *out ? in->sz : sizeof *out);
+	out->sz = sizeof *out;
+	return 0;
+}
+
+static size_t env_max_memory(void)
+{
+	const char *e = getenv("TFPROF_MAX_MEMORY_MB");
+	if (!e || !*e)
+		return DEFAULT_MAX_MEMORY;
+	char *end;
+	errno = 0;
+	unsigned long long mb = strtoull(e, &end, 10);
+	if (errno || *end || mb == 0 || mb > (SIZE_MAX >> 20)) {
+		tfprof__log(TFPROF_LOG_WARN,
+			    "TFPROF_MAX_MEMORY_MB=%s is not a positive number of MiB; using %zu", e,
+			    DEFAULT_MAX_MEMORY >> 20);
+		return DEFAULT_MAX_MEMORY;
+	}
+	return (size_t)mb << 20;
+}
+
+static bool env_off(const char *name)
+{
+	const char *e = getenv(name);
+	return e && (strcmp(e, "0") == 0 || strcmp(e, "off") == 0 || strcmp(e, "false") == 0);
+}
+
+static bool valid_run_name(const char *r)
+{
+	return *r && !strchr(r, '/') && strcmp(r, ".") != 0 && strcmp(r, "..") != 0;
+}
+
+static char *default_run_name(void)
+{
+	char buf[64];
+	time_t now = time(NULL);
+	struct tm tm;
+	localtime_r(&now, &tm);
+	strftime(buf, sizeof buf, "%Y_%m_%d_%H_%M_%S", &tm);
+	return strdup(buf);
+}
+
+static char *default_host(void)
+{
+	char buf[256] = { 0 };
+	if (gethostname(buf, sizeof buf - 1))
+		buf[0] = 0;
+	return tfprof__host_file_stem(buf);
+}
+
+int tfprof_start(const char *logdir, const struct tfprof_options *opts)
+{
+	struct tfprof_options o;
+	if (!logdir || !*logdir) {
+		tfprof__log(TFPROF_LOG_ERROR, "tfprof_start: logdir is %s; pass the directory for profiles",
+			    logdir ? "empty" : "NULL");
+		return -EINVAL;
+	}
+	int rc = read_options(opts, &o);
+	if (rc)
+		return rc;
+	if (o.run_name && !valid_run_name(o.run_name)) {
+		tfprof__log(TFPROF_LOG_ERROR,
+			    "tfprof_start: run name \"%s\" must be a non-empty directory name without '/'",
+			    o.run_name);
+		return TFPROF_ERR_OPTIONS;
+	}
+	pthread_mutex_lock(&session_mu);
+	if (S.active) {
+		pthread_mutex_unlock(&session_mu);
+		return TFPROF_ERR_ACTIVE;
+	}
+	tfprof__log_configure(o.log_fn, o.log_ctx);
+	tfprof__clock_init();
+	S.logdir = strdup(logdir);
+	S.run = o.run_name ? strdup(o.run_name) : default_run_name();
+	S.host = o.host_name ? tfprof__host_file_stem(o.host_name) : default_host();
+	if (!S.logdir || !S.run || !S.host) {
+		session_clear();
+		pthread_mutex_unlock(&session_mu);
+		return -ENOMEM;
+	}
+	S.max_memory = o.max_memory ? o.max_memory : env_max_memory();
+	S.nvtx = !o.disable_nvtx && !env_off("TFPROF_NVTX");
+	int mk = tfprof__mkdirs(logdir);
+	if (mk)
+		tfprof__log(TFPROF_LOG_WARN,
+			    "cannot create logdir %s (%s); recording anyway, the profile will go to a "
+			    "fallback directory at stop unless the logdir becomes writable",
+			    logdir, strerror(-mk));
+	/* With no NVTX tool attached every push would be a no-op: skip them. */
+	if (S.nvtx)
+		S.nvtx = tfprof__nvtx_init();
+	tfprof__tracer_begin_session(S.max_memory, S.nvtx);
+	tfprof__anchor_take(&S.begin);
+	S.active = true;
+	__atomic_store_n(&tfprof__state, TFPROF_STATE_ON, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&session_mu);
+	return 0;
+}
+
+static void set_last_output(char *path)
+{
+	free(last_output);
+	last_output = path;
+}
+
+/* Writes the encoded profile to the logdir, else to the fallback directory, else keeps it. */
+static int deliver(uint8_t *data, size_t len, const char *logdir, const char *run, const char *host)
+{
+	char *path;
+	int rc = tfprof__write_profile(logdir, run, host, data, len, &path);
+	if (!rc) {
+		set_last_output(path);
+		tfprof__log(TFPROF_LOG_INFO, "profile written to %s", path);
+		free(data);
+		return 0;
+	}
+	const char *tmp = getenv("TMPDIR");
+	char *fallback = NULL;
+	if (asprintf(&fallback, "%s/tfprof-%ld", tmp && *tmp ? tmp : "/tmp", (long)getuid()) >= 0 &&
+	    tfprof__write_profile(fallback, run, host, data, len, &path) == 0) {
+		tfprof__log(TFPROF_LOG_ERROR,
+			    "cannot write the profile under %s (%s); it was saved to %s instead", logdir,
+			    strerror(-rc), path);
+		set_last_output(path);
+		free(fallback);
+		free(data);
+		return TFPROF_ERR_FALLBACK;
+	}
+	free(fallback);
+	tfprof__log(TFPROF_LOG_ERROR,
+		    "cannot write the profile under %s (%s) nor to the fallback directory; it is kept "
+		    "in memory: call tfprof_stop_retry() with a writable logdir",
+		    logdir, strerror(-rc));
+	kept_clear();
+	kept.data = data;
+	kept.len = len;
+	kept.logdir = strdup(logdir);
+	kept.run = strdup(run);
+	kept.host = strdup(host);
+	return TFPROF_ERR_UNWRITTEN;
+}
+
+static int build_profile(struct tfprof__profile *p, const struct tfprof__timebase *tb,
+			 struct tfprof__thread_harvest *h, size_t n)
+{
+	if (tfprof__profile_init(p))
+		return -ENOMEM;
+	size_t hl;
+	p->hostname = tfprof__utf8_sanitize(S.host, strlen(S.host), &hl);
+	struct tfprof__host_counts counts;
+	if (!p->hostname || tfprof__merge_host(p, tb, tb->end.ticks, h, n, &counts))
+		return -ENOMEM;
+	counts.bad_ends += tfprof__tracer_orphan_bad_ends();
+	if (tfprof__merge_host_warnings(p, &counts, S.max_memory) ||
+	    tfprof__merge_task_env(p, tb->begin.real_ns, tb->end.real_ns))
+		return -ENOMEM;
+	return 0;
+}
+
+int tfprof_stop(void)
+{
+	pthread_mutex_lock(&session_mu);
+	if (!S.active) {
+		pthread_mutex_unlock(&session_mu);
+		return TFPROF_ERR_NOT_ACTIVE;
+	}
+	__atomic_store_n(&tfprof__state, 0, __ATOMIC_RELEASE);
+	struct tfprof__timebase tb = { .begin = S.begin };
+	tfprof__anchor_take(&tb.end);
+	tfprof__tracer_quiesce();
+
+	struct tfprof__thread_harvest *h = NULL;
+	size_t n = 0;
+	struct tfprof__profile p = { 0 };
+	uint8_t *data = NULL;
+	size_t len = 0;
+	int rc = tfprof__tracer_harvest(&h, &n);
+	if (!rc)
+		rc = build_profile(&p, &tb, h, n);
+	tfprof__tracer_harvest_free(h, n);
+	if (!rc)
+		rc = tfprof__xspace_encode(&p, &data, &len);
+	tfprof__profile_free(&p);
+	if (!rc)
+		rc = deliver(data, len, S.logdir, S.run, S.host);
+	else
+		tfprof__log(TFPROF_LOG_ERROR, "out of memory while merging the profile; it was not written");
+	session_clear();
+	pthread_mutex_unlock(&session_mu);
+	return rc;
+}
+
+int tfprof_stop_retry(const char *logdir)
+{
+	pthread_mutex_lock(&session_mu);
+	if (!kept.data) {
+		pthread_mutex_unlock(&session_mu);
+		return TFPROF_ERR_NOT_ACTIVE;
+	}
+	char *dir = strdup(logdir && *logdir ? logdir : kept.logdir);
+	uint8_t *data = kept.data;
+	kept.data = NULL;
+	int rc = dir ? deliver(data, kept.len, dir, kept.run, kept.host) : -ENOMEM;
+	if (rc != TFPROF_ERR_UNWRITTEN) {
+		if (!dir)
+			free(data);
+		kept_clear();
+	}
+	free(dir);
+	pthread_mutex_unlock(&session_mu);
+	return rc;
+}
+
+const char *tfprof_last_output(void)
+{
+	return last_output ? last_output : "";
+}
+
+const char *tfprof_strerror(int err)
+{
+	switch (err) {
+	case 0:
+		return "success";
+	case TFPROF_ERR_ACTIVE:
+		return "a tfprof session is already running: call tfprof_stop() before starting another";
+	case TFPROF_ERR_NOT_ACTIVE:
+		return "no tfprof session is running (or no unwritten profile is kept): call tfprof_start() first";
+	case TFPROF_ERR_OPTIONS:
+		return "invalid tfprof_options: initialise them with TFPROF_OPTIONS() and check the run name";
+	case TFPROF_ERR_FALLBACK:
+		return "the logdir could not be written; the profile was saved to the fallback path "
+		       "tfprof_last_output() returns: fix the logdir's permissions or choose another";
+	case TFPROF_ERR_UNWRITTEN:
+		return "the profile could not be written to the logdir nor to $TMPDIR; it is kept in "
+		       "memory: call tfprof_stop_retry() with a writable logdir";
+	case -EINVAL:
+		return "invalid argument: pass a non-empty logdir";
+	case -ENOMEM:
+		return "out of memory";
+	default:
+		if (err < 0 && err > -TFPROF_ERR_BASE)
+			return strerror(-err);
+		return "unknown tfprof error code";
+	}
+}

@@ -1,0 +1,639 @@
+/* The host tracer's hot path: scope begin/end and set_metadata append records to per-thread
+ * chunks with no lock and no allocation per event, within a session-wide memory bound.
+ *
+ * Synchronization (the protocol the stopper and the recording threads follow):
+ * - Each thread owns a thread state (tls_ts) and the chunks hanging from it. Only the owning
+ *   thread writes records, its cursor and its counters while a session records.
+ * - Every record operation runs between enter() and leave(): enter() stores in_op = 1, then
+ *   re-reads the session state; leave() stores in_op = 0 with release order. The recording side
+ *   has no hardware fence: the stopper supplies it with membarrier(PRIVATE_EXPEDITED), which runs
+ *   a full barrier on every running thread of the process (the asymmetric-fence scheme of
+ *   liburcu's membarrier flavour). After the stopper clears the ON bit and calls membarrier, any
+ *   thread either sees the bit clear or has its in_op = 1 visible to the stopper, which then waits
+ *   for in_op == 0 (acquire). From then on no thread touches its chunks, and the stopper may take
+ *   them. Where membarrier is missing, enter() issues a seq_cst fence instead (need_fence).
+ * - A thread joins a session lazily (attach) under list_mu, which also guards the thread list,
+ *   thread names and the exit path; the stopper holds list_mu while it quiesces and harvests.
+ * - A thread that exits during a session leaves its state on the list, marked dead, and the
+ *   harvest takes its records and frees it: events of threads that exit before stop are kept.
+ * - A scope handle carries the tag of the (thread, session) attach that made it; the harvest
+ *   resets the tag, so a stale handle or one ended on another thread never matches and never
+ *   reaches memory that was handed back. */
+
+#include "tracer.h"
+
+#include <errno.h>
+#include <linux/membarrier.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "nvtx.h"
+
+#define MAX_DEPTH 256
+#define MAX_ARGS 65535u
+#define CHUNK_BYTES (128u * 1024u)
+#define MIN_CHUNK_BYTES 4096u
+
+uint32_t tfprof__state;
+
+struct open_scope {
+	uint32_t serial;
+	struct tfprof__rec *rec;
+};
+
+/* The NVTX ranges this thread pushed for scopes, kept apart from the recording state: a range
+ * must be popped when its scope ends even if the session stopped in between (the harvest
+ * resets the recording state), or every later range on the thread would nest inside it. */
+struct nvtx_open {
+	uint32_t tag, serial;
+};
+
+struct thread_state {
+	struct thread_state *next;
+	uint32_t gen;   /* session this state is attached to */
+	uint32_t tag;   /* unique per attach; 0 = not attached */
+	uint32_t in_op; /* 1 while a record operation runs (see the header) */
+	unsigned char *pos, *end;
+	struct tfprof__chunk *head, *cur;
+	uint32_t serial; /* serial of the last recorded scope */
+	uint32_t depth;
+	uint64_t emitted, dropped, meta_dropped, bad_ends, bad_metadata, misnested, truncated_args;
+	int64_t tid;
+	bool dead;
+	bool name_set;
+	char name[256];
+	struct open_scope open[MAX_DEPTH];
+};
+
+static __thread struct thread_state *tls_ts __attribute__((tls_model("initial-exec")));
+static __thread uint32_t nvtx_depth __attribute__((tls_model("initial-exec")));
+static __thread struct nvtx_open nvtx_stack[MAX_DEPTH] __attribute__((tls_model("initial-exec")));
+
+static pthread_mutex_t list_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct thread_state *threads;
+static pthread_key_t exit_key;
+static uint32_t session_gen;
+static uint32_t tag_counter;
+static bool harvest_pending;
+static size_t max_memory;
+static size_t reserved;
+static bool nvtx_on;
+static bool need_fence;
+static int membarrier_cmd;
+static uint64_t orphan_bad_ends;
+
+static void thread_exit(void *p);
+
+__attribute__((constructor)) static void tracer_init(void)
+{
+	pthread_key_create(&exit_key, thread_exit);
+	tfprof__clock_init();
+	long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+	if (cmds > 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
+	    syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0)
+		membarrier_cmd = MEMBARRIER_CMD_PRIVATE_EXPEDITED;
+	else if (cmds > 0 && (cmds & MEMBARRIER_CMD_GLOBAL))
+		membarrier_cmd = MEMBARRIER_CMD_GLOBAL;
+	else
+		need_fence = true;
+}
+
+static inline bool recording(void)
+{
+	return __atomic_load_n(&tfprof__state, __ATOMIC_RELAXED) & TFPROF_STATE_ON;
+}
+
+static inline void enter(struct thread_state *ts)
+{
+	__atomic_store_n(&ts->in_op, 1, __ATOMIC_RELAXED);
+	if (__builtin_expect(need_fence, 0))
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	else
+		__atomic_signal_fence(__ATOMIC_SEQ_CST);
+}
+
+static inline void leave(struct thread_state *ts)
+{
+	__atomic_store_n(&ts->in_op, 0, __ATOMIC_RELEASE);
+}
+
+static void read_comm(int64_t tid, char *out, size_t cap)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/self/task/%lld/comm", (long long)tid);
+	FILE *f = fopen(path, "r");
+	out[0] = 0;
+	if (f) {
+		if (fgets(out, (int)cap, f))
+			out[strcspn(out, "\n")] = 0;
+		fclose(f);
+	}
+}
+
+static void reset_session_fields(struct thread_state *ts)
+{
+	ts->tag = 0;
+	ts->pos = ts->end = NULL;
+	ts->head = ts->cur = NULL;
+	ts->serial = 0;
+	ts->depth = 0;
+	ts->emitted = ts->dropped = ts->meta_dropped = ts->bad_ends = 0;
+	ts->bad_metadata = ts->misnested = ts->truncated_args = 0;
+}
+
+/* Joins the calling thread to the current session. Not on the hot path: once per thread and
+ * session. */
+static __attribute__((noinline)) struct thread_state *attach(void)
+{
+	struct thread_state *ts = tls_ts;
+	if (!ts) {
+		ts = calloc(1, sizeof *ts);
+		if (!ts)
+			return NULL;
+		ts->tid = (int64_t)syscall(SYS_gettid);
+		pthread_setspecific(exit_key, ts);
+		pthread_mutex_lock(&list_mu);
+		ts->next = threads;
+		threads = ts;
+		pthread_mutex_unlock(&list_mu);
+		tls_ts = ts;
+	}
+	pthread_mutex_lock(&list_mu);
+	reset_session_fields(ts);
+	ts->gen = __atomic_load_n(&session_gen, __ATOMIC_RELAXED);
+	if (++tag_counter == 0)
+		++tag_counter;
+	ts->tag = tag_counter;
+	pthread_mutex_unlock(&list_mu);
+	return ts;
+}
+
+static void free_chunks(struct tfprof__chunk *c)
+{
+	while (c) {
+		struct tfprof__chunk *n = c->next;
+		free(c);
+		c = n;
+	}
+}
+
+static void unlink_thread(struct thread_state *ts)
+{
+	for (struct thread_state **pp = &threads; *pp; pp = &(*pp)->next) {
+		if (*pp == ts) {
+			*pp = ts->next;
+			return;
+		}
+	}
+}
+
+static void thread_exit(void *p)
+{
+	struct thread_state *ts = p;
+	pthread_mutex_lock(&list_mu);
+	if (!ts->name_set && ts->tag)
+		read_comm(ts->tid, ts->name, sizeof ts->name);
+	ts->dead = true;
+	/* Keep the state for the harvest while its records belong to a session; else free it. */
+	bool keep = ts->tag != 0 && (recording() || harvest_pending);
+	if (!keep) {
+		unlink_thread(ts);
+		free_chunks(ts->head);
+		free(ts);
+	}
+	pthread_mutex_unlock(&list_mu);
+	tls_ts = NULL;
+}
+
+static inline struct thread_state *current(void)
+{
+	struct thread_state *ts = tls_ts;
+	if (__builtin_expect(!ts || ts->gen != __atomic_load_n(&session_gen, __ATOMIC_RELAXED) ||
+				     ts->tag == 0,
+			     0))
+		ts = attach();
+	return ts;
+}
+
+/* Opens a new chunk big enough for size bytes, charged to the session's memory bound. */
+static __attribute__((noinline)) void *refill(struct thread_state *ts, size_t size)
+{
+	size_t want = CHUNK_BYTES;
+	if (max_memory / 16 < want)
+		want = max_memory / 16 < MIN_CHUNK_BYTES ? MIN_CHUNK_BYTES : max_memory / 16;
+	size_t need = sizeof(struct tfprof__chunk) + size;
+	if (want < need)
+		want = need;
+	size_t before = __atomic_load_n(&reserved, __ATOMIC_RELAXED);
+	for (;;) {
+		size_t left = before < max_memory ? max_memory - before : 0;
+		size_t take = want <= left ? want : left;
+		if (take < need)
+			return NULL;
+		if (__atomic_compare_exchange_n(&reserved, &before, before + take, true,
+						__ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+			want = take;
+			break;
+		}
+	}
+	struct tfprof__chunk *c = malloc(want);
+	if (!c) {
+		__atomic_fetch_sub(&reserved, want, __ATOMIC_RELAXED);
+		return NULL;
+	}
+	c->next = NULL;
+	c->cap = want - sizeof *c;
+	c->used = 0;
+	if (ts->cur) {
+		ts->cur->used = (size_t)(ts->pos - ts->cur->data);
+		ts->cur->next = c;
+	} else {
+		ts->head = c;
+	}
+	ts->cur = c;
+	ts->pos = c->data + size;
+	ts->end = c->data + c->cap;
+	return c->data;
+}
+
+static inline void *reserve(struct thread_state *ts, size_t size)
+{
+	if (__builtin_expect((size_t)(ts->end - ts->pos) >= size, 1)) {
+		void *p = ts->pos;
+		ts->pos += size;
+		return p;
+	}
+	return refill(ts, size);
+}
+
+/* Bytes of strings that must be copied into the record: keys that are not literals and string
+ * values, which the caller may free as soon as the call returns. */
+static inline size_t args_string_bytes(const struct tfprof_arg *args, size_t nargs)
+{
+	size_t bytes = 0;
+	for (size_t i = 0; i < nargs; i++) {
+		uint32_t t = args[i].type;
+		if (__builtin_expect(t == (TFPROF_ARG_STR | TFPROF_ARG_STATIC_KEY) ||
+					     !(t & TFPROF_ARG_STATIC_KEY),
+				     0)) {
+			if (!(t & TFPROF_ARG_STATIC_KEY) && args[i].key)
+				bytes += strlen(args[i].key) + 1;
+			if ((t & ~TFPROF_ARG_STATIC_KEY) == TFPROF_ARG_STR && args[i].v.str)
+				bytes += strlen(args[i].v.str) + 1;
+		}
+	}
+	return bytes;
+}
+
+static char *copy_str(char **pool, const char *s)
+{
+	size_t n = strlen(s) + 1;
+	char *d = *pool;
+	memcpy(d, s, n);
+	*pool += n;
+	return d;
+}
+
+static inline void args_copy(struct tfprof_arg *dst, const struct tfprof_arg *src, size_t nargs,
+			     size_t str_bytes, char *pool)
+{
+	memcpy(dst, src, nargs * sizeof *dst);
+	if (__builtin_expect(str_bytes == 0, 1))
+		return;
+	for (size_t i = 0; i < nargs; i++) {
+		uint32_t t = src[i].type;
+		if (!(t & TFPROF_ARG_STATIC_KEY) && src[i].key)
+			dst[i].key = copy_str(&pool, src[i].key);
+		if ((t & ~TFPROF_ARG_STATIC_KEY) == TFPROF_ARG_STR && src[i].v.str)
+			dst[i].v.str = copy_str(&pool, src[i].v.str);
+	}
+}
+
+static inline size_t round8(size_t n)
+{
+	return (n + 7) & ~(size_t)7;
+}
+
+static inline __attribute__((always_inline)) tfprof_scope
+begin_common(struct tfprof_site *site, const char *name, const struct tfprof_arg *args, size_t nargs)
+{
+	tfprof_scope h = { 0, 0 };
+	struct thread_state *ts = current();
+	if (__builtin_expect(!ts, 0))
+		return h;
+	enter(ts);
+	if (__builtin_expect(!recording(), 0))
+		goto out;
+	ts->emitted++;
+	if (!args)
+		nargs = 0;
+	uint16_t flags = site ? TFPROF_REC_NAME_SITE : 0;
+	if (__builtin_expect(nargs > MAX_ARGS, 0)) {
+		ts->truncated_args += nargs - MAX_ARGS;
+		nargs = MAX_ARGS;
+		flags |= TFPROF_REC_ARGS_TRUNCATED;
+	}
+	size_t name_bytes = 0;
+	if (!site) {
+		if (!name || !*name)
+			name = "(unnamed)";
+		name_bytes = strlen(name) + 1;
+	}
+	size_t str_bytes = args_string_bytes(args, nargs);
+	size_t size = round8(sizeof(struct tfprof__rec) + nargs * sizeof(struct tfprof_arg) +
+			     str_bytes + name_bytes);
+	struct tfprof__rec *r;
+	if (__builtin_expect(ts->depth >= MAX_DEPTH || size > UINT32_MAX, 0) ||
+	    !(r = reserve(ts, size))) {
+		ts->dropped++;
+		goto out;
+	}
+	r->size = (uint32_t)size;
+	r->kind = TFPROF_REC_SCOPE;
+	r->flags = flags;
+	r->serial = ++ts->serial;
+	r->nargs = (uint32_t)nargs;
+	r->t1 = 0;
+	char *pool = (char *)(tfprof__rec_args(r) + nargs);
+	args_copy(tfprof__rec_args(r), args, nargs, str_bytes, pool);
+	if (site) {
+		r->name = site;
+	} else {
+		char *n = pool + str_bytes;
+		memcpy(n, name, name_bytes);
+		r->name = n;
+	}
+	struct open_scope *o = &ts->open[ts->depth++];
+	o->serial = r->serial;
+	o->rec = r;
+	h.tag = ts->tag;
+	h.serial = r->serial;
+	/* The depth check above also bounds nvtx_depth, which never exceeds ts->depth. */
+	if (nvtx_on && nvtx_depth < MAX_DEPTH) {
+		if (site)
+			tfprof__nvtx_push_site(site);
+		else
+			tfprof__nvtx_push_name((const char *)r->name);
+		nvtx_stack[nvtx_depth++] = (struct nvtx_open){ h.tag, h.serial };
+	}
+	/* The begin time is taken last so the bookkeeping above is not inside the scope. */
+	r->t0 = tfprof__ticks();
+out:
+	leave(ts);
+	return h;
+}
+
+tfprof_scope tfprof_scope_begin_slow(const char *name, const struct tfprof_arg *args, size_t nargs)
+{
+	return begin_common(NULL, name, args, nargs);
+}
+
+tfprof_scope tfprof_scope_begin_site_slow(struct tfprof_site *site, const struct tfprof_arg *args,
+					  size_t nargs)
+{
+	if (!site || !site->name || !*site->name)
+		return begin_common(NULL, site ? site->name : NULL, args, nargs);
+	return begin_common(site, NULL, args, nargs);
+}
+
+/* Finds an open scope of this thread by serial; returns its depth index or -1. */
+static int find_open(const struct thread_state *ts, uint32_t serial)
+{
+	for (int i = (int)ts->depth - 1; i >= 0; i--)
+		if (ts->open[i].serial == serial)
+			return i;
+	return -1;
+}
+
+static __attribute__((noinline)) void end_out_of_order(struct thread_state *ts, uint32_t serial,
+							uint64_t t1)
+{
+	int k = find_open(ts, serial);
+	if (k < 0) {
+		ts->bad_ends++;
+		return;
+	}
+	for (int j = (int)ts->depth - 1; j >= k; j--) {
+		struct open_scope *o = &ts->open[j];
+		__atomic_store_n(&o->rec->t1, t1, __ATOMIC_RELAXED);
+		if (j > k) {
+			o->rec->flags |= TFPROF_REC_CLOSED_BY_PARENT;
+			ts->misnested++;
+		}
+	}
+	ts->depth = (uint32_t)k;
+}
+
+/* Pops the NVTX ranges of scope s and of any scope opened inside it on this thread. */
+static __attribute__((noinline)) void nvtx_end_slow(tfprof_scope s)
+{
+	for (int i = (int)nvtx_depth - 1; i >= 0; i--) {
+		if (nvtx_stack[i].tag == s.tag && nvtx_stack[i].serial == s.serial) {
+			while (nvtx_depth > (uint32_t)i) {
+				tfprof__nvtx_pop();
+				nvtx_depth--;
+			}
+			return;
+		}
+	}
+}
+
+static inline void nvtx_end(tfprof_scope s)
+{
+	uint32_t d = nvtx_depth;
+	if (__builtin_expect(d == 0, 1))
+		return;
+	if (__builtin_expect(nvtx_stack[d - 1].tag == s.tag && nvtx_stack[d - 1].serial == s.serial, 1)) {
+		tfprof__nvtx_pop();
+		nvtx_depth = d - 1;
+	} else {
+		nvtx_end_slow(s);
+	}
+}
+
+void tfprof_scope_end_slow(tfprof_scope s)
+{
+	/* The end time is taken first so the bookkeeping below is not inside the scope. */
+	uint64_t t1 = tfprof__ticks();
+	struct thread_state *ts = tls_ts;
+	if (__builtin_expect(!ts || ts->gen != __atomic_load_n(&session_gen, __ATOMIC_RELAXED), 0)) {
+		if (recording())
+			__atomic_fetch_add(&orphan_bad_ends, 1, __ATOMIC_RELAXED);
+		goto nvtx;
+	}
+	enter(ts);
+	if (__builtin_expect(!recording(), 0))
+		goto out;
+	if (__builtin_expect(s.tag != ts->tag, 0)) {
+		ts->bad_ends++;
+		goto out;
+	}
+	uint32_t d = ts->depth;
+	if (__builtin_expect(d != 0 && ts->open[d - 1].serial == s.serial, 1)) {
+		__atomic_store_n(&ts->open[d - 1].rec->t1, t1, __ATOMIC_RELAXED);
+		ts->depth = d - 1;
+	} else {
+		end_out_of_order(ts, s.serial, t1);
+	}
+out:
+	leave(ts);
+nvtx:
+	nvtx_end(s);
+}
+
+void tfprof_scope_set_metadata_slow(tfprof_scope s, const struct tfprof_arg *args, size_t nargs)
+{
+	struct thread_state *ts = tls_ts;
+	if (!ts || ts->gen != __atomic_load_n(&session_gen, __ATOMIC_RELAXED))
+		return;
+	enter(ts);
+	if (!recording())
+		goto out;
+	if (s.tag != ts->tag || find_open(ts, s.serial) < 0) {
+		ts->bad_metadata++;
+		goto out;
+	}
+	if (!args || nargs == 0)
+		goto out;
+	uint16_t flags = 0;
+	if (nargs > MAX_ARGS) {
+		ts->truncated_args += nargs - MAX_ARGS;
+		nargs = MAX_ARGS;
+		flags |= TFPROF_REC_ARGS_TRUNCATED;
+	}
+	size_t str_bytes = args_string_bytes(args, nargs);
+	size_t size = round8(sizeof(struct tfprof__rec) + nargs * sizeof(struct tfprof_arg) + str_bytes);
+	struct tfprof__rec *r;
+	if (size > UINT32_MAX || !(r = reserve(ts, size))) {
+		ts->meta_dropped++;
+		goto out;
+	}
+	r->size = (uint32_t)size;
+	r->kind = TFPROF_REC_META;
+	r->flags = flags;
+	r->serial = s.serial;
+	r->nargs = (uint32_t)nargs;
+	r->t0 = r->t1 = 0;
+	r->name = NULL;
+	args_copy(tfprof__rec_args(r), args, nargs, str_bytes,
+		  (char *)(tfprof__rec_args(r) + nargs));
+out:
+	leave(ts);
+}
+
+void tfprof_set_thread_name(const char *name)
+{
+	struct thread_state *ts = tls_ts;
+	if (!ts) {
+		/* Create the state now so the name is there when the thread first records. */
+		ts = attach();
+		if (!ts)
+			return;
+	}
+	pthread_mutex_lock(&list_mu);
+	snprintf(ts->name, sizeof ts->name, "%s", name ? name : "");
+	ts->name_set = name && *name;
+	pthread_mutex_unlock(&list_mu);
+}
+
+void tfprof__tracer_begin_session(size_t max_mem, bool nvtx)
+{
+	pthread_mutex_lock(&list_mu);
+	max_memory = max_mem;
+	__atomic_store_n(&reserved, 0, __ATOMIC_RELAXED);
+	nvtx_on = nvtx;
+	__atomic_store_n(&orphan_bad_ends, 0, __ATOMIC_RELAXED);
+	harvest_pending = true;
+	/* A new generation makes every thread attach afresh, with a new tag. */
+	__atomic_fetch_add(&session_gen, 1, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&list_mu);
+}
+
+void tfprof__tracer_quiesce(void)
+{
+	if (membarrier_cmd)
+		syscall(SYS_membarrier, membarrier_cmd, 0, 0);
+	else
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	pthread_mutex_lock(&list_mu);
+	for (struct thread_state *ts = threads; ts; ts = ts->next)
+		while (__atomic_load_n(&ts->in_op, __ATOMIC_ACQUIRE))
+			sched_yield();
+	pthread_mutex_unlock(&list_mu);
+}
+
+int tfprof__tracer_harvest(struct tfprof__thread_harvest **out, size_t *n)
+{
+	pthread_mutex_lock(&list_mu);
+	uint32_t gen = __atomic_load_n(&session_gen, __ATOMIC_RELAXED);
+	size_t count = 0;
+	for (struct thread_state *ts = threads; ts; ts = ts->next)
+		count++;
+	struct tfprof__thread_harvest *h = calloc(count ? count : 1, sizeof *h);
+	if (!h) {
+		pthread_mutex_unlock(&list_mu);
+		return -ENOMEM;
+	}
+	size_t k = 0;
+	struct thread_state **pp = &threads;
+	while (*pp) {
+		struct thread_state *ts = *pp;
+		if (ts->gen == gen && ts->tag != 0) {
+			struct tfprof__thread_harvest *t = &h[k++];
+			t->tid = ts->tid;
+			if (!ts->name_set && !ts->dead)
+				read_comm(ts->tid, ts->name, sizeof ts->name);
+			memcpy(t->name, ts->name, sizeof t->name);
+			if (ts->cur)
+				ts->cur->used = (size_t)(ts->pos - ts->cur->data);
+			t->chunks = ts->head;
+			t->first_serial = 1;
+			t->emitted = ts->emitted;
+			t->recorded = ts->serial;
+			t->dropped = ts->dropped;
+			t->meta_dropped = ts->meta_dropped;
+			t->bad_ends = ts->bad_ends;
+			t->bad_metadata = ts->bad_metadata;
+			t->misnested = ts->misnested;
+			t->truncated_args = ts->truncated_args;
+			reset_session_fields(ts);
+		}
+		if (ts->dead) {
+			*pp = ts->next;
+			free_chunks(ts->head);
+			free(ts);
+		} else {
+			pp = &ts->next;
+		}
+	}
+	harvest_pending = false;
+	pthread_mutex_unlock(&list_mu);
+	*out = h;
+	*n = k;
+	return 0;
+}
+
+void tfprof__tracer_harvest_free(struct tfprof__thread_harvest *h, size_t n)
+{
+	if (!h)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free_chunks(h[i].chunks);
+	free(h);
+}
+
+size_t tfprof__tracer_reserved_bytes(void)
+{
+	return __atomic_load_n(&reserved, __ATOMIC_RELAXED);
+}
+
+uint64_t tfprof__tracer_orphan_bad_ends(void)
+{
+	return __atomic_load_n(&orphan_bad_ends, __ATOMIC_RELAXED);
+}

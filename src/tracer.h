@@ -1,0 +1,88 @@
+/* Per-thread event recording: the records a scope leaves in its thread's buffer, the thread
+ * state that owns those buffers, and the harvest that hands them to the merger at stop.
+ *
+ * Records are appended to chunks that belong to one thread; only that thread writes them. The
+ * synchronization with tfprof_stop() is written down in tracer.c's header. */
+#ifndef TFPROF_TRACER_H
+#define TFPROF_TRACER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tfprof/tfprof.h"
+
+enum tfprof__rec_kind {
+	TFPROF_REC_SCOPE = 1, /* a scope: begin ticks, end ticks (0 while open), name, args */
+	TFPROF_REC_META = 2,  /* set_metadata args for the scope with the given serial */
+};
+
+enum tfprof__rec_flags {
+	TFPROF_REC_NAME_SITE = 1u << 0,       /* name points at a struct tfprof_site */
+	TFPROF_REC_CLOSED_BY_PARENT = 1u << 1, /* ended because an enclosing scope ended first */
+	TFPROF_REC_ARGS_TRUNCATED = 1u << 2,  /* more args were passed than a record holds */
+};
+
+/* A record header; nargs struct tfprof_arg follow it, then the bytes of copied strings. Every
+ * pointer in a record points at static storage or into the record itself. */
+struct tfprof__rec {
+	uint32_t size; /* bytes, including this header; a multiple of 8 */
+	uint16_t kind;
+	uint16_t flags;
+	uint32_t serial; /* the scope's serial (for META: the target scope's) */
+	uint32_t nargs;
+	uint64_t t0;     /* begin ticks */
+	uint64_t t1;     /* end ticks; written once by the owning thread's end, 0 while open */
+	const void *name; /* struct tfprof_site * or a NUL-terminated string */
+};
+
+static inline struct tfprof_arg *tfprof__rec_args(struct tfprof__rec *r)
+{
+	return (struct tfprof_arg *)(r + 1);
+}
+
+static inline const char *tfprof__rec_name(const struct tfprof__rec *r)
+{
+	return (r->flags & TFPROF_REC_NAME_SITE) ? ((const struct tfprof_site *)r->name)->name
+						  : (const char *)r->name;
+}
+
+/* A run of records. used is published with a release store once a record is complete. */
+struct tfprof__chunk {
+	struct tfprof__chunk *next;
+	size_t cap;
+	size_t used;
+	_Alignas(8) unsigned char data[];
+};
+
+/* What one thread recorded in one session, taken out of its thread state at stop. */
+struct tfprof__thread_harvest {
+	int64_t tid;
+	char name[256];
+	struct tfprof__chunk *chunks; /* oldest first */
+	uint64_t first_serial;        /* serial of the first recorded scope */
+	uint64_t emitted;             /* scope begins seen while the session recorded */
+	uint64_t recorded;
+	uint64_t dropped;        /* begins dropped because the memory bound was reached */
+	uint64_t meta_dropped;   /* set_metadata calls dropped for the same reason */
+	uint64_t bad_ends;       /* ends ignored: other thread, double end, stale handle */
+	uint64_t bad_metadata;   /* set_metadata on a scope that is not open on this thread */
+	uint64_t misnested;      /* inner scopes closed because an outer one ended first */
+	uint64_t truncated_args; /* arguments left out of records (over the per-scope limit) */
+};
+
+/* Session-wide recording parameters, set by tfprof_start() before recording is switched on. */
+void tfprof__tracer_begin_session(size_t max_memory, bool nvtx);
+/* Waits until no thread is inside a record operation; recording must already be off. */
+void tfprof__tracer_quiesce(void);
+/* Takes every thread's records for the session that just stopped; threads that exited are
+ * freed. Call after tfprof__tracer_quiesce(). *out is malloc'd; free it with
+ * tfprof__tracer_harvest_free(). */
+int tfprof__tracer_harvest(struct tfprof__thread_harvest **out, size_t *n);
+void tfprof__tracer_harvest_free(struct tfprof__thread_harvest *h, size_t n);
+/* Bytes of event buffers reserved in this session (for tests of the memory bound). */
+size_t tfprof__tracer_reserved_bytes(void);
+/* Ignored ends that could not be charged to a thread (the ending thread had no state). */
+uint64_t tfprof__tracer_orphan_bad_ends(void);
+
+#endif

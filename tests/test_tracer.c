@@ -1,0 +1,253 @@
+/* Tests of the host tracer: several threads recording at once, nesting, threads that exit before
+ * stop, thread names, and the memory bound with exact drop counts. */
+#include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "tracer.h"
+#include "tt.h"
+
+static char *logdir;
+
+static int setup(void **state)
+{
+	(void)state;
+	logdir = tt_scratch_dir("tracer");
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	if (tfprof_enabled())
+		tfprof_stop();
+	tt_rm_rf(logdir);
+	free(logdir);
+	return 0;
+}
+
+#define NTHREADS 6
+#define STEPS 2000
+
+struct worker {
+	int index;
+	int64_t tid;
+	pthread_barrier_t *go;
+};
+
+/* Each step: a step scope with nested forward/backward, the backward one named at run time. */
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	w->tid = (int64_t)syscall(SYS_gettid);
+	char name[32];
+	snprintf(name, sizeof name, "worker-%d", w->index);
+	tfprof_set_thread_name(name);
+	pthread_barrier_wait(w->go);
+	for (int i = 0; i < STEPS; i++) {
+		TFPROF_SCOPE("step", TFPROF_I64("step_num", i), TFPROF_I64("worker", w->index));
+		{
+			TFPROF_SCOPE("forward", TFPROF_U64("i", (uint64_t)i));
+		}
+		char dyn[32];
+		snprintf(dyn, sizeof dyn, "backward-%d", w->index);
+		tfprof_scope b = tfprof_scope_begin(dyn, NULL, 0);
+		tfprof_scope_end(b);
+	}
+	return NULL;
+}
+
+static void test_threads_record_concurrently(void **state)
+{
+	(void)state;
+	assert_int_equal(tfprof_start(logdir, NULL), 0);
+	pthread_t t[NTHREADS];
+	struct worker w[NTHREADS];
+	pthread_barrier_t go;
+	pthread_barrier_init(&go, NULL, NTHREADS);
+	for (int i = 0; i < NTHREADS; i++) {
+		w[i] = (struct worker){ .index = i, .go = &go };
+		pthread_create(&t[i], NULL, worker_main, &w[i]);
+	}
+	/* Threads that exit before stop keep their events. */
+	for (int i = 0; i < NTHREADS; i++)
+		pthread_join(t[i], NULL);
+	pthread_barrier_destroy(&go);
+	XSpace *s = tt_stop_and_read();
+	const XPlane *h = tt_host(s);
+	assert_int_equal(tt_count_events(h, "step"), NTHREADS * STEPS);
+	assert_int_equal(tt_count_events(h, "forward"), NTHREADS * STEPS);
+	for (int i = 0; i < NTHREADS; i++) {
+		const XLine *l = tt_line(h, w[i].tid);
+		assert_non_null(l);
+		char name[32];
+		snprintf(name, sizeof name, "worker-%d", i);
+		assert_string_equal(l->name, name);
+		assert_int_equal(l->n_events, 3 * STEPS);
+		snprintf(name, sizeof name, "backward-%d", i);
+		for (int k = 0; k < STEPS; k++) {
+			const XEvent *step = l->events[3 * k], *fwd = l->events[3 * k + 1],
+				     *bwd = l->events[3 * k + 2];
+			assert_string_equal(tt_event_name(h, step), "step");
+			assert_string_equal(tt_event_name(h, fwd), "forward");
+			assert_string_equal(tt_event_name(h, bwd), name);
+			assert_int_equal(tt_event_stat(h, step, "step_num")->int64_value, k);
+			assert_int_equal(tt_event_stat(h, step, "worker")->int64_value, i);
+			assert_int_equal(tt_event_stat(h, fwd, "i")->uint64_value, (uint64_t)k);
+			/* forward and backward nest inside their step, one after the other. */
+			assert_true(tt_event_start_ps(l, fwd) >= tt_event_start_ps(l, step));
+			assert_true(tt_event_end_ps(l, fwd) <= tt_event_start_ps(l, bwd));
+			assert_true(tt_event_end_ps(l, bwd) <= tt_event_end_ps(l, step));
+		}
+	}
+	assert_int_equal(tt_warning_count(s, "dropped"), -1);
+	tt_xspace_free(s);
+}
+
+static void test_deep_nesting(void **state)
+{
+	(void)state;
+	assert_int_equal(tfprof_start(logdir, NULL), 0);
+	tfprof_scope h[40];
+	for (int i = 0; i < 40; i++)
+		h[i] = tfprof_scope_begin("level", (struct tfprof_arg[]){ TFPROF_I64("depth", i) }, 1);
+	for (int i = 39; i >= 0; i--)
+		tfprof_scope_end(h[i]);
+	XSpace *s = tt_stop_and_read(); /* tt_check_well_formed checks the nesting */
+	const XLine *l = tt_my_line(s);
+	assert_int_equal(l->n_events, 40);
+	for (int i = 0; i < 40; i++) {
+		assert_int_equal(tt_event_stat(tt_host(s), l->events[i], "depth")->int64_value, i);
+		if (i)
+			assert_true(tt_event_end_ps(l, l->events[i]) <= tt_event_end_ps(l, l->events[i - 1]));
+	}
+	tt_xspace_free(s);
+}
+
+struct bound_worker {
+	uint64_t emitted;
+	pthread_barrier_t *go;
+};
+
+static void *bound_main(void *arg)
+{
+	struct bound_worker *w = arg;
+	pthread_barrier_wait(w->go);
+	for (int i = 0; i < 20000; i++) {
+		TFPROF_SCOPE("bounded", TFPROF_I64("i", i));
+		w->emitted++;
+	}
+	return NULL;
+}
+
+static void test_memory_bound_and_exact_drops(void **state)
+{
+	(void)state;
+	const size_t bound = 256 * 1024;
+	TFPROF_OPTIONS(o, .max_memory = bound);
+	assert_int_equal(tfprof_start(logdir, &o), 0);
+	pthread_t t[4];
+	struct bound_worker w[4];
+	pthread_barrier_t go;
+	pthread_barrier_init(&go, NULL, 4);
+	for (int i = 0; i < 4; i++) {
+		w[i] = (struct bound_worker){ .go = &go };
+		pthread_create(&t[i], NULL, bound_main, &w[i]);
+	}
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	pthread_barrier_destroy(&go);
+	XSpace *s = tt_stop_and_read();
+	/* The bound holds for everything the session reserved. */
+	assert_true(tfprof__tracer_reserved_bytes() <= bound);
+	uint64_t emitted = 0;
+	for (int i = 0; i < 4; i++)
+		emitted += w[i].emitted;
+	long long recorded = (long long)tt_count_events(tt_host(s), "bounded");
+	long long dropped = tt_warning_count(s, "host scopes were dropped");
+	assert_true(recorded > 0);
+	assert_true(dropped > 0);
+	assert_int_equal(recorded + dropped, emitted);
+	/* The warning names the total too, and how to raise the limit. */
+	const char *wmsg = tt_find_msg(s->warnings, s->n_warnings, "host scopes were dropped");
+	char total[64];
+	snprintf(total, sizeof total, "of %llu", (unsigned long long)emitted);
+	assert_non_null(strstr(wmsg, total));
+	assert_non_null(strstr(wmsg, "TFPROF_MAX_MEMORY_MB"));
+	tt_xspace_free(s);
+
+	/* The next session starts with the whole budget again. */
+	assert_int_equal(tfprof_start(logdir, &o), 0);
+	TFPROF_SCOPE("after_bound");
+	s = tt_stop_and_read();
+	assert_int_equal(tt_count_events(tt_host(s), "after_bound"), 1);
+	assert_int_equal(tt_warning_count(s, "dropped"), -1);
+	tt_xspace_free(s);
+}
+
+static void test_env_memory_bound(void **state)
+{
+	(void)state;
+	setenv("TFPROF_MAX_MEMORY_MB", "1", 1);
+	assert_int_equal(tfprof_start(logdir, NULL), 0);
+	for (int i = 0; i < 100000; i++) {
+		TFPROF_SCOPE("env_bounded", TFPROF_I64("i", i));
+	}
+	XSpace *s = tt_stop_and_read();
+	unsetenv("TFPROF_MAX_MEMORY_MB");
+	assert_true(tfprof__tracer_reserved_bytes() <= (1u << 20));
+	long long recorded = (long long)tt_count_events(tt_host(s), "env_bounded");
+	assert_int_equal(recorded + tt_warning_count(s, "host scopes were dropped"), 100000);
+	tt_xspace_free(s);
+}
+
+static void *short_lived(void *arg)
+{
+	(void)arg;
+	tfprof_set_thread_name("short-lived");
+	TFPROF_SCOPE("from_exited_thread", TFPROF_STR("note", "kept"));
+	return NULL;
+}
+
+static void test_exited_threads_keep_events(void **state)
+{
+	(void)state;
+	assert_int_equal(tfprof_start(logdir, NULL), 0);
+	for (int i = 0; i < 8; i++) {
+		pthread_t t;
+		pthread_create(&t, NULL, short_lived, NULL);
+		pthread_join(t, NULL);
+	}
+	XSpace *s = tt_stop_and_read();
+	const XPlane *h = tt_host(s);
+	assert_int_equal(tt_count_events(h, "from_exited_thread"), 8);
+	size_t named = 0;
+	for (size_t i = 0; i < h->n_lines; i++)
+		named += strcmp(h->lines[i]->name, "short-lived") == 0;
+	assert_int_equal(named, 8);
+	tt_xspace_free(s);
+}
+
+static void test_default_thread_name_is_os_name(void **state)
+{
+	(void)state;
+	pthread_setname_np(pthread_self(), "os-named");
+	assert_int_equal(tfprof_start(logdir, NULL), 0);
+	TFPROF_SCOPE("x");
+	XSpace *s = tt_stop_and_read();
+	assert_string_equal(tt_my_line(s)->name, "os-named");
+	tt_xspace_free(s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_default_thread_name_is_os_name, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_threads_record_concurrently, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deep_nesting, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_memory_bound_and_exact_drops, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_env_memory_bound, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_exited_threads_keep_events, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
