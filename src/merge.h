@@ -7,6 +7,8 @@
 #include <stdint.h>
 
 #include "clock.h"
+#include "device_events.h"
+#include "launch_map.h"
 #include "profile.h"
 #include "tracer.h"
 
@@ -16,10 +18,18 @@ struct tfprof__host_counts {
 	uint64_t truncated_args, ignored_args, open_at_stop;
 };
 
-/* Adds the /host:CPU plane: a line per thread (id = tid, name = thread name), an event per scope.
- * Scopes open at stop_ticks end there. */
+/* Adds the /host:CPU plane: a line per thread (id = tid, name = thread name), an event per scope
+ * or CUDA API call. Scopes open at stop_ticks end there. When launches is not NULL, each CUDA API
+ * event with a correlation_id is entered there with its innermost enclosing scope and step. */
 int tfprof__merge_host(struct tfprof__profile *p, const struct tfprof__timebase *tb, uint64_t stop_ticks,
-		       const struct tfprof__thread_harvest *h, size_t n, struct tfprof__host_counts *counts);
+		       const struct tfprof__thread_harvest *h, size_t n, struct tfprof__host_counts *counts,
+		       struct tfprof__launch_map *launches);
+/* Adds a /device:GPU:<ordinal> plane per device with a line per stream, each device event tagged
+ * with the scope and step of the host call that launched it, and GPU tracing's errors and
+ * warnings. *max_align_ns receives the clock pairing error bound. */
+int tfprof__merge_device(struct tfprof__profile *p, const struct tfprof__timebase *tb,
+			 const struct tfprof__gpu_result *g, const struct tfprof__launch_map *launches,
+			 uint64_t *max_align_ns);
 /* Adds a warning for each kind of event that could not be recorded as asked. */
 int tfprof__merge_host_warnings(struct tfprof__profile *p, const struct tfprof__host_counts *c,
 				size_t max_memory);

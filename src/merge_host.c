@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "demangle.h"
 #include "tracer.h"
 
 /* Per-key bookkeeping so that, within one event, a later value for a key replaces the earlier
@@ -38,13 +39,100 @@ static int key_slots_reserve(struct key_slots *k, size_t n)
 	return 0;
 }
 
+/* An enclosing event while a thread's events are walked in begin order. */
+struct frame {
+	int64_t end;
+	uint32_t name;
+	bool api, has_step;
+	int64_t step;
+};
+
 struct merge_ctx {
 	struct tfprof__profile *p;
+	struct tfprof__plane *plane;
 	struct key_slots keys;
 	uint64_t stamp;
-	uint32_t k_step_num, k_r, k_open, k_closed, k_truncated;
+	uint32_t k_step_num, k_r, k_open, k_closed, k_truncated, k_corr, k_mangled;
 	uint64_t ignored_args;
+	struct tfprof__launch_map *launches;
+	uint32_t *demangled; /* string id -> demangled string id + 1 (0 = not looked up) */
+	size_t demangled_cap;
+	struct frame *frames;
+	size_t nframes, cap_frames;
 };
+
+/* The name a CUDA API event shows: a launch's kernel demangled (the mangled form stays on the
+ * event metadata as mangled_name), anything else as recorded. */
+static uint32_t api_event_name(struct merge_ctx *m, uint32_t raw)
+{
+	if (raw >= m->demangled_cap) {
+		size_t ncap = m->demangled_cap ? m->demangled_cap : 256;
+		while (ncap <= raw)
+			ncap *= 2;
+		uint32_t *d = realloc(m->demangled, ncap * sizeof *d);
+		if (!d)
+			return UINT32_MAX;
+		memset(d + m->demangled_cap, 0, (ncap - m->demangled_cap) * sizeof *d);
+		m->demangled = d;
+		m->demangled_cap = ncap;
+	}
+	if (m->demangled[raw])
+		return m->demangled[raw] - 1;
+	uint32_t out = raw;
+	char *d = tfprof__demangle(tfprof__strtab_get(&m->p->strs, raw));
+	if (d) {
+		out = tfprof__strtab_intern(&m->p->strs, d);
+		free(d);
+		struct tfprof__stat *st;
+		if (out == UINT32_MAX ||
+		    !(st = tfprof__plane_add_meta_stat(m->plane, out, m->k_mangled, TFPROF_STAT_STR)))
+			return UINT32_MAX;
+		st->v.str = raw;
+	}
+	m->demangled[raw] = out + 1;
+	return out;
+}
+
+/* Notes which scope and step a CUDA API event ran in, by its correlation id. */
+static int note_launch(struct merge_ctx *m, const struct tfprof__line *l, const struct tfprof__event *e)
+{
+	if (!m->launches || m->keys.stamp[m->k_corr] != m->stamp)
+		return 0;
+	const struct tfprof__stat *c = &l->stats[m->keys.pos[m->k_corr]];
+	if (c->type != TFPROF_STAT_U64 || c->v.u64 == 0)
+		return 0;
+	struct tfprof__launch *ln = tfprof__launch_map_put(m->launches, c->v.u64);
+	if (!ln)
+		return -1;
+	ln->count++;
+	(void)e;
+	for (size_t i = m->nframes; i-- > 0;) {
+		const struct frame *f = &m->frames[i];
+		if (!f->api && !ln->has_scope) {
+			ln->has_scope = true;
+			ln->scope_name = f->name;
+		}
+		if (f->has_step && !ln->has_step) {
+			ln->has_step = true;
+			ln->step_num = f->step;
+		}
+	}
+	return 0;
+}
+
+static int push_frame(struct merge_ctx *m, struct frame f)
+{
+	if (m->nframes == m->cap_frames) {
+		size_t ncap = m->cap_frames ? m->cap_frames * 2 : 64;
+		struct frame *n = realloc(m->frames, ncap * sizeof *n);
+		if (!n)
+			return -1;
+		m->frames = n;
+		m->cap_frames = ncap;
+	}
+	m->frames[m->nframes++] = f;
+	return 0;
+}
 
 /* Adds (or, for a key already on this event, replaces) one stat. */
 static int put_stat(struct merge_ctx *m, struct tfprof__line *l, uint32_t key, uint32_t type,
@@ -199,9 +287,13 @@ static int merge_thread(struct merge_ctx *m, struct tfprof__plane *pl, const str
 	if (index_records(h, &t))
 		goto out;
 	int64_t stop_ns = tfprof__ticks_to_rel_ns(tb, stop_ticks);
+	m->nframes = 0;
 	for (size_t i = 0; i < t.nscopes; i++) {
 		struct tfprof__rec *r = t.scopes[i];
+		bool api = r->flags & TFPROF_REC_API;
 		uint32_t nm = tfprof__strtab_intern(&m->p->strs, tfprof__rec_name(r));
+		if (nm != UINT32_MAX && api)
+			nm = api_event_name(m, nm);
 		if (nm == UINT32_MAX)
 			goto out;
 		int64_t start = tfprof__ticks_to_rel_ns(tb, r->t0);
@@ -236,6 +328,20 @@ static int merge_thread(struct merge_ctx *m, struct tfprof__plane *pl, const str
 			goto out;
 		if ((r->flags & TFPROF_REC_ARGS_TRUNCATED) && put_i64(m, l, m->k_truncated, 1))
 			goto out;
+		/* Events come in begin order, so the frames still open at this start enclose it. */
+		while (m->nframes && m->frames[m->nframes - 1].end <= start &&
+		       !(m->frames[m->nframes - 1].end == start && end == start))
+			m->nframes--;
+		if (api && note_launch(m, l, &l->events[l->nevents - 1]))
+			goto out;
+		struct frame f = { .end = end, .name = nm, .api = api };
+		if (m->keys.stamp[m->k_step_num] == m->stamp) {
+			const struct tfprof__stat *sn = &l->stats[m->keys.pos[m->k_step_num]];
+			f.has_step = true;
+			f.step = sn->type == TFPROF_STAT_U64 ? (int64_t)sn->v.u64 : sn->v.i64;
+		}
+		if (push_frame(m, f))
+			goto out;
 	}
 	counts->emitted += h->emitted;
 	counts->recorded += h->recorded;
@@ -252,10 +358,13 @@ out:
 }
 
 int tfprof__merge_host(struct tfprof__profile *p, const struct tfprof__timebase *tb, uint64_t stop_ticks,
-		       const struct tfprof__thread_harvest *h, size_t n, struct tfprof__host_counts *counts)
+		       const struct tfprof__thread_harvest *h, size_t n, struct tfprof__host_counts *counts,
+		       struct tfprof__launch_map *launches)
 {
 	memset(counts, 0, sizeof *counts);
-	struct merge_ctx m = { .p = p };
+	struct merge_ctx m = { .p = p, .launches = launches };
+	m.k_corr = tfprof__strtab_intern(&p->strs, "correlation_id");
+	m.k_mangled = tfprof__strtab_intern(&p->strs, "mangled_name");
 	m.k_step_num = tfprof__strtab_intern(&p->strs, "step_num");
 	m.k_r = tfprof__strtab_intern(&p->strs, "_r");
 	m.k_open = tfprof__strtab_intern(&p->strs, "tfprof_open_at_stop");
@@ -265,6 +374,7 @@ int tfprof__merge_host(struct tfprof__profile *p, const struct tfprof__timebase 
 	struct tfprof__plane *pl = tfprof__profile_add_plane(p, (int64_t)p->nplanes, "/host:CPU");
 	if (!pl)
 		goto out;
+	m.plane = pl;
 	for (size_t i = 0; i < n; i++)
 		if (merge_thread(&m, pl, &h[i], tb, stop_ticks, counts))
 			goto out;
@@ -273,6 +383,8 @@ int tfprof__merge_host(struct tfprof__profile *p, const struct tfprof__timebase 
 out:
 	free(m.keys.stamp);
 	free(m.keys.pos);
+	free(m.demangled);
+	free(m.frames);
 	return rc;
 }
 

@@ -43,6 +43,7 @@ void tfprof__profile_free(struct tfprof__profile *p)
 		}
 		free(pl->lines);
 		free(pl->stats);
+		free(pl->meta_stats);
 	}
 	free(p->planes);
 	free_strings(p->errors, p->nerrors);
@@ -112,6 +113,19 @@ struct tfprof__stat *tfprof__plane_add_stat(struct tfprof__plane *pl, uint32_t k
 	s->key = key;
 	s->type = type;
 	return s;
+}
+
+struct tfprof__stat *tfprof__plane_add_meta_stat(struct tfprof__plane *pl, uint32_t event_name, uint32_t key,
+						 uint32_t type)
+{
+	if (grow((void **)&pl->meta_stats, pl->nmeta_stats, &pl->cap_meta_stats, sizeof *pl->meta_stats))
+		return NULL;
+	struct tfprof__meta_stat *m = &pl->meta_stats[pl->nmeta_stats++];
+	memset(m, 0, sizeof *m);
+	m->event_name = event_name;
+	m->stat.key = key;
+	m->stat.type = type;
+	return &m->stat;
 }
 
 static int add_msg(char ***arr, size_t *n, const char *fmt, va_list ap)

@@ -44,6 +44,13 @@ struct tfprof__line {
 	size_t nstats, cap_stats;
 };
 
+/* A stat attached to an event name's metadata rather than to each event (e.g. the mangled
+ * name of a kernel): written once per plane. */
+struct tfprof__meta_stat {
+	uint32_t event_name; /* string id */
+	struct tfprof__stat stat;
+};
+
 struct tfprof__plane {
 	int64_t id;
 	uint32_t name;
@@ -51,6 +58,8 @@ struct tfprof__plane {
 	size_t nlines, cap_lines;
 	struct tfprof__stat *stats; /* plane-level stats */
 	size_t nstats, cap_stats;
+	struct tfprof__meta_stat *meta_stats;
+	size_t nmeta_stats, cap_meta_stats;
 };
 
 struct tfprof__profile {
@@ -75,6 +84,8 @@ struct tfprof__event *tfprof__line_add_event(struct tfprof__line *l, int64_t sta
 /* Appends a stat to the line's stat array and charges it to the line's last event. */
 struct tfprof__stat *tfprof__line_add_stat(struct tfprof__line *l, uint32_t key, uint32_t type);
 struct tfprof__stat *tfprof__plane_add_stat(struct tfprof__plane *pl, uint32_t key, uint32_t type);
+struct tfprof__stat *tfprof__plane_add_meta_stat(struct tfprof__plane *pl, uint32_t event_name, uint32_t key,
+						 uint32_t type);
 /* printf-style; the message is copied. */
 int tfprof__profile_add_error(struct tfprof__profile *p, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

@@ -235,7 +235,7 @@ static int build_profile(struct tfprof__profile *p, const struct tfprof__timebas
 	size_t hl;
 	p->hostname = tfprof__utf8_sanitize(S.host, strlen(S.host), &hl);
 	struct tfprof__host_counts counts;
-	if (!p->hostname || tfprof__merge_host(p, tb, tb->end.ticks, h, n, &counts))
+	if (!p->hostname || tfprof__merge_host(p, tb, tb->end.ticks, h, n, &counts, NULL))
 		return -ENOMEM;
 	counts.bad_ends += tfprof__tracer_orphan_bad_ends();
 	if (tfprof__merge_host_warnings(p, &counts, S.max_memory) ||

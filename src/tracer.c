@@ -321,7 +321,8 @@ static inline size_t round8(size_t n)
 }
 
 static inline __attribute__((always_inline)) tfprof_scope
-begin_common(struct tfprof_site *site, const char *name, const struct tfprof_arg *args, size_t nargs)
+begin_common(struct tfprof_site *site, const char *name, const struct tfprof_arg *args, size_t nargs,
+	     bool api)
 {
 	tfprof_scope h = { 0, 0 };
 	struct thread_state *ts = current();
@@ -333,7 +334,7 @@ begin_common(struct tfprof_site *site, const char *name, const struct tfprof_arg
 	ts->emitted++;
 	if (!args)
 		nargs = 0;
-	uint16_t flags = site ? TFPROF_REC_NAME_SITE : 0;
+	uint16_t flags = (site ? TFPROF_REC_NAME_SITE : 0) | (api ? TFPROF_REC_API : 0);
 	if (__builtin_expect(nargs > MAX_ARGS, 0)) {
 		ts->truncated_args += nargs - MAX_ARGS;
 		nargs = MAX_ARGS;
@@ -375,7 +376,7 @@ begin_common(struct tfprof_site *site, const char *name, const struct tfprof_arg
 	h.tag = ts->tag;
 	h.serial = r->serial;
 	/* The depth check above also bounds nvtx_depth, which never exceeds ts->depth. */
-	if (nvtx_on && nvtx_depth < MAX_DEPTH) {
+	if (!api && nvtx_on && nvtx_depth < MAX_DEPTH) {
 		if (site)
 			tfprof__nvtx_push_site(site);
 		else
@@ -391,15 +392,22 @@ out:
 
 tfprof_scope tfprof_scope_begin_slow(const char *name, const struct tfprof_arg *args, size_t nargs)
 {
-	return begin_common(NULL, name, args, nargs);
+	return begin_common(NULL, name, args, nargs, false);
+}
+
+tfprof_scope tfprof__api_begin(const char *name, const struct tfprof_arg *args, size_t nargs)
+{
+	if (!recording())
+		return (tfprof_scope){ 0, 0 };
+	return begin_common(NULL, name, args, nargs, true);
 }
 
 tfprof_scope tfprof_scope_begin_site_slow(struct tfprof_site *site, const struct tfprof_arg *args,
 					  size_t nargs)
 {
 	if (!site || !site->name || !*site->name)
-		return begin_common(NULL, site ? site->name : NULL, args, nargs);
-	return begin_common(site, NULL, args, nargs);
+		return begin_common(NULL, site ? site->name : NULL, args, nargs, false);
+	return begin_common(site, NULL, args, nargs, false);
 }
 
 /* Finds an open scope of this thread by serial; returns its depth index or -1. */

@@ -21,6 +21,7 @@ enum tfprof__rec_flags {
 	TFPROF_REC_NAME_SITE = 1u << 0,       /* name points at a struct tfprof_site */
 	TFPROF_REC_CLOSED_BY_PARENT = 1u << 1, /* ended because an enclosing scope ended first */
 	TFPROF_REC_ARGS_TRUNCATED = 1u << 2,  /* more args were passed than a record holds */
+	TFPROF_REC_API = 1u << 3,             /* a CUDA API call recorded by the GPU tracer */
 };
 
 /* A record header; nargs struct tfprof_arg follow it, then the bytes of copied strings. Every
@@ -70,6 +71,12 @@ struct tfprof__thread_harvest {
 	uint64_t misnested;      /* inner scopes closed because an outer one ended first */
 	uint64_t truncated_args; /* arguments left out of records (over the per-scope limit) */
 };
+
+/* Records a CUDA API call (from a CUPTI API callback, on the thread that called CUDA) as a host
+ * event in the thread's buffer, so it nests under the scope that was open. name and args are
+ * copied; no NVTX range is emitted (Nsight traces CUDA itself). End it with
+ * tfprof_scope_end_slow() on the same thread. Returns a handle with tag 0 when not recorded. */
+tfprof_scope tfprof__api_begin(const char *name, const struct tfprof_arg *args, size_t nargs);
 
 /* Session-wide recording parameters, set by tfprof_start() before recording is switched on. */
 void tfprof__tracer_begin_session(size_t max_memory, bool nvtx);

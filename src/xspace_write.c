@@ -181,6 +181,28 @@ static int encode_plane(struct arena *a, const struct tfprof__profile *p, const 
 		return -1;
 	x->n_stats = src->nstats;
 
+	/* Stats on event metadata, grouped by the metadata they belong to; names no event uses are
+	 * left out. */
+	size_t *meta_n = arena_alloc(a, (m->nevent + 1) * sizeof *meta_n);
+	XStat ***meta_stats = arena_alloc(a, (m->nevent + 1) * sizeof *meta_stats);
+	if (!meta_n || !meta_stats)
+		return -1;
+	for (size_t i = 0; i < src->nmeta_stats; i++)
+		meta_n[m->event_id[src->meta_stats[i].event_name]]++;
+	for (uint32_t id = 1; id <= m->nevent; id++)
+		if (meta_n[id] && !(meta_stats[id] = arena_alloc(a, meta_n[id] * sizeof(XStat *))))
+			return -1;
+	memset(meta_n, 0, (m->nevent + 1) * sizeof *meta_n);
+	for (size_t i = 0; i < src->nmeta_stats; i++) {
+		uint32_t id = m->event_id[src->meta_stats[i].event_name];
+		XStat **one;
+		if (!id)
+			continue;
+		if (encode_stats(a, m, &src->meta_stats[i].stat, 1, &one))
+			return -1;
+		meta_stats[id][meta_n[id]++] = one[0];
+	}
+
 	EventMetadataEntry *ee = arena_alloc(a, m->nevent * sizeof *ee);
 	EventMetadataEntry **eep = arena_alloc(a, m->nevent * sizeof *eep);
 	XEventMetadata *em = arena_alloc(a, m->nevent * sizeof *em);
@@ -194,6 +216,8 @@ static int encode_plane(struct arena *a, const struct tfprof__profile *p, const 
 		tensorflow__profiler__xevent_metadata__init(&em[i]);
 		em[i].id = i + 1;
 		em[i].name = p->strs.strs[m->event_strs[i]];
+		em[i].n_stats = meta_n[i + 1];
+		em[i].stats = meta_stats[i + 1];
 		ee[i].key = i + 1;
 		ee[i].value = &em[i];
 		eep[i] = &ee[i];
