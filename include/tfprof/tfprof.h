@@ -161,6 +161,7 @@ struct tfprof_arg {
 	} v;
 };
 
+#ifndef __cplusplus
 #define TFPROF_ARG_(k, t, field, val)                                                           \
 	((struct tfprof_arg){ .key = "" k "", .type = (t) | TFPROF_ARG_STATIC_KEY, .v.field = (val) })
 #define TFPROF_I64(key, val) TFPROF_ARG_(key, TFPROF_ARG_I64, i64, (int64_t)(val))
@@ -168,6 +169,53 @@ struct tfprof_arg {
 #define TFPROF_F64(key, val) TFPROF_ARG_(key, TFPROF_ARG_F64, f64, (double)(val))
 #define TFPROF_BOOL(key, val) TFPROF_ARG_(key, TFPROF_ARG_BOOL, b, (bool)(val))
 #define TFPROF_STR(key, val) TFPROF_ARG_(key, TFPROF_ARG_STR, str, (val))
+#else
+/* C++ has no compound literals with nested designators: the same typed args as functions. */
+static inline tfprof_arg tfprof_arg_make_(const char *k, uint32_t t)
+{
+	tfprof_arg a;
+	a.key = k;
+	a.type = t | TFPROF_ARG_STATIC_KEY;
+	a.reserved = 0;
+	a.v.u64 = 0;
+	return a;
+}
+static inline tfprof_arg tfprof_arg_i64_(const char *k, int64_t v)
+{
+	tfprof_arg a = tfprof_arg_make_(k, TFPROF_ARG_I64);
+	a.v.i64 = v;
+	return a;
+}
+static inline tfprof_arg tfprof_arg_u64_(const char *k, uint64_t v)
+{
+	tfprof_arg a = tfprof_arg_make_(k, TFPROF_ARG_U64);
+	a.v.u64 = v;
+	return a;
+}
+static inline tfprof_arg tfprof_arg_f64_(const char *k, double v)
+{
+	tfprof_arg a = tfprof_arg_make_(k, TFPROF_ARG_F64);
+	a.v.f64 = v;
+	return a;
+}
+static inline tfprof_arg tfprof_arg_bool_(const char *k, bool v)
+{
+	tfprof_arg a = tfprof_arg_make_(k, TFPROF_ARG_BOOL);
+	a.v.b = v;
+	return a;
+}
+static inline tfprof_arg tfprof_arg_str_(const char *k, const char *v)
+{
+	tfprof_arg a = tfprof_arg_make_(k, TFPROF_ARG_STR);
+	a.v.str = v;
+	return a;
+}
+#define TFPROF_I64(key, val) tfprof_arg_i64_("" key "", (int64_t)(val))
+#define TFPROF_U64(key, val) tfprof_arg_u64_("" key "", (uint64_t)(val))
+#define TFPROF_F64(key, val) tfprof_arg_f64_("" key "", (double)(val))
+#define TFPROF_BOOL(key, val) tfprof_arg_bool_("" key "", (bool)(val))
+#define TFPROF_STR(key, val) tfprof_arg_str_("" key "", (val))
+#endif
 
 /* ---- Scopes ----------------------------------------------------------------------------------
  * A scope is a named, timed range on the calling thread, the C form of
@@ -239,7 +287,7 @@ static inline void tfprof_scope_end(tfprof_scope s)
 		tfprof_scope_end_slow(s);
 }
 
-/* ---- Scoped forms (GCC and Clang: they use __attribute__((cleanup))) -------------------------
+/* ---- Scoped forms (C with GCC or Clang: __attribute__((cleanup)); C++: a destructor) ---------
  * TFPROF_SCOPE("name", TFPROF_I64("step_num", i), ...) begins a scope that ends when the
  * enclosing block is left, also through return, break, continue or goto. name must be a string
  * literal; use tfprof_scope_begin() for names built at run time.
@@ -247,14 +295,42 @@ static inline void tfprof_scope_end(tfprof_scope s)
  * TFPROF_SCOPE_AS(var, "name", args...) does the same and names the handle, so that
  * TFPROF_SET_METADATA(var, args...) can add arguments later: the C form of
  *   with tf.profiler.experimental.Trace("name") as tm: tm.set_metadata(in_cache=True) */
-#if defined(__GNUC__) || defined(__clang__)
+#define TFPROF_CAT2_(a, b) a##b
+#define TFPROF_CAT_(a, b) TFPROF_CAT2_(a, b)
+#define TFPROF_SCOPE(name, ...)                                                                 \
+	TFPROF_SCOPE_AS(TFPROF_CAT_(tfprof_scope_, __LINE__), name, __VA_ARGS__)
+
+#if defined(__cplusplus)
+} /* extern "C" */
+/* C++: the scope is an object whose destructor ends it. */
+struct tfprof_scope_guard_ {
+	tfprof_scope s;
+	tfprof_scope_guard_(tfprof_site *site, const tfprof_arg *args, size_t n)
+		: s(tfprof_scope_begin_site(site, args, n))
+	{
+	}
+	~tfprof_scope_guard_() { tfprof_scope_end(s); }
+	tfprof_scope_guard_(const tfprof_scope_guard_ &) = delete;
+	tfprof_scope_guard_ &operator=(const tfprof_scope_guard_ &) = delete;
+};
+#define TFPROF_SCOPE_AS(var, name, ...)                                                         \
+	static tfprof_site TFPROF_CAT_(var, _site_) = { "" name "", __FILE__, __LINE__, 0, 0 };    \
+	const tfprof_arg TFPROF_CAT_(var, _args_)[] = { tfprof_arg(), __VA_ARGS__ };             \
+	tfprof_scope_guard_ var(&TFPROF_CAT_(var, _site_), TFPROF_CAT_(var, _args_) + 1,           \
+				sizeof(TFPROF_CAT_(var, _args_)) / sizeof(tfprof_arg) - 1)
+#define TFPROF_SET_METADATA(var, ...)                                                           \
+	do {                                                                                    \
+		const tfprof_arg tfprof_md_[] = { tfprof_arg(), __VA_ARGS__ };                  \
+		tfprof_scope_set_metadata((var).s, tfprof_md_ + 1,                              \
+					  sizeof(tfprof_md_) / sizeof(tfprof_arg) - 1);         \
+	} while (0)
+extern "C" {
+#elif defined(__GNUC__) || defined(__clang__)
 static inline void tfprof_scope_cleanup_(tfprof_scope *s)
 {
 	tfprof_scope_end(*s);
 }
 
-#define TFPROF_CAT2_(a, b) a##b
-#define TFPROF_CAT_(a, b) TFPROF_CAT2_(a, b)
 #define TFPROF_ARGS_(...) ((const struct tfprof_arg[]){ { 0 }, __VA_ARGS__ } + 1)
 #define TFPROF_NARGS_(...) (sizeof((struct tfprof_arg[]){ { 0 }, __VA_ARGS__ }) / sizeof(struct tfprof_arg) - 1)
 
@@ -264,9 +340,6 @@ static inline void tfprof_scope_cleanup_(tfprof_scope *s)
 	__attribute__((cleanup(tfprof_scope_cleanup_))) tfprof_scope var =                         \
 		tfprof_scope_begin_site(&TFPROF_CAT_(var, _site_), TFPROF_ARGS_(__VA_ARGS__),       \
 					TFPROF_NARGS_(__VA_ARGS__))
-
-#define TFPROF_SCOPE(name, ...)                                                                 \
-	TFPROF_SCOPE_AS(TFPROF_CAT_(tfprof_scope_, __LINE__), name, __VA_ARGS__)
 
 #define TFPROF_SET_METADATA(var, ...)                                                           \
 	tfprof_scope_set_metadata((var), TFPROF_ARGS_(__VA_ARGS__), TFPROF_NARGS_(__VA_ARGS__))
