@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "gpu.h"
 #include "files.h"
 #include "log.h"
 #include "merge.h"
@@ -26,7 +27,8 @@ struct session {
 	bool active;
 	char *logdir, *run, *host;
 	size_t max_memory;
-	bool nvtx;
+	bool nvtx, gpu;
+	struct tfprof__gpu_config gpu_cfg;
 	struct tfprof__anchor begin;
 };
 
@@ -176,10 +178,19 @@ int tfprof_start(const char *logdir, const struct tfprof_options *opts)
 	/* With no NVTX tool attached every push would be a no-op: skip them. */
 	if (S.nvtx)
 		S.nvtx = tfprof__nvtx_init();
+	S.gpu = !o.disable_gpu && !env_off("TFPROF_GPU");
+	S.gpu_cfg = (struct tfprof__gpu_config){ .buffer_size = o.gpu_buffer_size,
+						 .buffer_count = o.gpu_buffer_count,
+						 .max_memory = S.max_memory };
 	tfprof__tracer_begin_session(S.max_memory, S.nvtx);
 	tfprof__anchor_take(&S.begin);
 	S.active = true;
 	__atomic_store_n(&tfprof__state, TFPROF_STATE_ON, __ATOMIC_RELEASE);
+	/* GPU tracing starts once host recording is on, so the first launches find a thread buffer
+	 * to record into; when it cannot start, the session goes on host-only and the profile says
+	 * why. */
+	if (S.gpu && tfprof__gpu_start(&S.gpu_cfg))
+		tfprof__log(TFPROF_LOG_WARN, "GPU tracing is off for this session; the profile's errors say why");
 	pthread_mutex_unlock(&session_mu);
 	return 0;
 }
@@ -228,20 +239,31 @@ static int deliver(uint8_t *data, size_t len, const char *logdir, const char *ru
 }
 
 static int build_profile(struct tfprof__profile *p, const struct tfprof__timebase *tb,
-			 struct tfprof__thread_harvest *h, size_t n)
+			 struct tfprof__thread_harvest *h, size_t n, const struct tfprof__gpu_result *g)
 {
 	if (tfprof__profile_init(p))
 		return -ENOMEM;
 	size_t hl;
-	p->hostname = tfprof__utf8_sanitize(S.host, strlen(S.host), &hl);
+	struct tfprof__launch_map launches = { 0 };
 	struct tfprof__host_counts counts;
-	if (!p->hostname || tfprof__merge_host(p, tb, tb->end.ticks, h, n, &counts, NULL))
-		return -ENOMEM;
+	uint64_t align_ns = 0;
+	int rc = -ENOMEM;
+	p->hostname = tfprof__utf8_sanitize(S.host, strlen(S.host), &hl);
+	if (!p->hostname || tfprof__merge_host(p, tb, tb->end.ticks, h, n, &counts, g ? &launches : NULL))
+		goto out;
 	counts.bad_ends += tfprof__tracer_orphan_bad_ends();
-	if (tfprof__merge_host_warnings(p, &counts, S.max_memory) ||
-	    tfprof__merge_task_env(p, tb->begin.real_ns, tb->end.real_ns))
-		return -ENOMEM;
-	return 0;
+	if (tfprof__merge_host_warnings(p, &counts, S.max_memory))
+		goto out;
+	if (g && tfprof__merge_device(p, tb, g, &launches, &align_ns))
+		goto out;
+	if (tfprof__merge_task_env(p, tb->begin.real_ns, tb->end.real_ns))
+		goto out;
+	if (g && g->active)
+		tfprof__log(TFPROF_LOG_INFO, "GPU clock alignment error bound: %llu ns", (unsigned long long)align_ns);
+	rc = 0;
+out:
+	tfprof__launch_map_free(&launches);
+	return rc;
 }
 
 int tfprof_stop(void)
@@ -255,6 +277,10 @@ int tfprof_stop(void)
 	struct tfprof__timebase tb = { .begin = S.begin };
 	tfprof__anchor_take(&tb.end);
 	tfprof__tracer_quiesce();
+	/* Host recording is off, so CUPTI's flush cannot race with new launch events. */
+	struct tfprof__gpu_result g = { 0 };
+	if (S.gpu)
+		tfprof__gpu_stop(&g);
 
 	struct tfprof__thread_harvest *h = NULL;
 	size_t n = 0;
@@ -263,8 +289,10 @@ int tfprof_stop(void)
 	size_t len = 0;
 	int rc = tfprof__tracer_harvest(&h, &n);
 	if (!rc)
-		rc = build_profile(&p, &tb, h, n);
+		rc = build_profile(&p, &tb, h, n, S.gpu ? &g : NULL);
 	tfprof__tracer_harvest_free(h, n);
+	if (S.gpu)
+		tfprof__gpu_result_free(&g);
 	if (!rc)
 		rc = tfprof__xspace_encode(&p, &data, &len);
 	tfprof__profile_free(&p);

@@ -83,13 +83,18 @@ struct tfprof_options {
 	 * TFPROF_MAX_MEMORY_MB. When it is reached, new events are dropped and counted; the count
 	 * appears in the profile's warnings. */
 	size_t max_memory;
-	/* Disables GPU tracing (CUPTI) for this session. */
+	/* Disables GPU tracing (CUPTI) for this session (also: TFPROF_GPU=0). */
 	bool disable_gpu;
 	/* Disables the NVTX range that each scope also emits. */
 	bool disable_nvtx;
 	/* Receives messages. Default: nothing is printed unless TFPROF_LOG=1 (then stderr). */
 	tfprof_log_fn log_fn;
 	void *log_ctx;
+	/* Size in bytes of each CUPTI activity buffer. Default: TFPROF_CUPTI_BUFFER_KB or 4 MiB. */
+	size_t gpu_buffer_size;
+	/* CUPTI activity buffers allocated at start (the pool never grows while recording).
+	 * Default: TFPROF_CUPTI_BUFFERS or 16. */
+	size_t gpu_buffer_count;
 };
 
 #define TFPROF_OPTIONS(name, ...)                                                               \
@@ -300,24 +305,29 @@ static inline void tfprof_scope_end(tfprof_scope s)
 #define TFPROF_SCOPE(name, ...)                                                                 \
 	TFPROF_SCOPE_AS(TFPROF_CAT_(tfprof_scope_, __LINE__), name, __VA_ARGS__)
 
+/* The session check comes first so that, with no session, not even the argument array is built:
+ * a disabled scope is one load and a branch. */
 #if defined(__cplusplus)
 } /* extern "C" */
 /* C++: the scope is an object whose destructor ends it. */
 struct tfprof_scope_guard_ {
 	tfprof_scope s;
-	tfprof_scope_guard_(tfprof_site *site, const tfprof_arg *args, size_t n)
-		: s(tfprof_scope_begin_site(site, args, n))
-	{
-	}
+	explicit tfprof_scope_guard_(tfprof_scope begun) : s(begun) {}
 	~tfprof_scope_guard_() { tfprof_scope_end(s); }
 	tfprof_scope_guard_(const tfprof_scope_guard_ &) = delete;
 	tfprof_scope_guard_ &operator=(const tfprof_scope_guard_ &) = delete;
 };
 #define TFPROF_SCOPE_AS(var, name, ...)                                                         \
 	static tfprof_site TFPROF_CAT_(var, _site_) = { "" name "", __FILE__, __LINE__, 0, 0 };    \
-	const tfprof_arg TFPROF_CAT_(var, _args_)[] = { tfprof_arg(), __VA_ARGS__ };             \
-	tfprof_scope_guard_ var(&TFPROF_CAT_(var, _site_), TFPROF_CAT_(var, _args_) + 1,           \
-				sizeof(TFPROF_CAT_(var, _args_)) / sizeof(tfprof_arg) - 1)
+	tfprof_scope_guard_ var(                                                                \
+		TFPROF_UNLIKELY(__atomic_load_n(&tfprof__state, __ATOMIC_RELAXED))                \
+			? [&]() {                                                                   \
+				  const tfprof_arg a_[] = { tfprof_arg(), __VA_ARGS__ };            \
+				  return tfprof_scope_begin_site_slow(                              \
+					  &TFPROF_CAT_(var, _site_), a_ + 1,                        \
+					  sizeof(a_) / sizeof(tfprof_arg) - 1);                     \
+			  }()                                                                       \
+			: tfprof_scope())
 #define TFPROF_SET_METADATA(var, ...)                                                           \
 	do {                                                                                    \
 		const tfprof_arg tfprof_md_[] = { tfprof_arg(), __VA_ARGS__ };                  \
@@ -338,8 +348,11 @@ static inline void tfprof_scope_cleanup_(tfprof_scope *s)
 	static struct tfprof_site TFPROF_CAT_(var, _site_) = { "" name "", __FILE__, __LINE__, 0,   \
 							     0 };                                   \
 	__attribute__((cleanup(tfprof_scope_cleanup_))) tfprof_scope var =                         \
-		tfprof_scope_begin_site(&TFPROF_CAT_(var, _site_), TFPROF_ARGS_(__VA_ARGS__),       \
-					TFPROF_NARGS_(__VA_ARGS__))
+		TFPROF_UNLIKELY(__atomic_load_n(&tfprof__state, __ATOMIC_RELAXED))                \
+			? tfprof_scope_begin_site_slow(&TFPROF_CAT_(var, _site_),                   \
+						       TFPROF_ARGS_(__VA_ARGS__),                   \
+						       TFPROF_NARGS_(__VA_ARGS__))                  \
+			: (tfprof_scope){ 0, 0 }
 
 #define TFPROF_SET_METADATA(var, ...)                                                           \
 	tfprof_scope_set_metadata((var), TFPROF_ARGS_(__VA_ARGS__), TFPROF_NARGS_(__VA_ARGS__))

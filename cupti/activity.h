@@ -1,0 +1,86 @@
+/* CUPTI activity collection for one session: the pool of activity buffers CUPTI fills, the
+ * request and completion callbacks, and the decoding of records into neutral device events
+ * (device_events.h). The locking is written down at the top of activity.c.
+ *
+ * Call order, from the thread that owns the session (gpu.c, under the session lock):
+ *   tfprof__activity_start -> tfprof__activity_enable -> ... -> tfprof__activity_disable ->
+ *   tfprof__activity_finish
+ * or, when a later step of the start fails, tfprof__activity_enable's own undo and then
+ * tfprof__activity_abort. */
+#ifndef TFPROF_CUPTI_ACTIVITY_H
+#define TFPROF_CUPTI_ACTIVITY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "device_events.h"
+#include "loader.h"
+
+/* device_id or stream_id of an event that has none: an overhead charged to a thread, a
+ * synchronization of a whole context (CUPTI_SYNCHRONIZATION_INVALID_VALUE, the same value), a
+ * synchronization whose context never reported its device. Meant to move to device_events.h. */
+#ifndef TFPROF_DEV_NONE
+#define TFPROF_DEV_NONE UINT32_MAX
+#endif
+
+/* Decoded events are kept in chunks of this many; a chunk is the unit the memory bound counts. */
+#define TFPROF_CUPTI_CHUNK_EVENTS 4096u
+
+/* Bytes one chunk takes from the memory bound. */
+static inline size_t tfprof__activity_chunk_bytes(void)
+{
+	return sizeof(struct tfprof__dev_chunk) +
+	       (size_t)TFPROF_CUPTI_CHUNK_EVENTS * sizeof(struct tfprof__dev_event);
+}
+
+struct tfprof__activity_config {
+	size_t buffer_size;  /* bytes per buffer, a multiple of 4096 */
+	size_t buffer_count; /* 1 .. 4096 */
+	size_t max_memory;   /* bound on decoded events and kernel names, bytes */
+};
+
+/* What stop learned besides the events, for gpu.c's messages. */
+struct tfprof__activity_summary {
+	uint64_t buffers_handed_out;  /* buffers given to CUPTI this session */
+	uint64_t buffers_unreturned;  /* of those, still with CUPTI when the wait ended */
+	uint64_t buffers_late;        /* completions after stop began waiting no more; ignored */
+	uint64_t buffers_foreign;     /* completions of buffers not from this session's pool */
+	uint64_t buffers_bad;         /* buffers whose iteration ended with an error */
+	uint64_t records_other;       /* records of kinds tfprof does not decode; ignored */
+	uint64_t wait_ns;             /* how long stop waited for buffers after the first flush */
+	CUptiResult flush_rc;         /* cuptiActivityFlushAll's result */
+	bool decoder_stuck;           /* a completion callback did not finish in time: no events */
+};
+
+/* Allocates the buffer pool and the decoder, opens the pool and registers the buffer callbacks
+ * with CUPTI (allowed again in every session, as no activity kind is enabled in between).
+ * Returns 0, or a negative errno with a one-line reason and fix in err. */
+int tfprof__activity_start(const struct tfprof__cupti_fns *f, const struct tfprof__activity_config *cfg,
+			   char *err, size_t errlen);
+
+/* Enables the activity kinds. CONCURRENT_KERNEL (never the serializing KERNEL), MEMCPY and
+ * MEMSET are needed: if one fails, the kinds enabled so far are disabled again and the failing
+ * result is returned with the call's name in *what. MEMCPY2, SYNCHRONIZATION, OVERHEAD, DEVICE
+ * and CONTEXT only add detail: a failure there is noted in warn (one line) and collection goes
+ * on, unless the result says CUPTI cannot work at all (no GPU, no privileges), which fails the
+ * whole start like a needed kind. DEVICE and CONTEXT use cuptiActivityEnableAndDump where the
+ * library has it, so GPUs that CUDA set up before this session are described too. */
+CUptiResult tfprof__activity_enable(const char **what, char *warn, size_t warnlen);
+
+/* Disables every kind tfprof__activity_enable() enabled. */
+void tfprof__activity_disable(void);
+
+/* Undoes tfprof__activity_start() after a failed start: closes and frees the pool. */
+void tfprof__activity_abort(void);
+
+/* Ends the session's collection (kinds must be disabled already): forced flush, a bounded wait
+ * for every buffer handed out, then the pool closes and the decoded events, kernel names,
+ * devices and counters move into out (events, nevents, names, nnames, devices, ndevices,
+ * dropped_by_cupti, dropped_by_bound, dropped_no_buffer, zero_timestamps). Synchronizations,
+ * whose records carry a context but no device, get the device from CONTEXT records, else from
+ * context_device (may be NULL), else TFPROF_DEV_NONE. */
+void tfprof__activity_finish(struct tfprof__gpu_result *out, struct tfprof__activity_summary *sum,
+			     bool (*context_device)(uint32_t context_id, uint32_t *device_id));
+
+#endif

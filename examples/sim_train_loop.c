@@ -1,0 +1,90 @@
+/* The training loop of train_loop.c with GPU work, run on tfprof's CUPTI simulator so that a
+ * machine without a GPU produces a profile with /device:GPU planes: each step copies a batch to
+ * the device, runs kernels on two streams and copies the loss back.
+ *
+ *   usage: sim_train_loop [LOGDIR] [STEPS]      (defaults: ./logdir, 10)
+ *
+ * The simulator is a stand-in for libcupti; tfprof loads it because TFPROF_CUPTI_LIBRARY names
+ * it (set here from the library's own path). On a machine with a GPU, run cuda_train_loop. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include <tfprof/tfprof.h>
+
+#include "cupti_sim.h"
+
+static void busy_us(long us)
+{
+	struct timespec t0, t;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do
+		clock_gettime(CLOCK_MONOTONIC, &t);
+	while ((t.tv_sec - t0.tv_sec) * 1000000L + (t.tv_nsec - t0.tv_nsec) / 1000 < us);
+}
+
+static const struct tfsim_dim3 grid = { 1024, 1, 1 }, block = { 256, 1, 1 };
+
+static void train_step(int step, uint32_t compute, uint32_t copy)
+{
+	TFPROF_SCOPE("Train", TFPROF_I64("step_num", step));
+	{
+		TFPROF_SCOPE("input", TFPROF_I64("batch", 256));
+		busy_us(100);
+		tfsim_memcpy(copy, TFSIM_COPY_HTOD, 32u << 20, 0, 1);
+	}
+	{
+		TFPROF_SCOPE("forward");
+		tfsim_launch_kernel(compute, "_Z10gemm_tileILi128EEvPKfS1_Pfiii", grid, block, 900000);
+		tfsim_launch_kernel(compute, "_Z4reluPfi", grid, block, 60000);
+		tfsim_launch_kernel(copy, "_Z13softmax_crossPKfPKiPfi", grid, block, 120000);
+		busy_us(300);
+	}
+	{
+		TFPROF_SCOPE("backward");
+		tfsim_launch_kernel(compute, "_Z10gemm_tileILi128EEvPKfS1_Pfiii", grid, block, 1700000);
+		tfsim_launch_kernel(compute, "_Z9relu_gradPKfPfi", grid, block, 70000);
+		tfsim_memset(compute, 4u << 20, 0, 0);
+		busy_us(400);
+	}
+	{
+		TFPROF_SCOPE("optimizer", TFPROF_STR("algo", "adam"));
+		tfsim_launch_kernel(compute, "_Z11adam_updatePfPKffffi", grid, block, 200000);
+		tfsim_memcpy(copy, TFSIM_COPY_DTOH, 4, 0, 1);
+		tfsim_stream_synchronize(copy);
+		busy_us(100);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	const char *logdir = argc > 1 ? argv[1] : "logdir";
+	int steps = argc > 2 ? atoi(argv[2]) : 10;
+	Dl_info info;
+	if (!dladdr((void *)tfsim_reset, &info) || !info.dli_fname) {
+		fprintf(stderr, "sim_train_loop: cannot find the CUPTI simulator's path\n");
+		return 1;
+	}
+	setenv("TFPROF_CUPTI_LIBRARY", info.dli_fname, 1);
+	struct tfsim_device_desc gpu = { .name = "Simulated H100" };
+	int dev = tfsim_device_add(&gpu);
+	uint32_t compute = tfsim_stream_create(dev), copy = tfsim_stream_create(dev);
+
+	tfprof_set_thread_name("train");
+	int rc = tfprof_start(logdir, NULL);
+	if (rc) {
+		fprintf(stderr, "sim_train_loop: tfprof_start: %s\n", tfprof_strerror(rc));
+		return 1;
+	}
+	for (int step = 0; step < steps; step++)
+		train_step(step, compute, copy);
+	rc = tfprof_stop();
+	if (rc && rc != TFPROF_ERR_FALLBACK) {
+		fprintf(stderr, "sim_train_loop: tfprof_stop: %s\n", tfprof_strerror(rc));
+		return 1;
+	}
+	printf("%s\n", tfprof_last_output());
+	return 0;
+}

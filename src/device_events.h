@@ -1,0 +1,116 @@
+/* Neutral device events: what the GPU did, decoded from CUPTI records by cupti/ and handed to the
+ * merger, which knows nothing of CUPTI. Timestamps are in the collector's clock (CUPTI's, ns);
+ * struct tfprof__gpu_result carries the clock pairs that map them onto tfprof's time base. */
+#ifndef TFPROF_DEVICE_EVENTS_H
+#define TFPROF_DEVICE_EVENTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "clock.h"
+
+enum tfprof__dev_kind {
+	TFPROF_DEV_KERNEL = 1,
+	TFPROF_DEV_MEMCPY = 2,
+	TFPROF_DEV_MEMSET = 3,
+	TFPROF_DEV_SYNC = 4,
+	TFPROF_DEV_OVERHEAD = 5,
+};
+
+/* Memcpy directions (CUPTI's values). */
+enum tfprof__copy_kind {
+	TFPROF_COPY_UNKNOWN = 0,
+	TFPROF_COPY_HTOD = 1,
+	TFPROF_COPY_DTOH = 2,
+	TFPROF_COPY_HTOA = 3,
+	TFPROF_COPY_ATOH = 4,
+	TFPROF_COPY_ATOA = 5,
+	TFPROF_COPY_ATOD = 6,
+	TFPROF_COPY_DTOA = 7,
+	TFPROF_COPY_DTOD = 8,
+	TFPROF_COPY_HTOH = 9,
+	TFPROF_COPY_PTOP = 10,
+};
+
+/* Memory kinds (CUPTI's values): 1 pageable, 2 pinned, 3 device, 4 array, 5 managed,
+ * 6 device static, 7 managed static. */
+
+struct tfprof__dev_event {
+	uint64_t start, end;     /* collector clock, ns; 0 = unknown */
+	uint64_t correlation_id; /* ties the event to the host API call that launched it */
+	uint32_t kind;           /* enum tfprof__dev_kind */
+	uint32_t device_id, context_id, stream_id;
+	uint32_t name; /* kernels: index in tfprof__gpu_result.names (mangled); else 0 */
+	uint32_t pad;
+	union {
+		struct {
+			uint32_t grid[3], block[3];
+			uint32_t registers_per_thread;
+			int32_t static_shared, dynamic_shared;
+			uint32_t graph_id;
+		} kernel;
+		struct {
+			uint64_t bytes;
+			uint32_t copy_kind, src_kind, dst_kind;
+			uint32_t async;
+			uint32_t src_device, dst_device;
+		} memcpy;
+		struct {
+			uint64_t bytes;
+			uint32_t value, memory_kind, async;
+		} memset;
+		struct {
+			uint32_t type; /* CUpti_ActivitySynchronizationType */
+		} sync;
+		struct {
+			uint32_t overhead_kind; /* CUpti_ActivityOverheadKind */
+		} overhead;
+	} u;
+};
+
+struct tfprof__dev_device {
+	uint32_t id; /* ordinal */
+	char name[256];
+	int cc_major, cc_minor;
+	uint32_t sm_count;
+	uint64_t memory_size;      /* bytes */
+	uint64_t memory_bandwidth; /* bytes/s */
+	uint32_t clock_khz;
+};
+
+/* Device events in fixed-size chunks (no realloc of millions of events). */
+struct tfprof__dev_chunk {
+	struct tfprof__dev_chunk *next;
+	size_t n, cap;
+	struct tfprof__dev_event ev[];
+};
+
+/* A simultaneous reading of the collector's clock and tfprof's anchor. */
+struct tfprof__clock_pair {
+	uint64_t collector_ns;
+	struct tfprof__anchor anchor;
+	uint64_t width_ns; /* how far apart the two readings could be: the pairing error bound */
+};
+
+/* Everything GPU tracing produced in one session. Owned by the caller of tfprof__gpu_stop() and
+ * freed with tfprof__gpu_result_free(). */
+struct tfprof__gpu_result {
+	int active; /* 1 if GPU tracing ran; 0 if it fell back to host-only (see errors) */
+	struct tfprof__dev_chunk *events; /* oldest first */
+	size_t nevents;
+	char **names; /* kernel names, mangled as CUPTI gave them; index 0 is "" */
+	size_t nnames;
+	struct tfprof__dev_device *devices;
+	size_t ndevices;
+	uint64_t dropped_by_cupti;  /* cuptiActivityGetNumDroppedRecords, accumulated */
+	uint64_t dropped_by_bound;  /* decoded records dropped: tfprof's memory bound */
+	uint64_t dropped_no_buffer; /* buffer requests refused: pool exhausted */
+	uint64_t zero_timestamps;   /* records without timestamps, left out */
+	char **errors;   /* why GPU tracing did not run, with the fix; malloc'd strings */
+	size_t nerrors;
+	char **warnings;
+	size_t nwarnings;
+	struct tfprof__clock_pair begin, end;
+};
+
+#endif
