@@ -17,12 +17,6 @@
 #include "device_events.h"
 #include "loader.h"
 
-/* device_id or stream_id of an event that has none: an overhead charged to a thread, a
- * synchronization of a whole context (CUPTI_SYNCHRONIZATION_INVALID_VALUE, the same value), a
- * synchronization whose context never reported its device. Meant to move to device_events.h. */
-#ifndef TFPROF_DEV_NONE
-#define TFPROF_DEV_NONE UINT32_MAX
-#endif
 
 /* Decoded events are kept in chunks of this many; a chunk is the unit the memory bound counts. */
 #define TFPROF_CUPTI_CHUNK_EVENTS 4096u

@@ -32,6 +32,10 @@ enum tfprof__copy_kind {
 	TFPROF_COPY_PTOP = 10,
 };
 
+/* device_id / stream_id of an event that has none: an overhead charged to a thread, or a
+ * synchronization whose device could not be found. */
+#define TFPROF_DEV_NONE UINT32_MAX
+
 /* Memory kinds (CUPTI's values): 1 pageable, 2 pinned, 3 device, 4 array, 5 managed,
  * 6 device static, 7 managed static. */
 

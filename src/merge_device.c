@@ -47,6 +47,7 @@ struct dev_ctx {
 	uint32_t k_corr, k_ctx, k_dev, k_kernel, k_memcpy, k_memset, k_scope, k_step, k_mangled, k_ovh,
 		k_sync;
 	uint64_t uncorrelated, multi_launch;
+	uint64_t align_ns;
 };
 
 static int64_t map_time(const struct dev_ctx *d, uint64_t t)
@@ -344,6 +345,12 @@ static int merge_one_device(struct dev_ctx *d, uint32_t dev_id, const struct pla
 	const struct tfprof__dev_device *dev = find_device(d->g, dev_id);
 	if (dev && add_device_plane_stats(d->p, pl, dev))
 		return -1;
+	/* How far device and host times may be apart: the clock pairing's error bound. */
+	uint32_t k = tfprof__strtab_intern(&d->p->strs, "tfprof_clock_error_ns");
+	struct tfprof__stat *st;
+	if (k == UINT32_MAX || !(st = tfprof__plane_add_stat(pl, k, TFPROF_STAT_I64)))
+		return -1;
+	st->v.i64 = (int64_t)d->align_ns;
 	for (size_t i = 0; i < n;) {
 		size_t j = i;
 		unsigned kinds = 0;
@@ -380,7 +387,10 @@ int tfprof__merge_device(struct tfprof__profile *p, const struct tfprof__timebas
 		.r0 = tfprof__ticks_to_rel_ns(tb, g->begin.anchor.ticks),
 		.r1 = tfprof__ticks_to_rel_ns(tb, g->end.anchor.ticks),
 	};
-	*max_align_ns = g->begin.width_ns > g->end.width_ns ? g->begin.width_ns : g->end.width_ns;
+	/* A pair's reading lies within half its bracket of the truth, so the bound is the wider
+	 * half-bracket of the two pairs. */
+	*max_align_ns = ((g->begin.width_ns > g->end.width_ns ? g->begin.width_ns : g->end.width_ns) + 1) / 2;
+	d.align_ns = *max_align_ns;
 	struct tfprof__strtab *s = &p->strs;
 	d.k_corr = tfprof__strtab_intern(s, "correlation_id");
 	d.k_ctx = tfprof__strtab_intern(s, "context_id");
@@ -402,6 +412,10 @@ int tfprof__merge_device(struct tfprof__profile *p, const struct tfprof__timebas
 	for (const struct tfprof__dev_chunk *c = g->events; c; c = c->next)
 		for (size_t i = 0; i < c->n; i++) {
 			const struct tfprof__dev_event *e = &c->ev[i];
+			/* CUPTI's overhead charged to a thread and syncs of an unknown device belong to
+			 * no GPU plane. */
+			if (e->device_id == TFPROF_DEV_NONE)
+				continue;
 			struct placed *x = &pe[n++];
 			x->ev = e;
 			x->device = e->device_id;

@@ -52,7 +52,7 @@ struct merge_ctx {
 	struct tfprof__plane *plane;
 	struct key_slots keys;
 	uint64_t stamp;
-	uint32_t k_step_num, k_r, k_open, k_closed, k_truncated, k_corr, k_mangled;
+	uint32_t k_step_num, k_r, k_open, k_closed, k_truncated, k_corr, k_nested, k_mangled;
 	uint64_t ignored_args;
 	struct tfprof__launch_map *launches;
 	uint32_t *demangled; /* string id -> demangled string id + 1 (0 = not looked up) */
@@ -94,18 +94,17 @@ static uint32_t api_event_name(struct merge_ctx *m, uint32_t raw)
 }
 
 /* Notes which scope and step a CUDA API event ran in, by its correlation id. */
-static int note_launch(struct merge_ctx *m, const struct tfprof__line *l, const struct tfprof__event *e)
+static int note_launch_id(struct merge_ctx *m, const struct tfprof__line *l, uint32_t key)
 {
-	if (!m->launches || m->keys.stamp[m->k_corr] != m->stamp)
+	if (m->keys.stamp[key] != m->stamp)
 		return 0;
-	const struct tfprof__stat *c = &l->stats[m->keys.pos[m->k_corr]];
+	const struct tfprof__stat *c = &l->stats[m->keys.pos[key]];
 	if (c->type != TFPROF_STAT_U64 || c->v.u64 == 0)
 		return 0;
 	struct tfprof__launch *ln = tfprof__launch_map_put(m->launches, c->v.u64);
 	if (!ln)
 		return -1;
 	ln->count++;
-	(void)e;
 	for (size_t i = m->nframes; i-- > 0;) {
 		const struct frame *f = &m->frames[i];
 		if (!f->api && !ln->has_scope) {
@@ -118,6 +117,15 @@ static int note_launch(struct merge_ctx *m, const struct tfprof__line *l, const 
 		}
 	}
 	return 0;
+}
+
+/* Notes a launch by its correlation id and, when the collector saw a nested driver call with
+ * its own id (nested_correlation_id), by that one too: the device work may carry either. */
+static int note_launch(struct merge_ctx *m, const struct tfprof__line *l)
+{
+	if (!m->launches || key_slots_reserve(&m->keys, (size_t)(m->k_nested > m->k_corr ? m->k_nested : m->k_corr) + 1))
+		return m->launches ? -1 : 0;
+	return note_launch_id(m, l, m->k_corr) || note_launch_id(m, l, m->k_nested) ? -1 : 0;
 }
 
 static int push_frame(struct merge_ctx *m, struct frame f)
@@ -332,7 +340,7 @@ static int merge_thread(struct merge_ctx *m, struct tfprof__plane *pl, const str
 		while (m->nframes && m->frames[m->nframes - 1].end <= start &&
 		       !(m->frames[m->nframes - 1].end == start && end == start))
 			m->nframes--;
-		if (api && note_launch(m, l, &l->events[l->nevents - 1]))
+		if (api && note_launch(m, l))
 			goto out;
 		struct frame f = { .end = end, .name = nm, .api = api };
 		if (m->keys.stamp[m->k_step_num] == m->stamp) {
@@ -364,6 +372,7 @@ int tfprof__merge_host(struct tfprof__profile *p, const struct tfprof__timebase 
 	memset(counts, 0, sizeof *counts);
 	struct merge_ctx m = { .p = p, .launches = launches };
 	m.k_corr = tfprof__strtab_intern(&p->strs, "correlation_id");
+	m.k_nested = tfprof__strtab_intern(&p->strs, "nested_correlation_id");
 	m.k_mangled = tfprof__strtab_intern(&p->strs, "mangled_name");
 	m.k_step_num = tfprof__strtab_intern(&p->strs, "step_num");
 	m.k_r = tfprof__strtab_intern(&p->strs, "_r");

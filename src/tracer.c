@@ -316,23 +316,36 @@ static inline void *reserve(struct thread_state *ts, size_t size)
 	return refill(ts, size);
 }
 
+/* True when no argument needs a string copied: literal keys and no string values (the common
+ * TFPROF_I64()... case), checked branch-free. */
+static inline bool args_plain(const struct tfprof_arg *args, size_t nargs)
+{
+	uint32_t bad = 0;
+	for (size_t i = 0; i < nargs; i++) {
+		uint32_t t = args[i].type;
+		bad |= (~t & TFPROF_ARG_STATIC_KEY) | (t == (TFPROF_ARG_STR | TFPROF_ARG_STATIC_KEY));
+	}
+	return bad == 0;
+}
+
 /* Bytes of strings that must be copied into the record: keys that are not literals and string
  * values, which the caller may free as soon as the call returns. */
-static inline size_t args_string_bytes(const struct tfprof_arg *args, size_t nargs)
+static __attribute__((noinline)) size_t args_string_bytes_slow(const struct tfprof_arg *args, size_t nargs)
 {
 	size_t bytes = 0;
 	for (size_t i = 0; i < nargs; i++) {
 		uint32_t t = args[i].type;
-		if (__builtin_expect(t == (TFPROF_ARG_STR | TFPROF_ARG_STATIC_KEY) ||
-					     !(t & TFPROF_ARG_STATIC_KEY),
-				     0)) {
-			if (!(t & TFPROF_ARG_STATIC_KEY) && args[i].key)
-				bytes += strlen(args[i].key) + 1;
-			if ((t & ~TFPROF_ARG_STATIC_KEY) == TFPROF_ARG_STR && args[i].v.str)
-				bytes += strlen(args[i].v.str) + 1;
-		}
+		if (!(t & TFPROF_ARG_STATIC_KEY) && args[i].key)
+			bytes += strlen(args[i].key) + 1;
+		if ((t & ~TFPROF_ARG_STATIC_KEY) == TFPROF_ARG_STR && args[i].v.str)
+			bytes += strlen(args[i].v.str) + 1;
 	}
 	return bytes;
+}
+
+static inline size_t args_string_bytes(const struct tfprof_arg *args, size_t nargs)
+{
+	return __builtin_expect(args_plain(args, nargs), 1) ? 0 : args_string_bytes_slow(args, nargs);
 }
 
 static char *copy_str(char **pool, const char *s)
@@ -347,7 +360,11 @@ static char *copy_str(char **pool, const char *s)
 static inline void args_copy(struct tfprof_arg *dst, const struct tfprof_arg *src, size_t nargs,
 			     size_t str_bytes, char *pool)
 {
-	if (nargs)
+	/* A few arguments are copied as structs: cheaper than a call to memcpy. */
+	if (nargs <= 4)
+		for (size_t i = 0; i < nargs; i++)
+			dst[i] = src[i];
+	else
 		memcpy(dst, src, nargs * sizeof *dst);
 	if (__builtin_expect(str_bytes == 0, 1))
 		return;

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs the CUDA training loop under tfprof on a real GPU and checks its profile: every kernel and
+# memcpy present, each correlated to exactly one launch, inside its step within the clock
+# alignment error. Then prints the tracing overhead (traced against untraced loops, interleaved).
+# Without a GPU it says so and exits 77, which CTest shows as skipped, never as passed.
+#   usage: run_gpu_test.sh CUDA_TRAIN_LOOP CHECK_GPU_PROFILE
+set -euo pipefail
+prog=$1 checker=$2
+if ! { command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; } && [[ ! -e /dev/nvidia0 ]]; then
+	echo "SKIPPED: no NVIDIA GPU here (nvidia-smi finds none, no /dev/nvidia0); run tests/gpu on a GPU machine"
+	exit 77
+fi
+nvidia-smi -L || true
+logdir=$(mktemp -d)
+trap 'rm -rf "$logdir"' EXIT
+steps=50
+out=$("$prog" "$logdir" "$steps")
+profile=$(head -n 1 <<<"$out")
+echo "profile: $profile"
+"$checker" "$profile" --steps "$steps" --kernels 5 --memcpys 2 --memsets 1 --window
+
+# Overhead: alternate untraced and traced runs so drifts hit both; report the medians.
+traced=() untraced=()
+for _ in 1 2 3 4 5; do
+	untraced+=("$("$prog" "$logdir" 200 --untraced | tail -n 1 | sed 's/.*"step_us":\([0-9.]*\).*/\1/')")
+	traced+=("$("$prog" "$logdir" 200 | tail -n 1 | sed 's/.*"step_us":\([0-9.]*\).*/\1/')")
+done
+median() { printf '%s\n' "$@" | sort -g | sed -n 3p; }
+t=$(median "${traced[@]}") u=$(median "${untraced[@]}")
+awk -v t="$t" -v u="$u" 'BEGIN { printf "{\"gpu_overhead\":true,\"traced_step_us\":%s,\"untraced_step_us\":%s,\"ratio\":%.3f}\n", t, u, t / u }'
