@@ -37,24 +37,24 @@ static void train_step(int step, uint32_t compute, uint32_t copy)
 	}
 	{
 		TFPROF_SCOPE("forward");
-		tfsim_launch_kernel(compute, "_Z10gemm_tileILi128EEvPKfS1_Pfiii", grid, block, 900000);
+		tfsim_launch_kernel(compute, "_Z9gemm_tileILi128EEvPKfS1_Pfiii", grid, block, 900000);
 		tfsim_launch_kernel(compute, "_Z4reluPfi", grid, block, 60000);
 		tfsim_launch_kernel(copy, "_Z13softmax_crossPKfPKiPfi", grid, block, 120000);
-		busy_us(300);
+		busy_us(1000);
 	}
 	{
 		TFPROF_SCOPE("backward");
-		tfsim_launch_kernel(compute, "_Z10gemm_tileILi128EEvPKfS1_Pfiii", grid, block, 1700000);
+		tfsim_launch_kernel(compute, "_Z9gemm_tileILi128EEvPKfS1_Pfiii", grid, block, 1700000);
 		tfsim_launch_kernel(compute, "_Z9relu_gradPKfPfi", grid, block, 70000);
 		tfsim_memset(compute, 4u << 20, 0, 0);
-		busy_us(400);
+		busy_us(1900);
 	}
 	{
 		TFPROF_SCOPE("optimizer", TFPROF_STR("algo", "adam"));
 		tfsim_launch_kernel(compute, "_Z11adam_updatePfPKffffi", grid, block, 200000);
 		tfsim_memcpy(copy, TFSIM_COPY_DTOH, 4, 0, 1);
 		tfsim_stream_synchronize(copy);
-		busy_us(100);
+		busy_us(300);
 	}
 }
 

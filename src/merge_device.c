@@ -44,8 +44,8 @@ struct dev_ctx {
 	int64_t r0, r1;
 	uint64_t c0, c1;
 	uint32_t *kernel_names; /* names index -> demangled string id + 1 */
-	uint32_t k_corr, k_ctx, k_dev, k_kernel, k_memcpy, k_memset, k_scope, k_step, k_mangled, k_ovh,
-		k_sync;
+	uint32_t k_corr, k_ctx, k_dev, k_kernel, k_memcpy, k_memset, k_scope, k_tf_op, k_step, k_mangled,
+		k_ovh, k_sync;
 	uint64_t uncorrelated, multi_launch;
 	uint64_t align_ns;
 };
@@ -263,7 +263,9 @@ static int add_event(struct dev_ctx *d, struct tfprof__plane *pl, struct tfprof_
 			return -1;
 		break;
 	case TFPROF_DEV_SYNC:
-		return put_u64(l, d->k_sync, e->u.sync.type);
+		if (put_u64(l, d->k_sync, e->u.sync.type))
+			return -1;
+		break;
 	default:
 		break;
 	}
@@ -275,8 +277,15 @@ static int add_event(struct dev_ctx *d, struct tfprof__plane *pl, struct tfprof_
 	}
 	if (ln->count > 1)
 		d->multi_launch++;
-	if (ln->has_scope && put_str(p, l, d->k_scope, tfprof__strtab_get(&p->strs, ln->scope_name)))
-		return -1;
+	if (ln->has_scope) {
+		const char *sc = tfprof__strtab_get(&p->strs, ln->scope_name);
+		/* xprof attributes device time to framework ops through tf_op, "<op name>:<op type>"
+		 * (framework_op_stats, the op column of kernel_stats); the scope is both. */
+		char op[512];
+		snprintf(op, sizeof op, "%s:%s", sc, sc);
+		if (put_str(p, l, d->k_scope, sc) || put_str(p, l, d->k_tf_op, op))
+			return -1;
+	}
 	if (ln->has_step && put_i64(l, d->k_step, ln->step_num))
 		return -1;
 	return 0;
@@ -399,6 +408,7 @@ int tfprof__merge_device(struct tfprof__profile *p, const struct tfprof__timebas
 	d.k_memcpy = tfprof__strtab_intern(s, "memcpy_details");
 	d.k_memset = tfprof__strtab_intern(s, "Memset_details");
 	d.k_scope = tfprof__strtab_intern(s, "scope_name");
+	d.k_tf_op = tfprof__strtab_intern(s, "tf_op");
 	d.k_step = tfprof__strtab_intern(s, "step_num");
 	d.k_mangled = tfprof__strtab_intern(s, "mangled_name");
 	d.k_ovh = tfprof__strtab_intern(s, "overhead_kind");

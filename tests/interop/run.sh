@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The interop test (ctest: interop_xprof): installs a pinned xprof from PyPI into a virtual
+# environment under the build folder (once; later runs reuse it), writes profiles with the
+# examples and tests/interop/two_hosts.c, and runs check.py, which opens them with xprof's
+# converter and its web server. Exit 77 (skipped, shown by ctest) when PyPI cannot be reached and
+# xprof is not installed yet. Environment (set by CMakeLists.txt): TFPROF_XPROF_VERSION,
+# TFPROF_INTEROP_VENV, TFPROF_INTEROP_WORK, TFPROF_TRAIN_LOOP, TFPROF_TWO_HOSTS and, when the CUPTI
+# simulator is built, TFPROF_SIM_TRAIN_LOOP.
+set -euo pipefail
+here=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
+ver=$TFPROF_XPROF_VERSION
+venv=$TFPROF_INTEROP_VENV
+work=$TFPROF_INTEROP_WORK
+stamp="$venv/.tfprof-xprof-$ver"
+
+skip() {
+	echo "SKIPPED: $*"
+	exit 77
+}
+
+# xprof 2.24 wheels need CPython >= 3.10.
+py=${TFPROF_INTEROP_PYTHON:-python3}
+if ! "$py" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
+	echo "interop: $py is missing or older than 3.10; xprof $ver needs Python >= 3.10" >&2
+	exit 1
+fi
+
+if [[ ! -f $stamp ]]; then
+	# Reach the package index first, so that an offline machine skips in seconds.
+	index=${PIP_INDEX_URL:-$("$py" -m pip config get global.index-url 2>/dev/null || true)}
+	index=${index:-https://pypi.org/simple}
+	if ! why=$("$py" - "$index" <<'PY' 2>&1
+import sys, urllib.request
+urllib.request.urlopen(sys.argv[1].rstrip("/") + "/xprof/", timeout=20).read(1)
+PY
+	); then
+		skip "xprof $ver is not installed in $venv and the package index $index cannot be reached: $(tail -n1 <<<"$why")"
+	fi
+	# The stamp is written last, so an interrupted install is redone from scratch next time.
+	echo "interop: installing xprof $ver into $venv (once)"
+	rm -rf "$venv"
+	if ! "$py" -m venv "$venv"; then
+		echo "interop: '$py -m venv' failed; on Debian install python3-venv (scripts/deps does)" >&2
+		exit 1
+	fi
+	log="$venv/install.log"
+	if ! "$venv/bin/pip" install --disable-pip-version-check --no-input -q "xprof==$ver" >"$log" 2>&1; then
+		tail -n 30 "$log" >&2
+		echo "interop: pip install xprof==$ver failed (log: $log)" >&2
+		exit 1
+	fi
+	touch "$stamp"
+fi
+
+# Fresh profiles every run: host only, host + simulated GPU, and two hosts in one run directory.
+rm -rf "$work"
+mkdir -p "$work/logs"
+"$TFPROF_TRAIN_LOOP" "$work/logs/host" 5 >/dev/null
+if [[ -n ${TFPROF_SIM_TRAIN_LOOP:-} ]]; then
+	"$TFPROF_SIM_TRAIN_LOOP" "$work/logs/gpu" 5 >/dev/null
+fi
+"$TFPROF_TWO_HOSTS" "$work/logs/multi" two_hosts 4 >/dev/null
+
+cd "$here"
+# xprof's C++ logs (absl) go to stderr; keep them out of the test output unless asked.
+if [[ ${TFPROF_INTEROP_VERBOSE:-0} == 1 ]]; then
+	exec "$venv/bin/python" check.py "$work/logs"
+fi
+"$venv/bin/python" check.py "$work/logs" 2>"$work/xprof-stderr.log" || {
+	rc=$?
+	echo "(xprof's own log: $work/xprof-stderr.log)"
+	exit $rc
+}
