@@ -41,6 +41,30 @@ int tfprof__mkdirs(const char *dir)
 	return rc;
 }
 
+int tfprof__private_dir(const char *dir)
+{
+	/* Parents (e.g. a $TMPDIR that does not exist yet) are ordinary directories. */
+	char *parent = strdup(dir);
+	if (!parent)
+		return -ENOMEM;
+	char *slash = strrchr(parent, '/');
+	if (slash && slash != parent) {
+		*slash = 0;
+		tfprof__mkdirs(parent);
+	}
+	free(parent);
+	if (mkdir(dir, 0700) && errno != EEXIST)
+		return -errno;
+	struct stat st;
+	if (lstat(dir, &st))
+		return -errno;
+	if (!S_ISDIR(st.st_mode))
+		return -ENOTDIR;
+	if (st.st_uid != getuid() || (st.st_mode & 077))
+		return -EPERM;
+	return 0;
+}
+
 char *tfprof__host_file_stem(const char *host)
 {
 	char *s = strdup(host && *host ? host : "localhost");

@@ -8,6 +8,10 @@
 
 /* Creates dir and its parents (mode 0777 before umask). Returns 0 or a negative errno. */
 int tfprof__mkdirs(const char *dir);
+/* Creates dir with mode 0700 if missing (its parents as ordinary directories) and checks that it is a real directory
+ * (not a symlink) owned by the calling user and closed to others. Returns 0 or a negative errno
+ * (-EPERM when someone else owns it or can enter it). */
+int tfprof__private_dir(const char *dir);
 /* Makes a host name usable as a file name stem: ':' and '/' become '_', "" becomes
  * "localhost". Returns a malloc'd string. */
 char *tfprof__host_file_stem(const char *host);

@@ -14,7 +14,7 @@
 
 /* Totals over all threads of one session, for warnings and tests. */
 struct tfprof__host_counts {
-	uint64_t emitted, recorded, dropped, meta_dropped, bad_ends, bad_metadata, misnested;
+	uint64_t emitted, recorded, dropped, too_deep, meta_dropped, bad_ends, bad_metadata, misnested;
 	uint64_t truncated_args, ignored_args, open_at_stop;
 };
 

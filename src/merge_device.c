@@ -135,6 +135,10 @@ static void line_name(char *buf, size_t cap, int64_t id, unsigned kinds)
 		snprintf(buf, cap, "CUPTI overhead");
 		return;
 	}
+	if (id == SYNC_LINE_BASE + TFPROF_DEV_NONE) {
+		snprintf(buf, cap, "Context synchronization");
+		return;
+	}
 	if (id >= SYNC_LINE_BASE) {
 		snprintf(buf, cap, "Stream #%" PRId64 " synchronization", id - SYNC_LINE_BASE);
 		return;
@@ -351,6 +355,8 @@ static int merge_one_device(struct dev_ctx *d, uint32_t dev_id, const struct pla
 	struct tfprof__plane *pl = tfprof__profile_add_plane(d->p, dev_id, name);
 	if (!pl)
 		return -1;
+	/* Kernel names (and their mangled_name metadata stat) are per plane. */
+	memset(d->kernel_names, 0, (d->g->nnames + 1) * sizeof *d->kernel_names);
 	const struct tfprof__dev_device *dev = find_device(d->g, dev_id);
 	if (dev && add_device_plane_stats(d->p, pl, dev))
 		return -1;
@@ -464,8 +470,8 @@ int tfprof__merge_device(struct tfprof__profile *p, const struct tfprof__timebas
 	if (d.uncorrelated &&
 	    tfprof__profile_add_warning(p,
 					"tfprof: %" PRIu64 " GPU activities have no host launch in this profile: "
-					"they were launched before the session started, or their host event was "
-					"dropped",
+					"they were launched before the session started or while it stopped, or "
+					"their host event was dropped",
 					d.uncorrelated))
 		goto out;
 	if (d.multi_launch &&

@@ -345,7 +345,8 @@ static int merge_thread(struct merge_ctx *m, struct tfprof__plane *pl, const str
 		struct frame f = { .end = end, .name = nm, .api = api };
 		if (m->keys.stamp[m->k_step_num] == m->stamp) {
 			const struct tfprof__stat *sn = &l->stats[m->keys.pos[m->k_step_num]];
-			f.has_step = true;
+			/* Only an integer step number names a step. */
+			f.has_step = sn->type == TFPROF_STAT_I64 || sn->type == TFPROF_STAT_U64;
 			f.step = sn->type == TFPROF_STAT_U64 ? (int64_t)sn->v.u64 : sn->v.i64;
 		}
 		if (push_frame(m, f))
@@ -354,6 +355,7 @@ static int merge_thread(struct merge_ctx *m, struct tfprof__plane *pl, const str
 	counts->emitted += h->emitted;
 	counts->recorded += h->recorded;
 	counts->dropped += h->dropped;
+	counts->too_deep += h->too_deep;
 	counts->meta_dropped += h->meta_dropped;
 	counts->bad_ends += h->bad_ends;
 	counts->bad_metadata += h->bad_metadata;
@@ -408,6 +410,12 @@ int tfprof__merge_host_warnings(struct tfprof__profile *p, const struct tfprof__
 			"buffers reached their limit of %zu MiB; raise it with TFPROF_MAX_MEMORY_MB or "
 			"tfprof_options.max_memory",
 			c->dropped, c->emitted, max_memory >> 20);
+	if (c->too_deep)
+		rc |= tfprof__profile_add_warning(
+			p,
+			"tfprof: %" PRIu64 " of %" PRIu64 " host scopes were dropped because they nested "
+			"deeper than 256 scopes on their thread",
+			c->too_deep, c->emitted);
 	if (c->meta_dropped)
 		rc |= tfprof__profile_add_warning(
 			p, "tfprof: %" PRIu64 " set_metadata calls were dropped because the event buffers were full",

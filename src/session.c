@@ -214,7 +214,10 @@ static int deliver(uint8_t *data, size_t len, const char *logdir, const char *ru
 	}
 	const char *tmp = getenv("TMPDIR");
 	char *fallback = NULL;
+	/* The fallback lives in a shared directory: it must be ours alone, or another user could
+	 * read the profile or redirect where it goes. */
 	if (asprintf(&fallback, "%s/tfprof-%ld", tmp && *tmp ? tmp : "/tmp", (long)getuid()) >= 0 &&
+	    tfprof__private_dir(fallback) == 0 &&
 	    tfprof__write_profile(fallback, run, host, data, len, &path) == 0) {
 		tfprof__log(TFPROF_LOG_ERROR,
 			    "cannot write the profile under %s (%s); it was saved to %s instead", logdir,
@@ -229,12 +232,24 @@ static int deliver(uint8_t *data, size_t len, const char *logdir, const char *ru
 		    "cannot write the profile under %s (%s) nor to the fallback directory; it is kept "
 		    "in memory: call tfprof_stop_retry() with a writable logdir",
 		    logdir, strerror(-rc));
+	/* The names may be the kept profile's own (a failed retry): copy them before clearing. */
+	char *l = strdup(logdir), *r = strdup(run), *h = strdup(host);
+	if (kept.data && kept.data != data)
+		tfprof__log(TFPROF_LOG_WARN, "an older unwritten profile was discarded for this one");
 	kept_clear();
+	if (!l || !r || !h) {
+		free(l);
+		free(r);
+		free(h);
+		free(data);
+		tfprof__log(TFPROF_LOG_ERROR, "out of memory: the unwritten profile was lost");
+		return -ENOMEM;
+	}
 	kept.data = data;
 	kept.len = len;
-	kept.logdir = strdup(logdir);
-	kept.run = strdup(run);
-	kept.host = strdup(host);
+	kept.logdir = l;
+	kept.run = r;
+	kept.host = h;
 	return TFPROF_ERR_UNWRITTEN;
 }
 

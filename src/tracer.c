@@ -70,17 +70,21 @@ struct thread_state {
 	struct tfprof__chunk *head, *cur;
 	uint32_t serial; /* serial of the last recorded scope */
 	uint32_t depth;
-	uint64_t emitted, dropped, meta_dropped, bad_ends, bad_metadata, misnested, truncated_args;
+	uint64_t emitted, dropped, too_deep, meta_dropped, bad_ends, bad_metadata, misnested, truncated_args;
 	int64_t tid;
 	bool dead;
 	bool name_set;
 	char name[256];
 	struct open_scope open[MAX_DEPTH];
+	/* Outlives sessions: reset_session_fields() leaves it alone. */
+	uint32_t nvtx_depth;
+	struct nvtx_open nvtx_stack[MAX_DEPTH];
 };
 
+/* The only thread-local variable: 8 bytes of initial-exec TLS keep the hot path's access to one
+ * instruction while leaving the library loadable with dlopen (glibc's static TLS reserve for
+ * dlopen'ed libraries is small; ctypes, CUDA and NVTX injection all load with dlopen). */
 static __thread struct thread_state *tls_ts __attribute__((tls_model("initial-exec")));
-static __thread uint32_t nvtx_depth __attribute__((tls_model("initial-exec")));
-static __thread struct nvtx_open nvtx_stack[MAX_DEPTH] __attribute__((tls_model("initial-exec")));
 
 static pthread_mutex_t list_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct thread_state *threads;
@@ -153,7 +157,7 @@ static void reset_session_fields(struct thread_state *ts)
 	ts->head = ts->cur = NULL;
 	ts->serial = 0;
 	ts->depth = 0;
-	ts->emitted = ts->dropped = ts->meta_dropped = ts->bad_ends = 0;
+	ts->emitted = ts->dropped = ts->too_deep = ts->meta_dropped = ts->bad_ends = 0;
 	ts->bad_metadata = ts->misnested = ts->truncated_args = 0;
 }
 
@@ -393,6 +397,16 @@ begin_common(struct tfprof_site *site, const char *name, const struct tfprof_arg
 	enter(ts);
 	if (__builtin_expect(!recording(), 0))
 		goto out;
+	/* current() looked before enter(), when a stop and a new start could still come between;
+	 * from here until leave() no harvest can reset the state, so look again. */
+	if (__builtin_expect(ts->gen != __atomic_load_n(&session_gen, __ATOMIC_RELAXED) || ts->tag == 0, 0)) {
+		leave(ts);
+		if (!(ts = attach()))
+			return h;
+		enter(ts);
+		if (!recording() || ts->gen != __atomic_load_n(&session_gen, __ATOMIC_RELAXED))
+			goto out;
+	}
 	ts->emitted++;
 	if (!args)
 		nargs = 0;
@@ -412,8 +426,11 @@ begin_common(struct tfprof_site *site, const char *name, const struct tfprof_arg
 	size_t size = round8(sizeof(struct tfprof__rec) + nargs * sizeof(struct tfprof_arg) +
 			     str_bytes + name_bytes);
 	struct tfprof__rec *r;
-	if (__builtin_expect(ts->depth >= MAX_DEPTH || size > UINT32_MAX, 0) ||
-	    !(r = reserve(ts, size))) {
+	if (__builtin_expect(ts->depth >= MAX_DEPTH, 0)) {
+		ts->too_deep++;
+		goto out;
+	}
+	if (__builtin_expect(size > UINT32_MAX, 0) || !(r = reserve(ts, size))) {
 		ts->dropped++;
 		goto out;
 	}
@@ -438,12 +455,12 @@ begin_common(struct tfprof_site *site, const char *name, const struct tfprof_arg
 	h.tag = ts->tag;
 	h.serial = r->serial;
 	/* The depth check above also bounds nvtx_depth, which never exceeds ts->depth. */
-	if (!api && nvtx_on && nvtx_depth < MAX_DEPTH) {
+	if (!api && nvtx_on && ts->nvtx_depth < MAX_DEPTH) {
 		if (site)
 			tfprof__nvtx_push_site(site);
 		else
 			tfprof__nvtx_push_name((const char *)r->name);
-		nvtx_stack[nvtx_depth++] = (struct nvtx_open){ h.tag, h.serial };
+		ts->nvtx_stack[ts->nvtx_depth++] = (struct nvtx_open){ h.tag, h.serial };
 	}
 	/* The begin time is taken last so the bookkeeping above is not inside the scope. */
 	r->t0 = tfprof__ticks();
@@ -501,29 +518,30 @@ static __attribute__((noinline)) void end_out_of_order(struct thread_state *ts, 
 }
 
 /* Pops the NVTX ranges of scope s and of any scope opened inside it on this thread. */
-static __attribute__((noinline)) void nvtx_end_slow(tfprof_scope s)
+static __attribute__((noinline)) void nvtx_end_slow(struct thread_state *ts, tfprof_scope s)
 {
-	for (int i = (int)nvtx_depth - 1; i >= 0; i--) {
-		if (nvtx_stack[i].tag == s.tag && nvtx_stack[i].serial == s.serial) {
-			while (nvtx_depth > (uint32_t)i) {
+	for (int i = (int)ts->nvtx_depth - 1; i >= 0; i--) {
+		if (ts->nvtx_stack[i].tag == s.tag && ts->nvtx_stack[i].serial == s.serial) {
+			while (ts->nvtx_depth > (uint32_t)i) {
 				tfprof__nvtx_pop();
-				nvtx_depth--;
+				ts->nvtx_depth--;
 			}
 			return;
 		}
 	}
 }
 
-static inline void nvtx_end(tfprof_scope s)
+/* The NVTX stack belongs to the calling thread alone, so no enter()/leave() is needed. */
+static inline void nvtx_end(struct thread_state *ts, tfprof_scope s)
 {
-	uint32_t d = nvtx_depth;
+	uint32_t d = ts->nvtx_depth;
 	if (__builtin_expect(d == 0, 1))
 		return;
-	if (__builtin_expect(nvtx_stack[d - 1].tag == s.tag && nvtx_stack[d - 1].serial == s.serial, 1)) {
+	if (__builtin_expect(ts->nvtx_stack[d - 1].tag == s.tag && ts->nvtx_stack[d - 1].serial == s.serial, 1)) {
 		tfprof__nvtx_pop();
-		nvtx_depth = d - 1;
+		ts->nvtx_depth = d - 1;
 	} else {
-		nvtx_end_slow(s);
+		nvtx_end_slow(ts, s);
 	}
 }
 
@@ -532,14 +550,19 @@ void tfprof_scope_end_slow(tfprof_scope s)
 	/* The end time is taken first so the bookkeeping below is not inside the scope. */
 	uint64_t t1 = tfprof__ticks();
 	struct thread_state *ts = tls_ts;
-	if (__builtin_expect(!ts || ts->gen != __atomic_load_n(&session_gen, __ATOMIC_RELAXED), 0)) {
+	if (__builtin_expect(!ts, 0)) {
 		if (recording())
 			__atomic_fetch_add(&orphan_bad_ends, 1, __ATOMIC_RELAXED);
-		goto nvtx;
+		return;
 	}
 	enter(ts);
 	if (__builtin_expect(!recording(), 0))
 		goto out;
+	/* Checked only after enter(): from here until leave() no harvest can reset the state. */
+	if (__builtin_expect(ts->gen != __atomic_load_n(&session_gen, __ATOMIC_RELAXED) || ts->tag == 0, 0)) {
+		__atomic_fetch_add(&orphan_bad_ends, 1, __ATOMIC_RELAXED);
+		goto out;
+	}
 	if (__builtin_expect(s.tag != ts->tag, 0)) {
 		ts->bad_ends++;
 		goto out;
@@ -553,17 +576,16 @@ void tfprof_scope_end_slow(tfprof_scope s)
 	}
 out:
 	leave(ts);
-nvtx:
-	nvtx_end(s);
+	nvtx_end(ts, s);
 }
 
 void tfprof_scope_set_metadata_slow(tfprof_scope s, const struct tfprof_arg *args, size_t nargs)
 {
 	struct thread_state *ts = tls_ts;
-	if (!ts || ts->gen != __atomic_load_n(&session_gen, __ATOMIC_RELAXED))
+	if (!ts)
 		return;
 	enter(ts);
-	if (!recording())
+	if (!recording() || ts->gen != __atomic_load_n(&session_gen, __ATOMIC_RELAXED) || ts->tag == 0)
 		goto out;
 	if (s.tag != ts->tag || find_open(ts, s.serial) < 0) {
 		ts->bad_metadata++;
@@ -667,6 +689,7 @@ int tfprof__tracer_harvest(struct tfprof__thread_harvest **out, size_t *n)
 			t->emitted = ts->emitted;
 			t->recorded = ts->serial;
 			t->dropped = ts->dropped;
+			t->too_deep = ts->too_deep;
 			t->meta_dropped = ts->meta_dropped;
 			t->bad_ends = ts->bad_ends;
 			t->bad_metadata = ts->bad_metadata;

@@ -65,6 +65,7 @@ struct tfprof__thread_harvest {
 	uint64_t emitted;             /* scope begins seen while the session recorded */
 	uint64_t recorded;
 	uint64_t dropped;        /* begins dropped because the memory bound was reached */
+	uint64_t too_deep;       /* begins dropped because scopes nested deeper than 256 */
 	uint64_t meta_dropped;   /* set_metadata calls dropped for the same reason */
 	uint64_t bad_ends;       /* ends ignored: other thread, double end, stale handle */
 	uint64_t bad_metadata;   /* set_metadata on a scope that is not open on this thread */

@@ -2,6 +2,7 @@
  * missing logdir, and what happens when the logdir cannot be written (fallback, then keeping
  * the profile in memory for a retry). */
 #include <errno.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "files.h"
@@ -139,6 +140,29 @@ static void test_unwritable_logdir_falls_back(void **state)
 	free(tmp);
 }
 
+static void test_fallback_dir_must_be_private(void **state)
+{
+	(void)state;
+	char *d;
+	assert_true(asprintf(&d, "%s/private", logdir) > 0);
+	assert_int_equal(tfprof__private_dir(d), 0);
+	assert_int_equal(tfprof__private_dir(d), 0); /* ours already: fine */
+	/* Open to others, or owned by someone else, or a symlink: refused. */
+	chmod(d, 0777);
+	assert_int_equal(tfprof__private_dir(d), -EPERM);
+	chmod(d, 0700);
+	if (getuid() == 0) {
+		assert_int_equal(chown(d, 65534, 65534), 0);
+		assert_int_equal(tfprof__private_dir(d), -EPERM);
+	}
+	char *link;
+	assert_true(asprintf(&link, "%s/link", logdir) > 0);
+	assert_int_equal(symlink(d, link), 0);
+	assert_int_equal(tfprof__private_dir(link), -ENOTDIR);
+	free(link);
+	free(d);
+}
+
 static void test_host_file_stem(void **state)
 {
 	(void)state;
@@ -161,6 +185,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_other_hosts_share_a_run, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_logdir_is_created, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unwritable_logdir_falls_back, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fallback_dir_must_be_private, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_host_file_stem, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

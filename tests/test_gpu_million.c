@@ -66,16 +66,17 @@ static void test_million_kernels_bounded(void **state)
 	 * drop counts cover every record kind. So kept kernels and drops add up to at least the
 	 * kernels launched and at most everything produced. */
 	long long other = (long long)ss.records_produced - KERNELS;
-	assert_true(other >= 0 && other < 1000);
+	assert_true(other >= 0);
 	assert_true(dev_kernels + dev_dropped >= KERNELS);
 	assert_true(dev_kernels + dev_dropped <= KERNELS + other);
 	assert_true(dev_kernels > 0);
 	print_message("host: %lld launches kept, %lld dropped; device: %lld kernels kept, %lld dropped; "
 		      "peak memory grew %ld MiB with a %zu MiB bound\n",
 		      host_kernels, host_dropped, dev_kernels, dev_dropped, grown_mb, BOUND >> 20);
-	/* Unbounded, a million kernels take well over 1 GiB through merge and write; bounded, the
-	 * growth follows the bound (buffers, then the merged model and encoder of what was kept). */
-	assert_true(grown_mb < 24 * (long)(BOUND >> 20));
+	/* Unbounded, a million kernels take well over 1 GiB through merge and write. Bounded, the
+	 * growth follows the bound: the host and device buffers (one bound each), CUPTI's buffer
+	 * pool (64 MiB), then the merged model and encoder of what was kept (about 10x). */
+	assert_true(grown_mb < 16 * (long)(BOUND >> 20));
 	tt_xspace_free(s);
 	tt_rm_rf(dir);
 	free(dir);

@@ -124,6 +124,24 @@ static void test_deep_nesting(void **state)
 	tt_xspace_free(s);
 }
 
+static void test_too_deep_is_not_a_memory_drop(void **state)
+{
+	(void)state;
+	assert_int_equal(tfprof_start(logdir, NULL), 0);
+	tfprof_scope h[300];
+	for (int i = 0; i < 300; i++)
+		h[i] = tfprof_scope_begin("deep", NULL, 0);
+	for (int i = 299; i >= 0; i--)
+		tfprof_scope_end(h[i]);
+	XSpace *s = tt_stop_and_read();
+	assert_int_equal(tt_count_events(tt_host(s), "deep"), 256);
+	assert_int_equal(tt_warning_count(s, "nested deeper than 256"), 44);
+	assert_int_equal(tt_warning_count(s, "buffers reached their limit"), -1);
+	/* Ends of the scopes that were not recorded are no-ops, not ignored ends. */
+	assert_int_equal(tt_warning_count(s, "scope ends were ignored"), -1);
+	tt_xspace_free(s);
+}
+
 struct bound_worker {
 	uint64_t emitted;
 	pthread_barrier_t *go;
@@ -245,6 +263,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_default_thread_name_is_os_name, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_threads_record_concurrently, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deep_nesting, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_too_deep_is_not_a_memory_drop, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_memory_bound_and_exact_drops, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_env_memory_bound, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exited_threads_keep_events, setup, teardown),
