@@ -1,0 +1,249 @@
+/* Shared types of tfprof-report: the profiles it loaded (one XSpace per host), the device work it
+ * found on the GPU planes, and the per-host analysis (steps, summary, kernel and copy tables)
+ * that the formatters print. Everything is looked up by metadata NAME, never by id, because
+ * TensorFlow, JAX and tfprof number their metadata differently.
+ *
+ * Ownership: every struct here owns what it points to and is freed by its *_free function. The
+ * tool is single-threaded. Times are picoseconds since the profile's time base (the XSpace's own
+ * unit), converted to ns or ms only when printed. */
+#ifndef TFPROF_CLI_REPORT_H
+#define TFPROF_CLI_REPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "xplane.pb-c.h"
+
+typedef Tensorflow__Profiler__XSpace XSpace;
+typedef Tensorflow__Profiler__XPlane XPlane;
+typedef Tensorflow__Profiler__XLine XLine;
+typedef Tensorflow__Profiler__XEvent XEvent;
+typedef Tensorflow__Profiler__XStat XStat;
+
+/* Exit codes: 2 for anything the user can fix (usage, bad or missing input), 1 for failures of
+ * the tool itself (out of memory, cannot write the output). */
+enum { RP_EXIT_OK = 0, RP_EXIT_FAIL = 1, RP_EXIT_BAD_INPUT = 2 };
+
+/* ---- report_util.c ---------------------------------------------------------------------- */
+
+/* Allocation that cannot fail: on exhaustion the tool prints one line and exits 1, because a
+ * report without its data is worth nothing and partial output would mislead. */
+void *rp_xmalloc(size_t n);
+void *rp_xcalloc(size_t n, size_t size);
+void *rp_xrealloc(void *p, size_t n);
+char *rp_xstrdup(const char *s);
+/* Grows *v (of *cap elements of size sz) so that it holds at least need elements. */
+void rp_grow(void **v, size_t *cap, size_t need, size_t sz);
+
+/* Interned strings: equal strings get equal ids, ids are dense from 0. */
+struct rp_strtab {
+	char **s;
+	size_t n, cap;
+	uint32_t *slots; /* open addressing: id + 1, 0 = empty */
+	size_t nslots;
+};
+uint32_t rp_intern(struct rp_strtab *t, const char *s);
+void rp_strtab_free(struct rp_strtab *t);
+
+/* Name lookups inside one plane (metadata maps are unsorted on the wire). */
+struct rp_plane_index {
+	const XPlane *plane;
+	int64_t *ev_ids;          /* sorted event metadata ids */
+	const char **ev_names;    /* the event metadata at the same position: name */
+	const char **ev_display;  /* and display_name ("" when unset) */
+	size_t nev;
+	int64_t *st_ids;          /* sorted stat metadata ids */
+	const char **st_names;
+	size_t nst;
+};
+void rp_plane_index_init(struct rp_plane_index *ix, const XPlane *p);
+void rp_plane_index_free(struct rp_plane_index *ix);
+/* The event metadata's name / display name, or NULL when the id is not defined. */
+const char *rp_event_name(const struct rp_plane_index *ix, int64_t id, const char **display);
+const char *rp_stat_name(const struct rp_plane_index *ix, int64_t id);
+/* The id of the stat metadata with this name (case-insensitive), or INT64_MIN when absent. */
+int64_t rp_stat_id(const struct rp_plane_index *ix, const char *name);
+
+/* A stat's value as an integer: int64, uint64, a double that is whole, or a string (also through
+ * ref_value) that parses as one. Returns false when the stat holds no integer. */
+bool rp_stat_int(const struct rp_plane_index *ix, const XStat *s, int64_t *out);
+/* A stat's string value (str_value, or the name that ref_value points at), or NULL. */
+const char *rp_stat_str(const struct rp_plane_index *ix, const XStat *s);
+
+/* Event start and end in ps: line.timestamp_ns * 1000 + offset_ps, end = start + duration. */
+int64_t rp_event_start(const XLine *l, const XEvent *e);
+int64_t rp_event_end(const XLine *l, const XEvent *e);
+
+/* ---- report_load.c: paths -> XSpaces ---------------------------------------------------- */
+
+struct rp_input {
+	char *host; /* file name without ".xplane.pb" (what xprof shows as the host) */
+	char *path;
+	XSpace *space;
+};
+
+struct rp_inputs {
+	char *run_dir; /* the run directory the files came from, or NULL for a single file */
+	char *note;    /* how the path was read ("latest of 3 runs in LOGDIR"), or NULL */
+	struct rp_input *v;
+	size_t n;
+};
+
+/* Reads PATH: a .xplane.pb file, a run directory (<logdir>/plugins/profile/<run>), a logdir or
+ * its plugins/profile folder (then run names a run, or NULL for the newest one). On failure
+ * returns -1 with a one-line message in err that says what to do. */
+int rp_load(const char *path, const char *run, struct rp_inputs *out, char *err, size_t errlen);
+void rp_inputs_free(struct rp_inputs *in);
+
+/* ---- report_device.c: GPU planes -> device work ----------------------------------------- */
+
+enum rp_dev_kind { RP_KERNEL, RP_MEMCPY, RP_MEMSET };
+
+/* Copy directions for the copy summary (memsets get their own row). */
+enum rp_copy_kind { RP_H2D, RP_D2H, RP_D2D, RP_P2P, RP_H2H, RP_COPY_OTHER, RP_MEMSET_ROW, RP_NCOPY };
+extern const char *const rp_copy_kind_names[RP_NCOPY];
+
+struct rp_dev_event {
+	int64_t start, end;       /* ps */
+	uint64_t correlation_id;  /* 0 when the event has none */
+	uint64_t bytes;           /* copies and memsets */
+	int64_t step_num;         /* the event's own step_num stat, when has_step */
+	uint32_t name;            /* kernel name id in rp_device.names (demangled) */
+	uint8_t kind;             /* enum rp_dev_kind */
+	uint8_t copy_kind;        /* enum rp_copy_kind */
+	bool has_step;
+	int32_t step;             /* step index after attribution, -1 for none */
+};
+
+struct rp_device {
+	struct rp_dev_event *ev;
+	size_t n, cap;
+	struct rp_strtab names;
+	size_t nplanes;           /* /device:GPU:* planes */
+	size_t skipped_lines;     /* derived lines (XLA Ops, Steps...) that are not device work */
+};
+
+void rp_device_collect(const XSpace *s, struct rp_device *out);
+void rp_device_free(struct rp_device *d);
+
+/* ---- report_steps.c: steps, attribution, summary ---------------------------------------- */
+
+struct rp_step {
+	int64_t step_num;
+	int64_t start, end;        /* host window: the step scopes with this step_num (ps) */
+	int64_t device_busy;       /* union of the step's kernels, copies and memsets (ps) */
+	int64_t device_idle;       /* time in the window when no device work of any step ran */
+	uint64_t kernels, memcpys, memsets;
+	uint64_t h2d_bytes, d2h_bytes;
+	int64_t h2d_time, d2h_time; /* summed durations (ps) */
+	uint64_t launches;
+	int64_t launch_time;        /* host CUDA API calls with correlation_id in the step (ps) */
+	int64_t input_time;         /* host input scopes in the step (ps), see RP_INPUT_RULE */
+};
+
+enum rp_verdict { RP_NO_STEPS, RP_HOST_ONLY, RP_DEVICE_BOUND, RP_INPUT_BOUND, RP_LAUNCH_BOUND };
+extern const char *const rp_verdict_names[];
+
+/* The verdict's rule, printed next to it so readers can judge it. */
+#define RP_DEVICE_BOUND_PCT 80.0
+#define RP_INPUT_BOUND_PCT 20.0
+#define RP_VERDICT_RULE                                                                        \
+	"device-bound if device busy >= 80% of step time; else input-bound if input scopes take " \
+	">= 20% of step time; else host/launch-bound"
+#define RP_INPUT_RULE                                                                          \
+	"input scopes: host events in a step whose name starts with input, load, data, iterator, " \
+	"prefetch or infeed, or contains GetNext (any case)"
+
+struct rp_summary {
+	size_t nsteps;
+	int64_t mean, median, p90, min, max; /* step wall time (ps) */
+	int64_t wall, busy, idle, launch, input; /* totals over the steps (ps) */
+	enum rp_verdict verdict;
+};
+
+struct rp_attribution {
+	uint64_t by_stat, by_launch_scope, by_launch_time, none;
+};
+
+struct rp_steps {
+	struct rp_step *v;
+	size_t n;
+	struct rp_summary sum;
+	struct rp_attribution attr;
+	bool has_host_plane;
+};
+
+/* Finds the steps on /host:CPU and attributes each device event in dev to one (sets ev->step). */
+void rp_steps_analyze(const XSpace *s, struct rp_device *dev, struct rp_steps *out);
+void rp_steps_free(struct rp_steps *st);
+/* Percentile helpers, exposed for the cross-host comparison. */
+int64_t rp_median(int64_t *v, size_t n); /* sorts v */
+
+/* ---- report_kernels.c: kernel and copy summaries ---------------------------------------- */
+
+struct rp_kernel_row {
+	const char *name; /* owned by the rp_device's strtab */
+	uint64_t count;
+	int64_t total, min, max;
+};
+
+struct rp_copy_row {
+	uint64_t count, bytes;
+	int64_t total, min, max;
+};
+
+struct rp_kernels {
+	struct rp_kernel_row *v; /* by total time, largest first */
+	size_t n;
+	int64_t total;           /* all kernels (ps) */
+	struct rp_copy_row copies[RP_NCOPY];
+};
+
+void rp_kernels_summarize(const struct rp_device *dev, struct rp_kernels *out);
+void rp_kernels_free(struct rp_kernels *k);
+
+/* ---- report_compare.c: cross-host step comparison --------------------------------------- */
+
+struct rp_host_report {
+	const struct rp_input *in;
+	struct rp_device dev;
+	struct rp_steps steps;
+	struct rp_kernels kernels;
+};
+
+struct rp_cross_step {
+	int64_t step_num;
+	size_t nhosts;
+	size_t slowest; /* index into the host reports */
+	int64_t fastest_time, slowest_time;
+};
+
+struct rp_cross {
+	struct rp_cross_step *v;
+	size_t n;
+	uint64_t slowest_count_max; /* how often the most often slowest host was slowest */
+	size_t most_often_slowest;  /* its index, valid when n > 0 */
+};
+
+void rp_compare_hosts(const struct rp_host_report *h, size_t n, struct rp_cross *out);
+void rp_cross_free(struct rp_cross *c);
+
+/* ---- report_format.c: text, CSV, JSON ---------------------------------------------------- */
+
+enum rp_format { RP_TEXT, RP_CSV, RP_JSON };
+enum { RP_SEC_STEPS = 1, RP_SEC_SUMMARY = 2, RP_SEC_KERNELS = 4, RP_SEC_COPIES = 8, RP_SEC_HOSTS = 16,
+       RP_SEC_ALL = 31 };
+
+struct rp_format_opts {
+	enum rp_format format;
+	unsigned sections;
+	size_t top;   /* kernels to list, 0 = all */
+	int width;    /* text columns */
+};
+
+/* Writes the whole report to stdout. Returns 0, or -1 when stdout could not be written. */
+int rp_format(const struct rp_format_opts *o, const struct rp_inputs *in,
+	      const struct rp_host_report *h, size_t n, const struct rp_cross *cross);
+
+#endif

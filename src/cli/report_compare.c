@@ -1,0 +1,72 @@
+/* The cross-host step comparison of tfprof-report: for every step_num that at least two hosts
+ * ran, which host took longest (its host wall time) and how far apart the fastest and slowest
+ * were. In synchronous data-parallel training every host waits for the slowest one, so a host
+ * that is often slowest is the one to look at. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "report.h"
+
+struct entry {
+	int64_t step_num, time;
+	size_t host;
+};
+
+static int cmp_entry(const void *a, const void *b)
+{
+	const struct entry *x = a, *y = b;
+	if (x->step_num != y->step_num)
+		return x->step_num < y->step_num ? -1 : 1;
+	return x->host < y->host ? -1 : x->host > y->host;
+}
+
+void rp_compare_hosts(const struct rp_host_report *h, size_t n, struct rp_cross *out)
+{
+	memset(out, 0, sizeof *out);
+	if (n < 2)
+		return;
+	size_t total = 0;
+	for (size_t i = 0; i < n; i++)
+		total += h[i].steps.n;
+	struct entry *e = rp_xmalloc(total * sizeof *e);
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < h[i].steps.n; j++)
+			e[k++] = (struct entry){ h[i].steps.v[j].step_num,
+						 h[i].steps.v[j].end - h[i].steps.v[j].start, i };
+	qsort(e, k, sizeof *e, cmp_entry);
+	uint64_t *slowest_count = rp_xcalloc(n, sizeof *slowest_count);
+	out->v = rp_xmalloc(k * sizeof *out->v);
+	for (size_t i = 0; i < k;) {
+		size_t j = i;
+		struct rp_cross_step c = { .step_num = e[i].step_num, .slowest = e[i].host,
+					   .fastest_time = e[i].time, .slowest_time = e[i].time };
+		for (; j < k && e[j].step_num == e[i].step_num; j++) {
+			c.nhosts++;
+			if (e[j].time > c.slowest_time) {
+				c.slowest_time = e[j].time;
+				c.slowest = e[j].host;
+			}
+			if (e[j].time < c.fastest_time)
+				c.fastest_time = e[j].time;
+		}
+		if (c.nhosts >= 2) {
+			out->v[out->n++] = c;
+			slowest_count[c.slowest]++;
+		}
+		i = j;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (slowest_count[i] > out->slowest_count_max) {
+			out->slowest_count_max = slowest_count[i];
+			out->most_often_slowest = i;
+		}
+	free(slowest_count);
+	free(e);
+}
+
+void rp_cross_free(struct rp_cross *c)
+{
+	free(c->v);
+	memset(c, 0, sizeof *c);
+}

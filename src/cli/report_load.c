@@ -1,0 +1,298 @@
+/* Turns the PATH given to tfprof-report into XSpaces: a .xplane.pb file, a run directory holding
+ * one <host>.xplane.pb per host, a logdir (its newest run, or the one --run names) or the
+ * logdir's plugins/profile folder. Every way this can fail ends in one line that says what to
+ * pass instead.
+ *
+ * Memory: each file is read whole and unpacked whole by protobuf-c, so a report needs a few
+ * times the file's size in memory. Streaming the planes would lift that; not done yet. */
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "report.h"
+
+#define SUFFIX ".xplane.pb"
+#define WHAT_TO_PASS "pass a logdir, a run directory (<logdir>/plugins/profile/<run>) or a .xplane.pb file"
+
+static void set_err(char *err, size_t n, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, n, fmt, ap);
+	va_end(ap);
+}
+
+static bool has_suffix(const char *s, const char *suf)
+{
+	size_t a = strlen(s), b = strlen(suf);
+	return a >= b && strcmp(s + a - b, suf) == 0;
+}
+
+static char *path_join(const char *dir, const char *name)
+{
+	size_t a = strlen(dir), b = strlen(name);
+	char *p = rp_xmalloc(a + b + 2);
+	memcpy(p, dir, a);
+	size_t k = a;
+	if (k && p[k - 1] != '/')
+		p[k++] = '/';
+	memcpy(p + k, name, b + 1);
+	return p;
+}
+
+static bool is_dir(const char *p)
+{
+	struct stat st;
+	return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* What a file that is not an XSpace probably is, for the error message. */
+static const char *sniff(const unsigned char *b, size_t n)
+{
+	if (n >= 2 && b[0] == 0x1f && b[1] == 0x8b)
+		return "it is gzip-compressed: decompress it (gunzip) and pass the .xplane.pb inside";
+	size_t i = 0;
+	while (i < n && (b[i] == ' ' || b[i] == '\n' || b[i] == '\r' || b[i] == '\t'))
+		i++;
+	if (i < n && (b[i] == '{' || b[i] == '['))
+		return "it looks like JSON (a Chrome trace?), not an XSpace: pass the .xplane.pb file";
+	if (n >= 4 && memcmp(b, "PK\3\4", 4) == 0)
+		return "it is a zip archive: unpack it and pass the .xplane.pb inside";
+	return "it is truncated, corrupt or another kind of file: pass a complete .xplane.pb written "
+	       "by tfprof, TensorFlow or JAX";
+}
+
+/* Reads and unpacks one file. */
+static XSpace *read_space(const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		set_err(err, errlen, "cannot open %s: %s; check the path and its permissions", path,
+			strerror(errno));
+		return NULL;
+	}
+	struct stat st;
+	if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode)) {
+		set_err(err, errlen, "%s is not a regular file: " WHAT_TO_PASS, path);
+		fclose(f);
+		return NULL;
+	}
+	if (st.st_size == 0) {
+		set_err(err, errlen, "%s is empty (0 bytes): the profile was not written; capture it again",
+			path);
+		fclose(f);
+		return NULL;
+	}
+	size_t n = (size_t)st.st_size;
+	unsigned char *buf = rp_xmalloc(n);
+	size_t got = fread(buf, 1, n, f);
+	int rerr = ferror(f);
+	fclose(f);
+	if (rerr || got != n) {
+		set_err(err, errlen, "cannot read %s (%zu of %zu bytes read); check the file and retry", path,
+			got, n);
+		free(buf);
+		return NULL;
+	}
+	XSpace *s = tensorflow__profiler__xspace__unpack(NULL, n, buf);
+	/* protobuf-c accepts many non-protobuf byte strings as messages made only of unknown fields,
+	 * so an XSpace also has to have planes and nothing the schema does not define at its top. */
+	if (s && (s->base.n_unknown_fields || s->n_planes == 0)) {
+		bool no_planes = s->n_planes == 0 && !s->base.n_unknown_fields;
+		tensorflow__profiler__xspace__free_unpacked(s, NULL);
+		set_err(err, errlen, "%s is not an XSpace profile: %s", path,
+			no_planes ? "it holds no planes; capture the profile again" : sniff(buf, n));
+		s = NULL;
+	} else if (!s) {
+		set_err(err, errlen, "%s is not a readable XSpace profile: %s", path, sniff(buf, n));
+	}
+	free(buf);
+	return s;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The names in dir that end in SUFFIX (want_files) or that are directories, sorted. */
+static char **list_dir(const char *dir, bool want_files, size_t *n)
+{
+	*n = 0;
+	DIR *d = opendir(dir);
+	if (!d)
+		return NULL;
+	char **v = NULL;
+	size_t cap = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		char *full = path_join(dir, e->d_name);
+		bool keep = want_files ? has_suffix(e->d_name, SUFFIX) && !is_dir(full) : is_dir(full);
+		free(full);
+		if (!keep)
+			continue;
+		rp_grow((void **)&v, &cap, *n + 1, sizeof *v);
+		v[(*n)++] = rp_xstrdup(e->d_name);
+	}
+	closedir(d);
+	if (*n)
+		qsort(v, *n, sizeof *v, cmp_str);
+	return v;
+}
+
+static void free_list(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static int add_file(struct rp_inputs *out, const char *path, const char *name, char *err, size_t errlen)
+{
+	XSpace *s = read_space(path, err, errlen);
+	if (!s)
+		return -1;
+	out->v = rp_xrealloc(out->v, (out->n + 1) * sizeof *out->v);
+	struct rp_input *in = &out->v[out->n++];
+	in->path = rp_xstrdup(path);
+	in->host = rp_xstrdup(name);
+	if (has_suffix(in->host, SUFFIX))
+		in->host[strlen(in->host) - strlen(SUFFIX)] = '\0';
+	else if (has_suffix(in->host, ".pb"))
+		in->host[strlen(in->host) - 3] = '\0';
+	in->space = s;
+	return 0;
+}
+
+static int load_run_dir(struct rp_inputs *out, const char *dir, char **files, size_t nfiles, char *err,
+			size_t errlen)
+{
+	out->run_dir = rp_xstrdup(dir);
+	for (size_t i = 0; i < nfiles; i++) {
+		char *p = path_join(dir, files[i]);
+		int rc = add_file(out, p, files[i], err, errlen);
+		free(p);
+		if (rc)
+			return -1;
+	}
+	return 0;
+}
+
+/* The newest modification time of the profiles in a run directory, 0 when it holds none. */
+static long long run_mtime(const char *dir, size_t *nfiles)
+{
+	char **f = list_dir(dir, true, nfiles);
+	long long t = 0;
+	for (size_t i = 0; i < *nfiles; i++) {
+		char *p = path_join(dir, f[i]);
+		struct stat st;
+		if (stat(p, &st) == 0 && (long long)st.st_mtime > t)
+			t = st.st_mtime;
+		free(p);
+	}
+	free_list(f, *nfiles);
+	return t;
+}
+
+/* A folder whose subfolders are runs: <logdir>/plugins/profile. */
+static int load_profile_root(struct rp_inputs *out, const char *root, const char *shown, const char *run,
+			     char *err, size_t errlen)
+{
+	size_t nruns = 0;
+	char **runs = list_dir(root, false, &nruns);
+	char *best = NULL;
+	long long best_t = -1;
+	size_t usable = 0;
+	int rc = -1;
+	for (size_t i = 0; i < nruns; i++) {
+		char *p = path_join(root, runs[i]);
+		size_t nf = 0;
+		long long t = run_mtime(p, &nf);
+		free(p);
+		if (!nf)
+			continue;
+		usable++;
+		if (run ? strcmp(runs[i], run) == 0 : t >= best_t) {
+			/* Equal times: run names are timestamps by default, so the later name wins. */
+			best = runs[i];
+			best_t = t;
+			if (run)
+				break;
+		}
+	}
+	if (!best) {
+		if (run)
+			set_err(err, errlen, "no run named %s with profiles in %s; run it without --run for the "
+				"newest run, or list the runs with ls %s", run, root, root);
+		else
+			set_err(err, errlen, "no profile (*" SUFFIX ") in %s: " WHAT_TO_PASS, shown);
+		goto out;
+	}
+	char *dir = path_join(root, best);
+	size_t nf = 0;
+	char **files = list_dir(dir, true, &nf);
+	rc = load_run_dir(out, dir, files, nf, err, errlen);
+	free_list(files, nf);
+	free(dir);
+	if (rc == 0 && usable > 1 && !run) {
+		char buf[512];
+		snprintf(buf, sizeof buf, "newest of %zu runs in %s (--run NAME picks another)", usable, root);
+		out->note = rp_xstrdup(buf);
+	}
+out:
+	free_list(runs, nruns);
+	return rc;
+}
+
+int rp_load(const char *path, const char *run, struct rp_inputs *out, char *err, size_t errlen)
+{
+	memset(out, 0, sizeof *out);
+	struct stat st;
+	if (!path[0] || stat(path, &st)) {
+		set_err(err, errlen, "%s: %s; " WHAT_TO_PASS, path[0] ? path : "(empty path)",
+			path[0] ? strerror(errno) : "no such file or directory");
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		if (run) {
+			set_err(err, errlen, "--run needs a logdir, but %s is a file; drop --run", path);
+			return -1;
+		}
+		const char *slash = strrchr(path, '/');
+		return add_file(out, path, slash ? slash + 1 : path, err, errlen);
+	}
+	size_t nf = 0;
+	char **files = list_dir(path, true, &nf);
+	int rc;
+	if (nf && !run) {
+		rc = load_run_dir(out, path, files, nf, err, errlen);
+	} else if (nf) {
+		set_err(err, errlen, "--run needs a logdir, but %s is a run directory; drop --run", path);
+		rc = -1;
+	} else {
+		char *plugins = path_join(path, "plugins/profile");
+		rc = load_profile_root(out, is_dir(plugins) ? plugins : path, path, run, err, errlen);
+		free(plugins);
+	}
+	free_list(files, nf);
+	return rc;
+}
+
+void rp_inputs_free(struct rp_inputs *in)
+{
+	for (size_t i = 0; i < in->n; i++) {
+		free(in->v[i].host);
+		free(in->v[i].path);
+		tensorflow__profiler__xspace__free_unpacked(in->v[i].space, NULL);
+	}
+	free(in->v);
+	free(in->run_dir);
+	free(in->note);
+	memset(in, 0, sizeof *in);
+}

@@ -1,0 +1,195 @@
+/* tfprof-report: how long each training step took on the host, how much of it the GPU was busy,
+ * which kernels and copies took the time, and (for a run with several hosts) which host was
+ * slowest. Reads what tfprof, TensorFlow or JAX wrote. This file parses the command line, runs
+ * the analysis per host and hands the results to the formatter; exit codes in report.h. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "report.h"
+
+#define USAGE_LINE "usage: tfprof-report [--csv|--json] [--top N] [--only SECTIONS] [--run NAME] [--width N] PATH"
+
+static void help(void)
+{
+	fputs(USAGE_LINE "\n"
+	      "\n"
+	      "Summarizes a profile written by tfprof, TensorFlow or JAX (TensorBoard's XSpace format).\n"
+	      "\n"
+	      "PATH   a .xplane.pb file; a run directory (<logdir>/plugins/profile/<run>) with one\n"
+	      "       <host>.xplane.pb per host; a logdir or its plugins/profile folder (the newest\n"
+	      "       run is read, or the one --run names).\n"
+	      "\n"
+	      "Options\n"
+	      "  --csv            CSV instead of text: one table per section, each after a '# name'\n"
+	      "                   line and a blank line (no '# name' line when --only names one section)\n"
+	      "  --json           one JSON object; times are integer nanoseconds\n"
+	      "  --top N          list the N kernels with the most time (text default 20; CSV and JSON\n"
+	      "                   list all unless --top is given; 0 = all)\n"
+	      "  --only SECTIONS  comma-separated subset of: steps, summary, kernels, copies, hosts\n"
+	      "  --run NAME       with a logdir: the run to read instead of the newest\n"
+	      "  --width N        text width in columns (default 100, at least 60)\n"
+	      "  -h, --help       this help\n"
+	      "\n"
+	      "Sections\n"
+	      "  steps    per step (host events on /host:CPU with a step_num stat; same step_num on\n"
+	      "           several threads = one step): host wall time; device busy time = union of\n"
+	      "           the kernel, memcpy and memset intervals launched in the step, over all streams\n"
+	      "           and GPUs; busy%; device idle = the part of the step's host window in which\n"
+	      "           no device work ran; kernel count; H2D and D2H bytes and summed copy time;\n"
+	      "           launch = host time in CUDA API calls (events with correlation_id) in the step.\n"
+	      "           Device work is given to a step by its own step_num stat, else through its\n"
+	      "           correlation_id to the host launch and the step scope around that, else by\n"
+	      "           the launch's time inside a step's window.\n"
+	      "  summary  mean, median and p90 step time and a verdict, printed with its rule:\n"
+	      "           device-bound if device busy >= 80% of step time; else input-bound if input\n"
+	      "           scopes take >= 20% of step time; else host/launch-bound. Input scopes: host\n"
+	      "           events in a step whose name starts with input, load, data, iterator, prefetch\n"
+	      "           or infeed, or contains GetNext (any case). Busy% above 100 means the step's\n"
+	      "           device work outlasts its host window: the host runs ahead of the GPU.\n"
+	      "  kernels  per demangled kernel name: count, total, mean, min, max, share of kernel time\n"
+	      "  copies   memcpys by direction (H2D, D2H, D2D, P2P, H2H) and memsets: count, bytes, times\n"
+	      "  hosts    with several hosts in one run: per step the fastest and slowest host wall\n"
+	      "           time, the spread between them and the slowest host\n"
+	      "\n"
+	      "Exit status: 0 success; 2 bad usage or input that is not a readable profile (one line on\n"
+	      "stderr says what to do); 1 the tool itself failed (out of memory, output not written).\n",
+	      stdout);
+}
+
+static int usage_error(const char *fmt, const char *arg)
+{
+	fputs("tfprof-report: ", stderr);
+	fprintf(stderr, fmt, arg);
+	fputs("; see tfprof-report --help\n", stderr);
+	return RP_EXIT_BAD_INPUT;
+}
+
+static bool parse_size(const char *s, long min, long max, long *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+static bool parse_sections(const char *s, unsigned *out)
+{
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} names[] = { { "steps", RP_SEC_STEPS },     { "summary", RP_SEC_SUMMARY }, { "kernels", RP_SEC_KERNELS },
+		      { "copies", RP_SEC_COPIES }, { "hosts", RP_SEC_HOSTS } };
+	*out = 0;
+	while (*s) {
+		size_t n = strcspn(s, ",");
+		bool found = false;
+		for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+			if (strlen(names[i].name) == n && strncmp(s, names[i].name, n) == 0) {
+				*out |= names[i].bit;
+				found = true;
+			}
+		if (!found)
+			return false;
+		s += n;
+		if (*s == ',')
+			s++;
+	}
+	return *out != 0;
+}
+
+int main(int argc, char **argv)
+{
+	enum { OPT_CSV = 256, OPT_JSON, OPT_TOP, OPT_ONLY, OPT_RUN, OPT_WIDTH };
+	static const struct option longopts[] = {
+		{ "csv", no_argument, NULL, OPT_CSV },	     { "json", no_argument, NULL, OPT_JSON },
+		{ "top", required_argument, NULL, OPT_TOP }, { "only", required_argument, NULL, OPT_ONLY },
+		{ "run", required_argument, NULL, OPT_RUN }, { "width", required_argument, NULL, OPT_WIDTH },
+		{ "help", no_argument, NULL, 'h' },	     { NULL, 0, NULL, 0 },
+	};
+	struct rp_format_opts fo = { .format = RP_TEXT, .sections = RP_SEC_ALL, .width = 100 };
+	const char *run = NULL;
+	bool csv = false, json = false;
+	long v;
+	opterr = 0; /* getopt's own messages would not say what to do; ours do */
+	int c;
+	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			help();
+			return fflush(stdout) ? RP_EXIT_FAIL : RP_EXIT_OK;
+		case OPT_CSV:
+			csv = true;
+			fo.format = RP_CSV;
+			break;
+		case OPT_JSON:
+			json = true;
+			fo.format = RP_JSON;
+			break;
+		case OPT_TOP:
+			if (!parse_size(optarg, 0, 1000000000L, &v))
+				return usage_error("--top wants a count (0 = all), not '%s'", optarg);
+			fo.top = (size_t)v;
+			break;
+		case OPT_ONLY:
+			if (!parse_sections(optarg, &fo.sections))
+				return usage_error("--only wants steps, summary, kernels, copies or hosts, "
+						   "comma-separated, not '%s'", optarg);
+			break;
+		case OPT_RUN:
+			run = optarg;
+			break;
+		case OPT_WIDTH:
+			if (!parse_size(optarg, 60, 100000, &v))
+				return usage_error("--width wants a number of columns >= 60, not '%s'", optarg);
+			fo.width = (int)v;
+			break;
+		case ':':
+			return usage_error("%s needs a value", argv[optind - 1]);
+		default:
+			return usage_error("unknown option %s", argv[optind - 1]);
+		}
+	}
+	if (csv && json)
+		return usage_error("%s", "--csv and --json exclude each other: pick one");
+	if (optind >= argc)
+		return usage_error("%s", "missing PATH (a logdir, a run directory or a .xplane.pb file)");
+	if (argc - optind > 1)
+		return usage_error("one PATH only, got also '%s'", argv[optind + 1]);
+
+	struct rp_inputs in;
+	char err[1024];
+	if (rp_load(argv[optind], run, &in, err, sizeof err)) {
+		fprintf(stderr, "tfprof-report: %s\n", err);
+		return RP_EXIT_BAD_INPUT;
+	}
+	struct rp_host_report *h = rp_xcalloc(in.n, sizeof *h);
+	for (size_t i = 0; i < in.n; i++) {
+		h[i].in = &in.v[i];
+		rp_device_collect(in.v[i].space, &h[i].dev);
+		rp_steps_analyze(in.v[i].space, &h[i].dev, &h[i].steps);
+		rp_kernels_summarize(&h[i].dev, &h[i].kernels);
+	}
+	struct rp_cross cross;
+	rp_compare_hosts(h, in.n, &cross);
+	int rc = RP_EXIT_OK;
+	if (rp_format(&fo, &in, h, in.n, &cross)) {
+		fprintf(stderr, "tfprof-report: cannot write the report to stdout: %s; check the disk or pipe\n",
+			strerror(errno));
+		rc = RP_EXIT_FAIL;
+	}
+	rp_cross_free(&cross);
+	for (size_t i = 0; i < in.n; i++) {
+		rp_kernels_free(&h[i].kernels);
+		rp_steps_free(&h[i].steps);
+		rp_device_free(&h[i].dev);
+	}
+	free(h);
+	rp_inputs_free(&in);
+	return rc;
+}

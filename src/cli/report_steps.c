@@ -1,0 +1,479 @@
+/* The steps table of tfprof-report. A step is the set of host events on /host:CPU that carry the
+ * same step_num (the step scopes; when some of them also carry _r, only those, as xprof's
+ * grouping roots). Device work is attributed to a step, in this order:
+ *   1. the device event's own step_num stat (tfprof writes it);
+ *   2. correlation_id -> the host launch event with that id -> the step scope enclosing it on the
+ *      launching thread's line (what xprof does);
+ *   3. the same launch event's start time inside a step's host window (TensorFlow launches from
+ *      executor threads that have no step scope of their own).
+ * Device work whose launch is not in the profile belongs to no step and is counted as such. */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "report.h"
+
+const char *const rp_verdict_names[] = { "no steps", "host only", "device-bound", "input-bound",
+					 "host/launch-bound" };
+
+/* One step scope instance on one line. */
+struct marker {
+	int64_t step_num, start, end, input;
+	int32_t step;
+};
+
+/* One host event with a correlation id. */
+struct launch {
+	uint64_t corr;
+	int64_t start, end;
+	int32_t marker; /* enclosing step scope, -1 for none */
+	bool outer;     /* not inside another event with a correlation id (no double counting) */
+};
+
+struct frame {
+	int64_t end;
+	int32_t marker;
+	bool in_corr, in_input;
+};
+
+struct ctx {
+	struct marker *m;
+	size_t nm, capm;
+	struct launch *l;
+	size_t nl, capl;
+	struct frame *f;
+	size_t capf;
+	bool use_r;
+};
+
+static bool is_input_name(const char *n)
+{
+	static const char *const prefixes[] = { "input", "load", "data", "iterator", "prefetch", "infeed" };
+	for (size_t i = 0; i < sizeof prefixes / sizeof *prefixes; i++)
+		if (strncasecmp(n, prefixes[i], strlen(prefixes[i])) == 0)
+			return true;
+	return strcasestr(n, "getnext") != NULL;
+}
+
+struct sorted_ev {
+	int64_t start, end;
+	const XEvent *e;
+};
+
+static int cmp_sorted_ev(const void *a, const void *b)
+{
+	const struct sorted_ev *x = a, *y = b;
+	if (x->start != y->start)
+		return x->start < y->start ? -1 : 1;
+	/* At equal starts the longer event encloses the shorter one, so it comes first. */
+	return x->end > y->end ? -1 : x->end < y->end;
+}
+
+struct host_roles {
+	int64_t step, r, corr;
+};
+
+static size_t meta_pos(const struct rp_plane_index *ix, int64_t id)
+{
+	size_t lo = 0, hi = ix->nev;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (ix->ev_ids[mid] < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < ix->nev && ix->ev_ids[lo] == id ? lo : SIZE_MAX;
+}
+
+/* Walks one line's events in begin order with a stack of enclosing events. */
+static void walk_line(struct ctx *c, const struct rp_plane_index *ix, const struct host_roles *r,
+		      const bool *input_meta, const XLine *l, bool markers_allowed)
+{
+	size_t n = l->n_events;
+	if (!n)
+		return;
+	struct sorted_ev *v = rp_xmalloc(n * sizeof *v);
+	for (size_t i = 0; i < n; i++)
+		v[i] = (struct sorted_ev){ rp_event_start(l, l->events[i]), rp_event_end(l, l->events[i]),
+					   l->events[i] };
+	qsort(v, n, sizeof *v, cmp_sorted_ev);
+	size_t depth = 0;
+	for (size_t i = 0; i < n; i++) {
+		const XEvent *e = v[i].e;
+		while (depth && c->f[depth - 1].end <= v[i].start)
+			depth--;
+		struct frame top = depth ? c->f[depth - 1] : (struct frame){ .marker = -1 };
+		bool has_step = false, has_r = false, has_corr = false;
+		int64_t step = 0, corr = 0;
+		for (size_t si = 0; si < e->n_stats; si++) {
+			const XStat *s = e->stats[si];
+			if (s->metadata_id == r->step)
+				has_step = rp_stat_int(ix, s, &step);
+			else if (s->metadata_id == r->r)
+				has_r = true;
+			else if (s->metadata_id == r->corr)
+				has_corr = rp_stat_int(ix, s, &corr) ||
+					   s->value_case == TENSORFLOW__PROFILER__XSTAT__VALUE_UINT64_VALUE;
+			if (has_corr && !corr && s->metadata_id == r->corr &&
+			    s->value_case == TENSORFLOW__PROFILER__XSTAT__VALUE_UINT64_VALUE)
+				corr = (int64_t)s->uint64_value;
+		}
+		struct frame f = top;
+		f.end = v[i].end;
+		if (markers_allowed && has_step && (!c->use_r || has_r) && top.marker < 0) {
+			rp_grow((void **)&c->m, &c->capm, c->nm + 1, sizeof *c->m);
+			c->m[c->nm] = (struct marker){ .step_num = step, .start = v[i].start, .end = v[i].end };
+			f.marker = (int32_t)c->nm++;
+		}
+		if (has_corr && corr) {
+			rp_grow((void **)&c->l, &c->capl, c->nl + 1, sizeof *c->l);
+			c->l[c->nl++] = (struct launch){ .corr = (uint64_t)corr, .start = v[i].start, .end = v[i].end,
+							 .marker = top.marker, .outer = !top.in_corr };
+			f.in_corr = true;
+		}
+		if (top.marker >= 0 && !top.in_input) {
+			size_t mp = meta_pos(ix, e->metadata_id);
+			if (mp != SIZE_MAX && input_meta[mp]) {
+				struct marker *m = &c->m[top.marker];
+				int64_t end = v[i].end < m->end ? v[i].end : m->end;
+				if (end > v[i].start)
+					m->input += end - v[i].start;
+				f.in_input = true;
+			}
+		}
+		rp_grow((void **)&c->f, &c->capf, depth + 1, sizeof *c->f);
+		c->f[depth++] = f;
+	}
+	free(v);
+}
+
+static void walk_plane(struct ctx *c, const XPlane *p, bool markers_allowed)
+{
+	struct rp_plane_index ix;
+	rp_plane_index_init(&ix, p);
+	struct host_roles r = { rp_stat_id(&ix, "step_num"), rp_stat_id(&ix, "_r"),
+				rp_stat_id(&ix, "correlation_id") };
+	/* _r marks xprof's grouping roots; when a profile has any step event with it, the others
+	 * (step_num on nested or unrelated events) are not steps. */
+	if (markers_allowed && r.step != INT64_MIN && r.r != INT64_MIN)
+		for (size_t li = 0; li < p->n_lines && !c->use_r; li++)
+			for (size_t ei = 0; ei < p->lines[li]->n_events && !c->use_r; ei++) {
+				const XEvent *e = p->lines[li]->events[ei];
+				bool s = false, rr = false;
+				for (size_t si = 0; si < e->n_stats; si++) {
+					s |= e->stats[si]->metadata_id == r.step;
+					rr |= e->stats[si]->metadata_id == r.r;
+				}
+				c->use_r = s && rr;
+			}
+	bool *input_meta = rp_xcalloc(ix.nev, sizeof *input_meta);
+	for (size_t i = 0; i < ix.nev; i++)
+		input_meta[i] = is_input_name(ix.ev_names[i][0] ? ix.ev_names[i] : ix.ev_display[i]);
+	for (size_t li = 0; li < p->n_lines; li++)
+		walk_line(c, &ix, &r, input_meta, p->lines[li], markers_allowed);
+	free(input_meta);
+	rp_plane_index_free(&ix);
+}
+
+static int cmp_marker(const void *a, const void *b)
+{
+	const struct marker *x = *(struct marker *const *)a, *y = *(struct marker *const *)b;
+	if (x->step_num != y->step_num)
+		return x->step_num < y->step_num ? -1 : 1;
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+static int cmp_launch(const void *a, const void *b)
+{
+	const struct launch *x = a, *y = b;
+	if (x->corr != y->corr)
+		return x->corr < y->corr ? -1 : 1;
+	/* Launches inside a step scope first: they are the better attribution. */
+	return (x->marker < 0) - (y->marker < 0);
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+int64_t rp_median(int64_t *v, size_t n)
+{
+	if (!n)
+		return 0;
+	qsort(v, n, sizeof *v, cmp_i64);
+	int64_t a = v[(n - 1) / 2], b = v[n / 2];
+	return a + (b - a) / 2;
+}
+
+/* Host windows sorted by start, for attribution by time. */
+struct window {
+	int64_t start, end;
+	int32_t step;
+};
+
+static int cmp_window(const void *a, const void *b)
+{
+	const struct window *x = a, *y = b;
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+static int32_t step_at(const struct window *w, size_t n, int64_t t)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (w[mid].start <= t)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	/* Windows may overlap (steps on several threads): look back a little for one that holds t. */
+	for (size_t k = lo, tries = 0; k-- > 0 && tries < 8; tries++)
+		if (t < w[k].end)
+			return w[k].step;
+	return -1;
+}
+
+static int32_t step_by_num(const struct rp_step *s, size_t n, int64_t num)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (s[mid].step_num < num)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n && s[lo].step_num == num ? (int32_t)lo : -1;
+}
+
+static const struct launch *find_launch(const struct launch *l, size_t n, uint64_t corr)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (l[mid].corr < corr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n && l[lo].corr == corr ? &l[lo] : NULL;
+}
+
+struct interval {
+	int64_t start, end;
+	int32_t step;
+};
+
+static int cmp_interval(const void *a, const void *b)
+{
+	const struct interval *x = a, *y = b;
+	if (x->step != y->step)
+		return x->step < y->step ? -1 : 1;
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* Merges sorted intervals of one step in place; returns how many remain. */
+static size_t merge_intervals(struct interval *v, size_t n)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (k && v[k - 1].step == v[i].step && v[i].start <= v[k - 1].end) {
+			if (v[i].end > v[k - 1].end)
+				v[k - 1].end = v[i].end;
+		} else {
+			v[k++] = v[i];
+		}
+	}
+	return k;
+}
+
+static void attribute(struct ctx *c, struct rp_device *dev, struct rp_steps *out, const struct window *w,
+		      size_t nw)
+{
+	for (size_t i = 0; i < dev->n; i++) {
+		struct rp_dev_event *d = &dev->ev[i];
+		d->step = -1;
+		if (d->has_step && (d->step = step_by_num(out->v, out->n, d->step_num)) >= 0) {
+			out->attr.by_stat++;
+			continue;
+		}
+		const struct launch *l = d->correlation_id ? find_launch(c->l, c->nl, d->correlation_id) : NULL;
+		if (l && l->marker >= 0) {
+			d->step = c->m[l->marker].step;
+			out->attr.by_launch_scope++;
+		} else if (l && (d->step = step_at(w, nw, l->start)) >= 0) {
+			out->attr.by_launch_time++;
+		} else {
+			out->attr.none++;
+		}
+	}
+}
+
+static void device_metrics(struct rp_device *dev, struct rp_steps *out)
+{
+	struct interval *v = rp_xmalloc(dev->n * sizeof *v);
+	size_t n = 0;
+	for (size_t i = 0; i < dev->n; i++) {
+		const struct rp_dev_event *d = &dev->ev[i];
+		if (d->step < 0)
+			continue;
+		struct rp_step *s = &out->v[d->step];
+		v[n++] = (struct interval){ d->start, d->end, d->step };
+		if (d->kind == RP_KERNEL)
+			s->kernels++;
+		else if (d->kind == RP_MEMSET)
+			s->memsets++;
+		else
+			s->memcpys++;
+		if (d->kind == RP_MEMCPY && d->copy_kind == RP_H2D) {
+			s->h2d_bytes += d->bytes;
+			s->h2d_time += d->end - d->start;
+		} else if (d->kind == RP_MEMCPY && d->copy_kind == RP_D2H) {
+			s->d2h_bytes += d->bytes;
+			s->d2h_time += d->end - d->start;
+		}
+	}
+	qsort(v, n, sizeof *v, cmp_interval);
+	n = merge_intervals(v, n);
+	for (size_t i = 0; i < n; i++)
+		out->v[v[i].step].device_busy += v[i].end - v[i].start;
+
+	/* Idle time: the window minus the union of all device work, whichever step it belongs to. */
+	n = 0;
+	for (size_t i = 0; i < dev->n; i++)
+		v[n++] = (struct interval){ dev->ev[i].start, dev->ev[i].end, 0 };
+	qsort(v, n, sizeof *v, cmp_interval);
+	n = merge_intervals(v, n);
+	for (size_t si = 0; si < out->n; si++) {
+		struct rp_step *s = &out->v[si];
+		size_t lo = 0, hi = n;
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+			if (v[mid].end <= s->start)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		int64_t covered = 0;
+		for (size_t k = lo; k < n && v[k].start < s->end; k++) {
+			int64_t a = v[k].start > s->start ? v[k].start : s->start;
+			int64_t b = v[k].end < s->end ? v[k].end : s->end;
+			if (b > a)
+				covered += b - a;
+		}
+		s->device_idle = (s->end - s->start) - covered;
+	}
+	free(v);
+}
+
+static void summarize(const struct rp_device *dev, struct rp_steps *out)
+{
+	struct rp_summary *sum = &out->sum;
+	sum->nsteps = out->n;
+	if (!out->n) {
+		sum->verdict = RP_NO_STEPS;
+		return;
+	}
+	int64_t *t = rp_xmalloc(out->n * sizeof *t);
+	for (size_t i = 0; i < out->n; i++) {
+		const struct rp_step *s = &out->v[i];
+		t[i] = s->end - s->start;
+		sum->wall += t[i];
+		sum->busy += s->device_busy;
+		sum->idle += s->device_idle;
+		sum->launch += s->launch_time;
+		sum->input += s->input_time;
+	}
+	sum->mean = sum->wall / (int64_t)out->n;
+	sum->median = rp_median(t, out->n);
+	/* Nearest-rank p90: the smallest time that at least 90% of the steps do not exceed. */
+	size_t rank = (out->n * 9 + 9) / 10;
+	sum->p90 = t[rank - 1];
+	sum->min = t[0];
+	sum->max = t[out->n - 1];
+	free(t);
+	double wall = (double)sum->wall;
+	if (dev->nplanes == 0 || dev->n == 0)
+		sum->verdict = RP_HOST_ONLY;
+	else if (wall > 0 && 100.0 * (double)sum->busy >= RP_DEVICE_BOUND_PCT * wall)
+		sum->verdict = RP_DEVICE_BOUND;
+	else if (wall > 0 && 100.0 * (double)sum->input >= RP_INPUT_BOUND_PCT * wall)
+		sum->verdict = RP_INPUT_BOUND;
+	else
+		sum->verdict = RP_LAUNCH_BOUND;
+}
+
+void rp_steps_analyze(const XSpace *s, struct rp_device *dev, struct rp_steps *out)
+{
+	memset(out, 0, sizeof *out);
+	struct ctx c = { 0 };
+	for (size_t i = 0; i < s->n_planes; i++) {
+		const XPlane *p = s->planes[i];
+		if (p->name && strcmp(p->name, "/host:CPU") == 0) {
+			out->has_host_plane = true;
+			walk_plane(&c, p, true);
+		}
+	}
+	/* TensorFlow may keep CUDA API callbacks on a plane of their own; its launches have no step
+	 * scope around them and are placed by time. */
+	for (size_t i = 0; i < s->n_planes; i++)
+		if (s->planes[i]->name && strcmp(s->planes[i]->name, "/host:CUPTI") == 0)
+			walk_plane(&c, s->planes[i], false);
+
+	/* Step scopes with the same step_num (on one or several threads) make one step. */
+	struct marker **order = rp_xmalloc(c.nm * sizeof *order);
+	for (size_t i = 0; i < c.nm; i++)
+		order[i] = &c.m[i];
+	qsort(order, c.nm, sizeof *order, cmp_marker);
+	out->v = rp_xcalloc(c.nm, sizeof *out->v);
+	for (size_t i = 0; i < c.nm; i++) {
+		struct marker *m = order[i];
+		if (!out->n || out->v[out->n - 1].step_num != m->step_num) {
+			out->v[out->n++] = (struct rp_step){ .step_num = m->step_num, .start = m->start, .end = m->end };
+		} else {
+			struct rp_step *st = &out->v[out->n - 1];
+			if (m->start < st->start)
+				st->start = m->start;
+			if (m->end > st->end)
+				st->end = m->end;
+		}
+		m->step = (int32_t)out->n - 1;
+		out->v[out->n - 1].input_time += m->input;
+	}
+	free(order);
+	struct window *w = rp_xmalloc(out->n * sizeof *w);
+	for (size_t i = 0; i < out->n; i++)
+		w[i] = (struct window){ out->v[i].start, out->v[i].end, (int32_t)i };
+	qsort(w, out->n, sizeof *w, cmp_window);
+
+	/* Host time in CUDA API calls, counted once per outermost call. */
+	for (size_t i = 0; i < c.nl; i++) {
+		const struct launch *l = &c.l[i];
+		if (!l->outer)
+			continue;
+		int32_t st = l->marker >= 0 ? c.m[l->marker].step : step_at(w, out->n, l->start);
+		if (st < 0)
+			continue;
+		out->v[st].launches++;
+		out->v[st].launch_time += l->end - l->start;
+	}
+	if (c.nl)
+		qsort(c.l, c.nl, sizeof *c.l, cmp_launch);
+	attribute(&c, dev, out, w, out->n);
+	device_metrics(dev, out);
+	summarize(dev, out);
+	free(w);
+	free(c.m);
+	free(c.l);
+	free(c.f);
+}
+
+void rp_steps_free(struct rp_steps *st)
+{
+	free(st->v);
+	memset(st, 0, sizeof *st);
+}

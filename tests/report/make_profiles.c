@@ -1,0 +1,280 @@
+/* Writes the profiles that tests/report checks tfprof-report against, each with a known truth:
+ *
+ *   make_profiles sim LOGDIR      one host (run "single"): tfprof session on the CUPTI simulator
+ *   make_profiles multi LOGDIR    two hosts in run "multi"; hostB's steps take 15 ms longer
+ *   make_profiles devbound LOGDIR one host (run "devbound") whose GPU work outlasts every step
+ *   make_profiles tfstyle FILE    a hand-built XSpace laid out like TensorFlow's (other metadata
+ *                                 ids, no step_num on device events, derived device lines, a
+ *                                 launch on an executor thread), every time chosen exactly
+ *
+ * Simulated device time is deterministic per stream (start = max(stream tail, launch + 5 us),
+ * end = start + duration), so in the sim modes each step's device busy time is the sum of the
+ * durations on stream A: its first kernel is long enough that everything launched after it
+ * queues back to back, and the kernel on stream B runs inside it. The numbers are printed by
+ * the Python checker (check_report.py), which holds the expected values; keep the two in sync. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <tfprof/tfprof.h>
+
+#include "cupti_sim.h"
+#include "xplane.pb-c.h"
+
+static void sleep_us(long us)
+{
+	struct timespec t = { us / 1000000, (us % 1000000) * 1000 };
+	while (nanosleep(&t, &t))
+		;
+}
+
+static const struct tfsim_dim3 grid = { 64, 1, 1 }, block = { 128, 1, 1 };
+
+/* One step: 20 ms + 300 us kernels, 1 MiB H2D of 50 us, 4 KiB D2H of 10 us and a 1 MiB memset of
+ * 20 us on stream A (20380 us busy), 400 us on stream B inside A's first kernel. The first kernel
+ * is long so that a host stalled for milliseconds on a loaded machine still launches the rest
+ * before it ends (no gaps in the chain, B inside it). */
+static void sim_step(int step, uint32_t a, uint32_t b, long host_us, long input_us)
+{
+	TFPROF_SCOPE("train", TFPROF_I64("step_num", step));
+	if (input_us) {
+		TFPROF_SCOPE("load_batch");
+		sleep_us(input_us);
+	}
+	tfsim_launch_kernel(a, "_Z7kernelAPfi", grid, block, 20000000);
+	tfsim_launch_kernel(b, "_Z7kernelCPfi", grid, block, 400000);
+	tfsim_memcpy(a, TFSIM_COPY_HTOD, 1u << 20, 50000, 1);
+	tfsim_launch_kernel(a, "_Z7kernelBPfi", grid, block, 300000);
+	tfsim_memcpy(a, TFSIM_COPY_DTOH, 4096, 10000, 1);
+	tfsim_memset(a, 1u << 20, 0, 20000);
+	tfsim_stream_synchronize(a);
+	sleep_us(host_us);
+}
+
+static int session(const char *logdir, const char *run, const char *host, int steps, long host_us,
+		   long input_us, uint32_t a, uint32_t b, uint32_t long_kernel_ns)
+{
+	TFPROF_OPTIONS(o, .run_name = run, .host_name = host);
+	int rc = tfprof_start(logdir, &o);
+	if (rc) {
+		fprintf(stderr, "make_profiles: tfprof_start: %s\n", tfprof_strerror(rc));
+		return 1;
+	}
+	for (int s = 0; s < steps; s++) {
+		if (long_kernel_ns) {
+			TFPROF_SCOPE("train", TFPROF_I64("step_num", s));
+			tfsim_launch_kernel(a, "_Z4longv", grid, block, long_kernel_ns);
+			sleep_us(host_us);
+		} else {
+			sim_step(s, a, b, host_us, input_us);
+		}
+	}
+	rc = tfprof_stop();
+	if (rc) {
+		fprintf(stderr, "make_profiles: tfprof_stop: %s\n", tfprof_strerror(rc));
+		return 1;
+	}
+	printf("%s\n", tfprof_last_output());
+	return 0;
+}
+
+/* ---- the TensorFlow-like profile, built message by message ------------------------------ */
+
+typedef Tensorflow__Profiler__XStat XStat;
+typedef Tensorflow__Profiler__XEvent XEvent;
+typedef Tensorflow__Profiler__XLine XLine;
+typedef Tensorflow__Profiler__XPlane XPlane;
+
+static XStat *stat_i64(int64_t key, int64_t v)
+{
+	XStat *s = calloc(1, sizeof *s);
+	tensorflow__profiler__xstat__init(s);
+	s->metadata_id = key;
+	s->value_case = TENSORFLOW__PROFILER__XSTAT__VALUE_INT64_VALUE;
+	s->int64_value = v;
+	return s;
+}
+
+static XStat *stat_u64(int64_t key, uint64_t v)
+{
+	XStat *s = stat_i64(key, 0);
+	s->value_case = TENSORFLOW__PROFILER__XSTAT__VALUE_UINT64_VALUE;
+	s->uint64_value = v;
+	return s;
+}
+
+static XStat *stat_str(int64_t key, const char *v)
+{
+	XStat *s = stat_i64(key, 0);
+	s->value_case = TENSORFLOW__PROFILER__XSTAT__VALUE_STR_VALUE;
+	s->str_value = (char *)v;
+	return s;
+}
+
+/* An event from start_us for dur_us, relative to its line's timestamp, with up to two stats. */
+static XEvent *event(int64_t meta, double start_us, double dur_us, XStat *s1, XStat *s2)
+{
+	XEvent *e = calloc(1, sizeof *e);
+	tensorflow__profiler__xevent__init(e);
+	e->metadata_id = meta;
+	e->data_case = TENSORFLOW__PROFILER__XEVENT__DATA_OFFSET_PS;
+	e->offset_ps = (int64_t)(start_us * 1e6);
+	e->duration_ps = (int64_t)(dur_us * 1e6);
+	e->stats = calloc(2, sizeof *e->stats);
+	if (s1)
+		e->stats[e->n_stats++] = s1;
+	if (s2)
+		e->stats[e->n_stats++] = s2;
+	return e;
+}
+
+static XLine *line(int64_t id, const char *name, int64_t ts_ns, XEvent **ev, size_t n)
+{
+	XLine *l = calloc(1, sizeof *l);
+	tensorflow__profiler__xline__init(l);
+	l->id = id;
+	l->name = (char *)name;
+	l->timestamp_ns = ts_ns;
+	l->events = ev;
+	l->n_events = n;
+	return l;
+}
+
+static void add_event_meta(XPlane *p, int64_t id, const char *name)
+{
+	Tensorflow__Profiler__XPlane__EventMetadataEntry *e = calloc(1, sizeof *e);
+	tensorflow__profiler__xplane__event_metadata_entry__init(e);
+	Tensorflow__Profiler__XEventMetadata *m = calloc(1, sizeof *m);
+	tensorflow__profiler__xevent_metadata__init(m);
+	m->id = id;
+	m->name = (char *)name;
+	e->key = id;
+	e->value = m;
+	p->event_metadata = realloc(p->event_metadata, (p->n_event_metadata + 1) * sizeof *p->event_metadata);
+	p->event_metadata[p->n_event_metadata++] = e;
+}
+
+static void add_stat_meta(XPlane *p, int64_t id, const char *name)
+{
+	Tensorflow__Profiler__XPlane__StatMetadataEntry *e = calloc(1, sizeof *e);
+	tensorflow__profiler__xplane__stat_metadata_entry__init(e);
+	Tensorflow__Profiler__XStatMetadata *m = calloc(1, sizeof *m);
+	tensorflow__profiler__xstat_metadata__init(m);
+	m->id = id;
+	m->name = (char *)name;
+	e->key = id;
+	e->value = m;
+	p->stat_metadata = realloc(p->stat_metadata, (p->n_stat_metadata + 1) * sizeof *p->stat_metadata);
+	p->stat_metadata[p->n_stat_metadata++] = e;
+}
+
+/* Truth (check_report.py holds the same numbers):
+ *   step 0: host [0, 10 ms); step 1: [10, 20 ms)
+ *   step 0 device: foo corr 11 [1.1, 2.1) on stream 7, bar corr 12 [1.5, 3.0) on stream 8,
+ *     H2D corr 13 (launched on the executor thread, no step scope) [3.0, 3.5) 1000 bytes
+ *     -> busy 2.4 ms, idle 7.6 ms, 2 kernels, launches 11, 12, 13 (10 us each) = 30 us
+ *   step 1 device: foo corr 21 [11.2, 12.2); foo corr 99 (no launch) [15, 15.5)
+ *     -> busy 1.0 ms, idle 8.5 ms, 1 kernel, launch 10 us
+ *   The "XLA Ops" line's 18 ms event is not device work. */
+static int tfstyle(const char *path)
+{
+	enum { S_CORR = 3, S_STEP = 7, S_R = 9, S_KDET = 4, S_MDET = 5 };
+	enum { E_TRAIN = 21, E_LAUNCH = 22, E_MEMCPY_API = 23, E_FOO = 1001, E_BAR = 1002, E_H2D = 1003,
+	       E_FUSION = 1004 };
+	XPlane host = TENSORFLOW__PROFILER__XPLANE__INIT, gpu = TENSORFLOW__PROFILER__XPLANE__INIT;
+	host.id = 0;
+	host.name = "/host:CPU";
+	add_stat_meta(&host, S_CORR, "correlation_id");
+	add_stat_meta(&host, S_STEP, "step_num");
+	add_stat_meta(&host, S_R, "_r");
+	add_event_meta(&host, E_TRAIN, "train");
+	add_event_meta(&host, E_LAUNCH, "cudaLaunchKernel");
+	add_event_meta(&host, E_MEMCPY_API, "cudaMemcpyAsync");
+	static XEvent *main_ev[6], *exec_ev[1];
+	main_ev[0] = event(E_TRAIN, 0, 10000, stat_i64(S_STEP, 0), stat_i64(S_R, 1));
+	main_ev[1] = event(E_LAUNCH, 1000, 10, stat_i64(S_CORR, 11), NULL);
+	main_ev[2] = event(E_LAUNCH, 1400, 10, stat_i64(S_CORR, 12), NULL);
+	main_ev[3] = event(E_TRAIN, 10000, 10000, stat_i64(S_STEP, 1), stat_i64(S_R, 1));
+	main_ev[4] = event(E_LAUNCH, 11100, 10, stat_i64(S_CORR, 21), NULL);
+	/* A nested step_num without _r is not a step of its own. */
+	main_ev[5] = event(E_LAUNCH, 11500, 1, stat_i64(S_STEP, 77), NULL);
+	exec_ev[0] = event(E_MEMCPY_API, 2900, 10, stat_i64(S_CORR, 13), NULL);
+	static XLine *host_lines[2];
+	host_lines[0] = line(100, "python", 0, main_ev, 6);
+	host_lines[1] = line(200, "tf_executor", 0, exec_ev, 1);
+	host.lines = host_lines;
+	host.n_lines = 2;
+
+	gpu.id = 0;
+	gpu.name = "/device:GPU:0";
+	add_stat_meta(&gpu, 1, "kernel_details");
+	add_stat_meta(&gpu, 2, "memcpy_details");
+	add_stat_meta(&gpu, 6, "correlation_id");
+	add_event_meta(&gpu, E_FOO, "_Z3fooPf");
+	add_event_meta(&gpu, E_BAR, "_Z3barPf");
+	add_event_meta(&gpu, E_H2D, "MemcpyH2D");
+	add_event_meta(&gpu, E_FUSION, "fusion.1");
+	/* Stream lines start at 1 ms, so their offsets are relative to that. */
+	static XEvent *s7[4], *s8[1], *ops[1];
+	s7[0] = event(E_FOO, 100, 1000, stat_u64(6, 11), stat_str(1, "regs:32 grid:1,1,1 block:1,1,1"));
+	s7[1] = event(E_H2D, 2000, 500, stat_u64(6, 13),
+		      stat_str(2, "kind_src:pinned kind_dst:device size:1000 dest:0 async:1"));
+	s7[2] = event(E_FOO, 10200, 1000, stat_u64(6, 21), NULL);
+	s7[3] = event(E_FOO, 14000, 500, stat_u64(6, 99), NULL);
+	s8[0] = event(E_BAR, 500, 1500, stat_u64(6, 12), NULL);
+	ops[0] = event(E_FUSION, 0, 18000, NULL, NULL);
+	static XLine *gpu_lines[3];
+	gpu_lines[0] = line(7, "Stream #7(Compute,MemcpyH2D)", 1000000, s7, 4);
+	gpu_lines[1] = line(8, "Stream #8(Compute)", 1000000, s8, 1);
+	gpu_lines[2] = line(0xdeadbeef, "XLA Ops", 1000000, ops, 1);
+	gpu.lines = gpu_lines;
+	gpu.n_lines = 3;
+
+	Tensorflow__Profiler__XSpace space = TENSORFLOW__PROFILER__XSPACE__INIT;
+	XPlane *planes[2] = { &host, &gpu };
+	space.planes = planes;
+	space.n_planes = 2;
+	size_t n = tensorflow__profiler__xspace__get_packed_size(&space);
+	uint8_t *buf = malloc(n);
+	tensorflow__profiler__xspace__pack(&space, buf);
+	FILE *f = fopen(path, "wb");
+	if (!f || fwrite(buf, 1, n, f) != n || fclose(f)) {
+		fprintf(stderr, "make_profiles: cannot write %s\n", path);
+		return 1;
+	}
+	free(buf);
+	printf("%s\n", path);
+	return 0; /* The messages are the process's until exit; no point freeing them one by one. */
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 3) {
+		fprintf(stderr, "usage: make_profiles sim|multi|devbound|tfstyle OUT\n");
+		return 2;
+	}
+	const char *mode = argv[1], *out = argv[2];
+	if (strcmp(mode, "tfstyle") == 0)
+		return tfstyle(out);
+	Dl_info info;
+	if (!dladdr((void *)tfsim_reset, &info) || !info.dli_fname) {
+		fprintf(stderr, "make_profiles: cannot find the CUPTI simulator's path\n");
+		return 1;
+	}
+	setenv("TFPROF_CUPTI_LIBRARY", info.dli_fname, 1);
+	int dev = tfsim_device_add(NULL);
+	uint32_t a = tfsim_stream_create(dev), b = tfsim_stream_create(dev);
+	tfprof_set_thread_name("train");
+	if (strcmp(mode, "sim") == 0)
+		return session(out, "single", "hostA", 4, 25000, 10000, a, b, 0);
+	if (strcmp(mode, "multi") == 0)
+		return session(out, "multi", "hostA", 3, 30000, 0, a, b, 0) ||
+		       session(out, "multi", "hostB", 3, 45000, 0, a, b, 0);
+	if (strcmp(mode, "devbound") == 0)
+		return session(out, "devbound", "hostA", 3, 1000, 0, a, b, 10000000);
+	fprintf(stderr, "make_profiles: unknown mode %s\n", mode);
+	return 2;
+}
