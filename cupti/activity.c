@@ -141,6 +141,19 @@ struct name_table {
 	size_t nslots;
 };
 
+/* CUPTI shares one name string among all the records of a kernel, so within a buffer the
+ * string's address finds the name's index without hashing it: a small direct-mapped cache,
+ * one per buffer being decoded. It must not outlive the buffer: the records of one buffer are
+ * all undelivered at once, so CUPTI cannot have freed a name one of them points at and reused
+ * its address for another, but once a buffer is back CUPTI may free names. */
+#define NAME_CACHE_BITS 8
+#define NAME_CACHE (1u << NAME_CACHE_BITS)
+
+struct name_cache {
+	const char *ptr;
+	uint32_t idx;
+};
+
 struct ctx_device {
 	uint32_t context_id, device_id;
 };
@@ -159,6 +172,7 @@ struct decoder {
 	size_t ncontexts, cap_contexts;
 	size_t bytes, max_bytes;
 	uint64_t dropped_by_bound, zero_timestamps, bad_buffers, other_records;
+	uint64_t syncs; /* SYNCHRONIZATION events, whose device stop resolves */
 };
 
 static struct {
@@ -222,10 +236,10 @@ static bool names_grow(struct name_table *t)
 
 /* Interns a kernel name, copying it: CUPTI's string belongs to CUPTI. Returns false when the
  * memory bound or malloc says no. */
-static bool intern(struct decoder *d, const char *s, uint32_t *out)
+static bool intern_slow(struct decoder *d, const char *s, uint32_t *out)
 {
 	struct name_table *t = &d->names;
-	if (!s || !*s) {
+	if (!*s) {
 		*out = 0;
 		return true;
 	}
@@ -258,6 +272,32 @@ static bool intern(struct decoder *d, const char *s, uint32_t *out)
 	t->slots[j] = (uint32_t)t->n + 1;
 	*out = (uint32_t)t->n++;
 	d->bytes += len + sizeof(char *);
+	return true;
+}
+
+/* intern_slow behind the buffer's cache of name addresses. */
+static bool intern(struct decoder *d, struct name_cache *cache, const char *s, uint32_t *out)
+{
+	if (!s) {
+		*out = 0;
+		return true;
+	}
+	/* Open addressing with a short probe, so that two busy names never evict each other;
+	 * when the probe finds no room the home slot is replaced. */
+	size_t h = ((uintptr_t)s * 0x9e3779b97f4a7c15ull) >> (64 - NAME_CACHE_BITS), home = h;
+	for (unsigned k = 0; k < 8; k++, h = (h + 1) & (NAME_CACHE - 1)) {
+		if (cache[h].ptr == s) {
+			*out = cache[h].idx;
+			return true;
+		}
+		if (!cache[h].ptr)
+			break;
+	}
+	if (!intern_slow(d, s, out))
+		return false;
+	struct name_cache *c = cache[h].ptr ? &cache[home] : &cache[h];
+	c->ptr = s;
+	c->idx = *out;
 	return true;
 }
 
@@ -345,7 +385,7 @@ static void add_context(struct decoder *d, uint32_t context_id, uint32_t device_
 	d->contexts[d->ncontexts++] = (struct ctx_device){ context_id, device_id };
 }
 
-static void decode_record(struct decoder *d, const CUpti_Activity *rec)
+static void decode_record(struct decoder *d, struct name_cache *cache, const CUpti_Activity *rec)
 {
 	struct tfprof__dev_event *e;
 	switch (rec->kind) {
@@ -357,7 +397,7 @@ static void decode_record(struct decoder *d, const CUpti_Activity *rec)
 		if (!times_ok(d, k->start, k->end))
 			return;
 		uint32_t name;
-		if (!intern(d, k->name, &name)) {
+		if (!intern(d, cache, k->name, &name)) {
 			d->dropped_by_bound++;
 			return;
 		}
@@ -453,6 +493,7 @@ static void decode_record(struct decoder *d, const CUpti_Activity *rec)
 		/* The record names a context, not a device; stop resolves it once every CONTEXT
 		 * record is in, as records arrive in no particular order. */
 		e->device_id = TFPROF_DEV_NONE;
+		d->syncs++;
 		e->context_id = s->contextId;
 		e->stream_id = s->streamId; /* CUPTI_SYNCHRONIZATION_INVALID_VALUE for a context */
 		e->u.sync.type = (uint32_t)s->type;
@@ -500,12 +541,13 @@ static void decode_record(struct decoder *d, const CUpti_Activity *rec)
 }
 
 /* Walks a buffer: record pointers are collected with no lock held (cuptiActivityGetNextRecord
- * is a CUPTI call), then each batch is decoded under decode_mu. */
-static void decode_buffer(struct decoder *d, uint8_t *buf, size_t valid)
+ * is a CUPTI call), then each batch is decoded under decode_mu. f is the session's table (A.f)
+ * for the completion callback, the caller's for tfprof__activity_decode_buffers. */
+static void decode_buffer(const struct tfprof__cupti_fns *f, struct decoder *d, uint8_t *buf, size_t valid)
 {
-	const struct tfprof__cupti_fns *f = A.f;
 	CUpti_Activity *rec = NULL;
 	bool bad = false, end = false;
+	struct name_cache cache[NAME_CACHE] = { 0 };
 	while (!end) {
 		const CUpti_Activity *batch[BATCH];
 		size_t n = 0;
@@ -523,7 +565,7 @@ static void decode_buffer(struct decoder *d, uint8_t *buf, size_t valid)
 		}
 		pthread_mutex_lock(&d->mu);
 		for (size_t i = 0; i < n; i++)
-			decode_record(d, batch[i]);
+			decode_record(d, cache, batch[i]);
 		if (bad)
 			d->bad_buffers++;
 		pthread_mutex_unlock(&d->mu);
@@ -574,7 +616,7 @@ static void CUPTIAPI on_complete(CUcontext ctx, uint32_t stream, uint8_t *buf, s
 	if (valid > size)
 		valid = size;
 	if (valid)
-		decode_buffer(d, buf, valid);
+		decode_buffer(A.f, d, buf, valid);
 	/* The count resets on every call, so it is read here and added up; stop reads it once more
 	 * after the last buffer. */
 	size_t dropped = 0;
@@ -654,7 +696,8 @@ int tfprof__activity_start(const struct tfprof__cupti_fns *f, const struct tfpro
 	size_t stale = 0;
 	f->ActivityGetNumDroppedRecords(NULL, 0, &stale);
 
-	atomic_store(&A.inflight, 0);
+	/* inflight is not reset: it is already 0 unless a callback of an earlier session is still
+	 * running (a stuck decoder), whose decrement must then balance its own increment. */
 	atomic_store(&A.accepting, 1);
 	CUptiResult rc = f->ActivityRegisterCallbacks(on_request, on_complete);
 	if (rc != CUPTI_SUCCESS) {
@@ -816,26 +859,18 @@ void tfprof__activity_abort(void)
 	release_pool(&sum);
 }
 
-void tfprof__activity_finish(struct tfprof__gpu_result *out, struct tfprof__activity_summary *sum,
-			     bool (*context_device)(uint32_t context_id, uint32_t *device_id))
+/* Moves what a decoder holds into out and its counters into sum, leaving the decoder empty for
+ * decoder_free. Called once no completion callback can reach the decoder any more. */
+static void hand_over(struct decoder *d, struct tfprof__gpu_result *out, struct tfprof__activity_summary *sum,
+		      bool (*context_device)(uint32_t context_id, uint32_t *device_id))
 {
-	memset(sum, 0, sizeof *sum);
-	if (!A.started)
-		return;
-	bool quiet = drain(sum);
-	out->dropped_by_cupti = atomic_load(&A.dropped_by_cupti);
-	out->dropped_no_buffer = atomic_load(&A.refused);
-	if (!quiet)
-		return; /* no device events this session: a callback still holds the decoder */
-
-	struct decoder *d = A.dec;
-	A.dec = NULL;
 	pthread_mutex_lock(&d->mu); /* uncontended now; taken for the memory ordering */
 	sum->buffers_bad = d->bad_buffers;
 	sum->records_other = d->other_records;
 	out->dropped_by_bound = d->dropped_by_bound;
 	out->zero_timestamps = d->zero_timestamps;
-	for (struct tfprof__dev_chunk *c = d->head; c; c = c->next)
+	/* The walk reads every event again; without synchronizations there is nothing to resolve. */
+	for (struct tfprof__dev_chunk *c = d->syncs ? d->head : NULL; c; c = c->next)
 		for (size_t i = 0; i < c->n; i++) {
 			struct tfprof__dev_event *e = &c->ev[i];
 			if (e->kind != TFPROF_DEV_SYNC || e->device_id != TFPROF_DEV_NONE)
@@ -860,7 +895,41 @@ void tfprof__activity_finish(struct tfprof__gpu_result *out, struct tfprof__acti
 	d->names.n = 0;
 	d->devices = NULL;
 	pthread_mutex_unlock(&d->mu);
+}
+
+void tfprof__activity_finish(struct tfprof__gpu_result *out, struct tfprof__activity_summary *sum,
+			     bool (*context_device)(uint32_t context_id, uint32_t *device_id))
+{
+	memset(sum, 0, sizeof *sum);
+	if (!A.started)
+		return;
+	bool quiet = drain(sum);
+	out->dropped_by_cupti = atomic_load(&A.dropped_by_cupti);
+	out->dropped_no_buffer = atomic_load(&A.refused);
+	if (!quiet)
+		return; /* no device events this session: a callback still holds the decoder */
+
+	struct decoder *d = A.dec;
+	A.dec = NULL;
+	hand_over(d, out, sum, context_device);
 	decoder_free(d);
 
 	release_pool(sum);
+}
+
+int tfprof__activity_decode_buffers(const struct tfprof__cupti_fns *f, uint8_t *const *bufs,
+				    const size_t *valid, size_t nbufs, size_t max_memory,
+				    struct tfprof__gpu_result *out, struct tfprof__activity_summary *sum)
+{
+	memset(out, 0, sizeof *out);
+	memset(sum, 0, sizeof *sum);
+	struct decoder *d = decoder_new(max_memory);
+	if (!d)
+		return -ENOMEM;
+	for (size_t i = 0; i < nbufs; i++)
+		if (valid[i])
+			decode_buffer(f, d, bufs[i], valid[i]);
+	hand_over(d, out, sum, NULL);
+	decoder_free(d);
+	return 0;
 }

@@ -77,4 +77,16 @@ void tfprof__activity_abort(void);
 void tfprof__activity_finish(struct tfprof__gpu_result *out, struct tfprof__activity_summary *sum,
 			     bool (*context_device)(uint32_t context_id, uint32_t *device_id));
 
+/* Decodes whole buffers of activity records with the code the completion callback runs (the
+ * same walk through f->ActivityGetNextRecord, batching, locking and decoding) into a decoder of
+ * its own, bounded by max_memory, then moves the events, kernel names, devices and counters
+ * into out and sum as tfprof__activity_finish does (both are zeroed first; free out with
+ * tfprof__gpu_result_free). Synchronizations keep the device their CONTEXT records give, else
+ * TFPROF_DEV_NONE. It touches no session state and may run with or without a session; it
+ * exists so that the benchmark (bench/cupti_ingest.c) measures the production decoder on
+ * synthetic buffers. The buffers stay the caller's. Returns 0, or -ENOMEM. */
+int tfprof__activity_decode_buffers(const struct tfprof__cupti_fns *f, uint8_t *const *bufs,
+				    const size_t *valid, size_t nbufs, size_t max_memory,
+				    struct tfprof__gpu_result *out, struct tfprof__activity_summary *sum);
+
 #endif

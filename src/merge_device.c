@@ -17,6 +17,7 @@
 /* The line an event goes to, and its start, for sorting. */
 struct placed {
 	uint32_t device;
+	uint32_t kind_bit; /* kind_bit() of ev, taken while the events are read in order */
 	int64_t line;
 	int64_t start, end;
 	const struct tfprof__dev_event *ev;
@@ -37,6 +38,111 @@ static int cmp_placed(const void *a, const void *b)
 	return 0;
 }
 
+/* The details strings of device events repeat (a kernel runs with the same shape again and
+ * again), so each distinct set of values is formatted and interned once: a map from the values
+ * to the string id. */
+struct detail_key {
+	uint32_t v[12];
+};
+
+struct detail_slot {
+	struct detail_key key;
+	uint32_t id; /* string id + 1; 0 = empty */
+};
+
+struct detail_map {
+	struct detail_slot *slots;
+	size_t cap, n;
+};
+
+/* Sorts placed events by device, line and time. CUPTI hands a stream's work over mostly in
+ * time order, so the events are first split by line, stably, in one counting pass, and only
+ * the lines that are not already in order are sorted. *pe may be replaced by a new array.
+ * Returns 0 or -1 when out of memory. */
+struct line_group {
+	uint32_t device;
+	int64_t line;
+	size_t count, at;
+};
+
+static int cmp_group(const void *a, const void *b)
+{
+	const struct line_group *x = a, *y = b;
+	if (x->device != y->device)
+		return x->device < y->device ? -1 : 1;
+	return x->line < y->line ? -1 : x->line > y->line;
+}
+
+static int sort_placed(struct placed **pe_io, size_t n)
+{
+	struct placed *pe = *pe_io;
+	struct line_group *g = NULL;
+	size_t ng = 0, cap = 0, last = 0;
+	uint32_t *gi = malloc((n ? n : 1) * sizeof *gi);
+	struct placed *out = malloc((n ? n : 1) * sizeof *out);
+	if (!gi || !out)
+		goto fail;
+	/* Groups are few (streams), so a linear search behind a one-entry cache finds them. */
+	for (size_t i = 0; i < n; i++) {
+		if (!(ng && g[last].device == pe[i].device && g[last].line == pe[i].line)) {
+			for (last = 0; last < ng; last++)
+				if (g[last].device == pe[i].device && g[last].line == pe[i].line)
+					break;
+			if (last == ng) {
+				if (ng == cap) {
+					size_t nc = cap ? cap * 2 : 16;
+					struct line_group *ngp = realloc(g, nc * sizeof *ngp);
+					if (!ngp)
+						goto fail;
+					g = ngp;
+					cap = nc;
+				}
+				g[ng++] = (struct line_group){ .device = pe[i].device, .line = pe[i].line };
+			}
+		}
+		g[last].count++;
+		gi[i] = (uint32_t)last;
+	}
+	/* Order the groups, then give each its place in out. */
+	struct line_group *sorted = malloc((ng ? ng : 1) * sizeof *sorted);
+	if (!sorted)
+		goto fail;
+	memcpy(sorted, g, ng * sizeof *g);
+	for (size_t k = 0; k < ng; k++)
+		sorted[k].at = k; /* the group's index before sorting */
+	qsort(sorted, ng, sizeof *sorted, cmp_group);
+	size_t at = 0;
+	for (size_t k = 0; k < ng; k++) {
+		g[sorted[k].at].at = at;
+		at += sorted[k].count;
+	}
+	for (size_t i = 0; i < n; i++)
+		out[g[gi[i]].at++] = pe[i];
+	/* Each group is a run of out now; sort the ones out of order. */
+	at = 0;
+	for (size_t k = 0; k < ng; k++) {
+		struct placed *run = out + at;
+		size_t cnt = sorted[k].count;
+		for (size_t i = 1; i < cnt; i++)
+			if (cmp_placed(&run[i - 1], &run[i]) > 0) {
+				qsort(run, cnt, sizeof *run, cmp_placed);
+				break;
+			}
+		at += cnt;
+	}
+	free(sorted);
+	free(g);
+	free(gi);
+	free(pe);
+	*pe_io = out;
+	return 0;
+fail:
+	free(g);
+	free(gi);
+	free(out);
+	return -1;
+}
+
 struct dev_ctx {
 	struct tfprof__profile *p;
 	const struct tfprof__gpu_result *g;
@@ -48,7 +154,45 @@ struct dev_ctx {
 		k_ovh, k_sync;
 	uint64_t uncorrelated, multi_launch;
 	uint64_t align_ns;
+	struct detail_map details;
+	uint32_t *tf_ops; /* scope string id -> tf_op string id + 1 */
+	size_t cap_tf_ops;
+	uint32_t fixed_names[16]; /* string id + 1 of the constant event names, by fixed_name() index */
 };
+
+static uint64_t detail_hash(const struct detail_key *k)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (size_t i = 0; i < 12; i++)
+		h = (h ^ k->v[i]) * 1099511628211ull;
+	return h ^ (h >> 29);
+}
+
+/* The slot of key: its entry, or the empty slot where it goes. NULL when out of memory. */
+static struct detail_slot *detail_find(struct detail_map *m, const struct detail_key *k)
+{
+	if ((m->n + 1) * 2 > m->cap) {
+		size_t nc = m->cap ? m->cap * 2 : 256;
+		struct detail_slot *ns = calloc(nc, sizeof *ns);
+		if (!ns)
+			return NULL;
+		for (size_t i = 0; i < m->cap; i++) {
+			if (!m->slots[i].id)
+				continue;
+			size_t j = detail_hash(&m->slots[i].key) & (nc - 1);
+			while (ns[j].id)
+				j = (j + 1) & (nc - 1);
+			ns[j] = m->slots[i];
+		}
+		free(m->slots);
+		m->slots = ns;
+		m->cap = nc;
+	}
+	size_t j = detail_hash(k) & (m->cap - 1);
+	while (m->slots[j].id && memcmp(&m->slots[j].key, k, sizeof *k))
+		j = (j + 1) & (m->cap - 1);
+	return &m->slots[j];
+}
 
 static int64_t map_time(const struct dev_ctx *d, uint64_t t)
 {
@@ -172,16 +316,6 @@ static int put_i64(struct tfprof__line *l, uint32_t key, int64_t v)
 	return 0;
 }
 
-static int put_str(struct tfprof__profile *p, struct tfprof__line *l, uint32_t key, const char *v)
-{
-	uint32_t id = tfprof__strtab_intern(&p->strs, v);
-	struct tfprof__stat *s;
-	if (id == UINT32_MAX || !(s = tfprof__line_add_stat(l, key, TFPROF_STAT_STR)))
-		return -1;
-	s->v.str = id;
-	return 0;
-}
-
 static uint32_t kernel_name(struct dev_ctx *d, struct tfprof__plane *pl, uint32_t idx, bool *first_use)
 {
 	*first_use = false;
@@ -208,12 +342,86 @@ static uint32_t kernel_name(struct dev_ctx *d, struct tfprof__plane *pl, uint32_
 	return id;
 }
 
+/* The string id of a constant event name, interned once per merge. */
+static uint32_t fixed_name(struct dev_ctx *d, unsigned slot, const char *name)
+{
+	if (!d->fixed_names[slot]) {
+		uint32_t id = tfprof__strtab_intern(&d->p->strs, name);
+		if (id == UINT32_MAX)
+			return id;
+		d->fixed_names[slot] = id + 1;
+	}
+	return d->fixed_names[slot] - 1;
+}
+
+/* Adds a details stat (kernel_details, memcpy_details, Memset_details) whose text fmt formats
+ * from the values in k, formatting it only the first time those values occur. */
+static int put_details(struct dev_ctx *d, struct tfprof__line *l, uint32_t key, const struct detail_key *k,
+		       const struct tfprof__dev_event *e)
+{
+	struct detail_slot *slot = detail_find(&d->details, k);
+	if (!slot)
+		return -1;
+	if (!slot->id) {
+		char buf[256];
+		if (e->kind == TFPROF_DEV_KERNEL)
+			snprintf(buf, sizeof buf,
+				 "regs:%u static_shared:%d dynamic_shared:%d grid:%u,%u,%u block:%u,%u,%u",
+				 e->u.kernel.registers_per_thread, e->u.kernel.static_shared,
+				 e->u.kernel.dynamic_shared, e->u.kernel.grid[0], e->u.kernel.grid[1],
+				 e->u.kernel.grid[2], e->u.kernel.block[0], e->u.kernel.block[1],
+				 e->u.kernel.block[2]);
+		else if (e->kind == TFPROF_DEV_MEMCPY)
+			snprintf(buf, sizeof buf, "kind_src:%s kind_dst:%s size:%" PRIu64 " dest:%u async:%u",
+				 mem_kind(e->u.memcpy.src_kind), mem_kind(e->u.memcpy.dst_kind),
+				 e->u.memcpy.bytes, k->v[4], e->u.memcpy.async ? 1u : 0u);
+		else
+			snprintf(buf, sizeof buf, "kind:%s num_bytes:%" PRIu64 " async:%u",
+				 mem_kind(e->u.memset.memory_kind), e->u.memset.bytes, e->u.memset.async ? 1u : 0u);
+		uint32_t id = tfprof__strtab_intern(&d->p->strs, buf);
+		if (id == UINT32_MAX)
+			return -1;
+		slot->key = *k;
+		slot->id = id + 1;
+		d->details.n++;
+	}
+	struct tfprof__stat *st = tfprof__line_add_stat(l, key, TFPROF_STAT_STR);
+	if (!st)
+		return -1;
+	st->v.str = slot->id - 1;
+	return 0;
+}
+
+/* The string id of the tf_op of a scope ("<scope>:<scope>"), formatted once per scope. */
+static uint32_t tf_op_of(struct dev_ctx *d, uint32_t scope)
+{
+	if (scope >= d->cap_tf_ops) {
+		size_t nc = d->cap_tf_ops ? d->cap_tf_ops : 64;
+		while (nc <= scope)
+			nc *= 2;
+		uint32_t *n = realloc(d->tf_ops, nc * sizeof *n);
+		if (!n)
+			return UINT32_MAX;
+		memset(n + d->cap_tf_ops, 0, (nc - d->cap_tf_ops) * sizeof *n);
+		d->tf_ops = n;
+		d->cap_tf_ops = nc;
+	}
+	if (!d->tf_ops[scope]) {
+		const char *sc = tfprof__strtab_get(&d->p->strs, scope);
+		char op[512];
+		snprintf(op, sizeof op, "%s:%s", sc, sc);
+		uint32_t id = tfprof__strtab_intern(&d->p->strs, op);
+		if (id == UINT32_MAX)
+			return id;
+		d->tf_ops[scope] = id + 1;
+	}
+	return d->tf_ops[scope] - 1;
+}
+
 static int add_event(struct dev_ctx *d, struct tfprof__plane *pl, struct tfprof__line *l,
 		     const struct placed *pe)
 {
 	const struct tfprof__dev_event *e = pe->ev;
-	struct tfprof__profile *p = d->p;
-	char buf[256];
 	uint32_t name;
 	bool first;
 	switch (e->kind) {
@@ -221,16 +429,17 @@ static int add_event(struct dev_ctx *d, struct tfprof__plane *pl, struct tfprof_
 		name = kernel_name(d, pl, e->name, &first);
 		break;
 	case TFPROF_DEV_MEMCPY:
-		name = tfprof__strtab_intern(&p->strs, memcpy_name(e->u.memcpy.copy_kind));
+		name = fixed_name(d, e->u.memcpy.copy_kind < 11 ? e->u.memcpy.copy_kind : 0,
+				  memcpy_name(e->u.memcpy.copy_kind));
 		break;
 	case TFPROF_DEV_MEMSET:
-		name = tfprof__strtab_intern(&p->strs, "Memset");
+		name = fixed_name(d, 11, "Memset");
 		break;
 	case TFPROF_DEV_SYNC:
-		name = tfprof__strtab_intern(&p->strs, sync_name(e->u.sync.type));
+		name = tfprof__strtab_intern(&d->p->strs, sync_name(e->u.sync.type));
 		break;
 	default:
-		name = tfprof__strtab_intern(&p->strs, "CUPTI overhead");
+		name = fixed_name(d, 12, "CUPTI overhead");
 		break;
 	}
 	if (name == UINT32_MAX || !tfprof__line_add_event(l, pe->start, pe->end - pe->start, name))
@@ -241,29 +450,31 @@ static int add_event(struct dev_ctx *d, struct tfprof__plane *pl, struct tfprof_
 		return -1;
 	if (put_u64(l, d->k_ctx, e->context_id) || put_u64(l, d->k_dev, e->device_id))
 		return -1;
+	struct detail_key k = { { e->kind } };
 	switch (e->kind) {
 	case TFPROF_DEV_KERNEL:
-		snprintf(buf, sizeof buf,
-			 "regs:%u static_shared:%d dynamic_shared:%d grid:%u,%u,%u block:%u,%u,%u",
-			 e->u.kernel.registers_per_thread, e->u.kernel.static_shared,
-			 e->u.kernel.dynamic_shared, e->u.kernel.grid[0], e->u.kernel.grid[1],
-			 e->u.kernel.grid[2], e->u.kernel.block[0], e->u.kernel.block[1], e->u.kernel.block[2]);
-		if (put_str(p, l, d->k_kernel, buf))
+		k.v[1] = e->u.kernel.registers_per_thread;
+		k.v[2] = (uint32_t)e->u.kernel.static_shared;
+		k.v[3] = (uint32_t)e->u.kernel.dynamic_shared;
+		memcpy(&k.v[4], e->u.kernel.grid, sizeof e->u.kernel.grid);
+		memcpy(&k.v[7], e->u.kernel.block, sizeof e->u.kernel.block);
+		if (put_details(d, l, d->k_kernel, &k, e))
 			return -1;
 		break;
-	case TFPROF_DEV_MEMCPY: {
-		uint32_t dest = e->u.memcpy.copy_kind == TFPROF_COPY_PTOP ? e->u.memcpy.dst_device : e->device_id;
-		snprintf(buf, sizeof buf, "kind_src:%s kind_dst:%s size:%" PRIu64 " dest:%u async:%u",
-			 mem_kind(e->u.memcpy.src_kind), mem_kind(e->u.memcpy.dst_kind), e->u.memcpy.bytes,
-			 dest, e->u.memcpy.async ? 1u : 0u);
-		if (put_str(p, l, d->k_memcpy, buf))
+	case TFPROF_DEV_MEMCPY:
+		k.v[1] = e->u.memcpy.src_kind;
+		k.v[2] = e->u.memcpy.dst_kind;
+		k.v[3] = e->u.memcpy.async ? 1u : 0u;
+		k.v[4] = e->u.memcpy.copy_kind == TFPROF_COPY_PTOP ? e->u.memcpy.dst_device : e->device_id;
+		memcpy(&k.v[5], &e->u.memcpy.bytes, sizeof e->u.memcpy.bytes);
+		if (put_details(d, l, d->k_memcpy, &k, e))
 			return -1;
 		break;
-	}
 	case TFPROF_DEV_MEMSET:
-		snprintf(buf, sizeof buf, "kind:%s num_bytes:%" PRIu64 " async:%u",
-			 mem_kind(e->u.memset.memory_kind), e->u.memset.bytes, e->u.memset.async ? 1u : 0u);
-		if (put_str(p, l, d->k_memset, buf))
+		k.v[1] = e->u.memset.memory_kind;
+		k.v[2] = e->u.memset.async ? 1u : 0u;
+		memcpy(&k.v[3], &e->u.memset.bytes, sizeof e->u.memset.bytes);
+		if (put_details(d, l, d->k_memset, &k, e))
 			return -1;
 		break;
 	case TFPROF_DEV_SYNC:
@@ -282,13 +493,16 @@ static int add_event(struct dev_ctx *d, struct tfprof__plane *pl, struct tfprof_
 	if (ln->count > 1)
 		d->multi_launch++;
 	if (ln->has_scope) {
-		const char *sc = tfprof__strtab_get(&p->strs, ln->scope_name);
 		/* xprof attributes device time to framework ops through tf_op, "<op name>:<op type>"
-		 * (framework_op_stats, the op column of kernel_stats); the scope is both. */
-		char op[512];
-		snprintf(op, sizeof op, "%s:%s", sc, sc);
-		if (put_str(p, l, d->k_scope, sc) || put_str(p, l, d->k_tf_op, op))
+		 * (framework_op_stats, the op column of kernel_stats); the scope is both. The launch
+		 * map holds the scope's id in this profile's string table already. */
+		uint32_t op = tf_op_of(d, ln->scope_name);
+		struct tfprof__stat *sc, *st;
+		if (op == UINT32_MAX || !(sc = tfprof__line_add_stat(l, d->k_scope, TFPROF_STAT_STR)) ||
+		    !(st = tfprof__line_add_stat(l, d->k_tf_op, TFPROF_STAT_STR)))
 			return -1;
+		sc->v.str = ln->scope_name;
+		st->v.str = op;
 	}
 	if (ln->has_step && put_i64(l, d->k_step, ln->step_num))
 		return -1;
@@ -370,15 +584,21 @@ static int merge_one_device(struct dev_ctx *d, uint32_t dev_id, const struct pla
 		size_t j = i;
 		unsigned kinds = 0;
 		while (j < n && pe[j].line == pe[i].line)
-			kinds |= kind_bit(pe[j++].ev);
+			kinds |= pe[j++].kind_bit;
 		char lname[160];
 		line_name(lname, sizeof lname, pe[i].line, kinds);
 		struct tfprof__line *l = tfprof__plane_add_line(d->p, pl, pe[i].line, lname);
-		if (!l)
+		/* Room for every event with the stats most carry; pages never written cost nothing. */
+		if (!l || tfprof__line_reserve(l, j - i, (j - i) * 6))
 			return -1;
-		for (size_t k = i; k < j; k++)
+		for (size_t k = i; k < j; k++) {
+			/* A line's events lie scattered over the chunks, among other streams' events:
+			 * fetch ahead, or nearly every event is a cache miss. */
+			if (k + 16 < j)
+				__builtin_prefetch(pe[k + 16].ev);
 			if (add_event(d, pl, l, &pe[k]))
 				return -1;
+		}
 		i = j;
 	}
 	return 0;
@@ -434,6 +654,7 @@ int tfprof__merge_device(struct tfprof__profile *p, const struct tfprof__timebas
 				continue;
 			struct placed *x = &pe[n++];
 			x->ev = e;
+			x->kind_bit = kind_bit(e);
 			x->device = e->device_id;
 			x->start = map_time(&d, e->start);
 			x->end = map_time(&d, e->end);
@@ -446,7 +667,8 @@ int tfprof__merge_device(struct tfprof__profile *p, const struct tfprof__timebas
 			else
 				x->line = e->stream_id;
 		}
-	qsort(pe, n, sizeof *pe, cmp_placed);
+	if (sort_placed(&pe, n))
+		goto out;
 	/* Devices known from their properties get a plane even when they ran nothing. */
 	size_t i = 0;
 	for (size_t k = 0; k < g->ndevices; k++) {
@@ -482,5 +704,7 @@ int tfprof__merge_device(struct tfprof__profile *p, const struct tfprof__timebas
 out:
 	free(pe);
 	free(d.kernel_names);
+	free(d.details.slots);
+	free(d.tf_ops);
 	return rc;
 }

@@ -92,6 +92,26 @@ struct tfprof__event *tfprof__line_add_event(struct tfprof__line *l, int64_t sta
 	return e;
 }
 
+/* Grows *arr (count n, capacity *cap) to hold at least n + more elements of size sz. */
+static int reserve(void **arr, size_t n, size_t *cap, size_t more, size_t sz)
+{
+	if (n + more <= *cap)
+		return 0;
+	void *a = realloc(*arr, (n + more) * sz);
+	if (!a)
+		return -1;
+	*arr = a;
+	*cap = n + more;
+	return 0;
+}
+
+int tfprof__line_reserve(struct tfprof__line *l, size_t nevents, size_t nstats)
+{
+	if (reserve((void **)&l->events, l->nevents, &l->cap_events, nevents, sizeof *l->events))
+		return -1;
+	return reserve((void **)&l->stats, l->nstats, &l->cap_stats, nstats, sizeof *l->stats);
+}
+
 struct tfprof__stat *tfprof__line_add_stat(struct tfprof__line *l, uint32_t key, uint32_t type)
 {
 	if (l->nevents == 0 || grow((void **)&l->stats, l->nstats, &l->cap_stats, sizeof *l->stats))

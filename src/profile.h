@@ -81,6 +81,9 @@ struct tfprof__line *tfprof__plane_add_line(struct tfprof__profile *p, struct tf
 					    int64_t id, const char *name);
 struct tfprof__event *tfprof__line_add_event(struct tfprof__line *l, int64_t start_ns, int64_t dur_ns,
 					     uint32_t name);
+/* Makes room for nevents more events and nstats more stats on the line, so that a merge that
+ * knows its counts does not copy growing arrays. Returns 0 or -1 when out of memory. */
+int tfprof__line_reserve(struct tfprof__line *l, size_t nevents, size_t nstats);
 /* Appends a stat to the line's stat array and charges it to the line's last event. */
 struct tfprof__stat *tfprof__line_add_stat(struct tfprof__line *l, uint32_t key, uint32_t type);
 struct tfprof__stat *tfprof__plane_add_stat(struct tfprof__plane *pl, uint32_t key, uint32_t type);
