@@ -48,6 +48,7 @@
 #include <tfprof/tfprof.h>
 
 /* Internal headers: the decoder, the loader, the merger and the writer are measured directly. */
+#include "bench_util.h"
 #include "activity.h"
 #include "clock.h"
 #include "device_events.h"
@@ -75,23 +76,7 @@
 #define TARGET_MERGE_EVENTS_PER_S 5e6
 #define TARGET_BYTES_PER_EVENT 16.0
 
-/* Written once per case so that the compiler must keep what the loops compute. */
-static volatile uint64_t sink;
 static char logdir[] = "/tmp/tfprof-cupti-ingest-XXXXXX";
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static long minor_faults(void)
-{
-	struct rusage ru;
-	getrusage(RUSAGE_SELF, &ru);
-	return ru.ru_minflt;
-}
 
 /* A string made safe to print inside JSON quotes: quotes, backslashes and control characters
  * become spaces. Returns a static buffer, overwritten by the next call. */

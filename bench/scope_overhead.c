@@ -30,6 +30,7 @@
 
 /* Internal headers: the clock tfprof reads on its hot path (the floor), whether an NVTX tool is
  * attached, and the bytes the tracer reserved (to show that nothing was dropped). */
+#include "bench_util.h"
 #include "clock.h"
 #include "nvtx.h"
 #include "tracer.h"
@@ -56,23 +57,7 @@
 #define TARGET_ENABLED_TO_FLOOR 1.3
 #define TARGET_2THREADS_TO_1THREAD 1.15
 
-/* Written once per loop so that the compiler must compute what the loops consume. */
-static volatile uint64_t sink;
 static char logdir[] = "/tmp/tfprof-bench-XXXXXX";
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static long minor_faults(void)
-{
-	struct rusage ru;
-	getrusage(RUSAGE_SELF, &ru);
-	return ru.ru_minflt;
-}
 
 /* ---- The measured loops. They are noinline so that each is one call with one shape. ---- */
 

@@ -385,6 +385,26 @@ static void add_context(struct decoder *d, uint32_t context_id, uint32_t device_
 	d->contexts[d->ncontexts++] = (struct ctx_device){ context_id, device_id };
 }
 
+/* MEMCPY and MEMCPY2 records are different structs with the same field names: one macro fills
+ * the event from either. */
+#define FILL_MEMCPY(e, m, src_dev, dst_dev)                                             \
+	do {                                                                            \
+		(e)->kind = TFPROF_DEV_MEMCPY;                                          \
+		(e)->start = (m)->start;                                                \
+		(e)->end = (m)->end;                                                    \
+		(e)->correlation_id = (m)->correlationId;                               \
+		(e)->device_id = (m)->deviceId;                                         \
+		(e)->context_id = (m)->contextId;                                       \
+		(e)->stream_id = (m)->streamId;                                         \
+		(e)->u.memcpy.bytes = (m)->bytes;                                       \
+		(e)->u.memcpy.copy_kind = (m)->copyKind;                                \
+		(e)->u.memcpy.src_kind = (m)->srcKind;                                  \
+		(e)->u.memcpy.dst_kind = (m)->dstKind;                                  \
+		(e)->u.memcpy.async = ((m)->flags & CUPTI_ACTIVITY_FLAG_MEMCPY_ASYNC) != 0; \
+		(e)->u.memcpy.src_device = (src_dev);                                   \
+		(e)->u.memcpy.dst_device = (dst_dev);                                   \
+	} while (0)
+
 static void decode_record(struct decoder *d, struct name_cache *cache, const CUpti_Activity *rec)
 {
 	struct tfprof__dev_event *e;
@@ -427,42 +447,16 @@ static void decode_record(struct decoder *d, struct name_cache *cache, const CUp
 		const CUpti_ActivityMemcpy6 *m = (const CUpti_ActivityMemcpy6 *)rec;
 		if (!times_ok(d, m->start, m->end) || !(e = push_event(d)))
 			return;
-		e->kind = TFPROF_DEV_MEMCPY;
-		e->start = m->start;
-		e->end = m->end;
-		e->correlation_id = m->correlationId;
-		e->device_id = m->deviceId;
-		e->context_id = m->contextId;
-		e->stream_id = m->streamId;
-		e->u.memcpy.bytes = m->bytes;
-		e->u.memcpy.copy_kind = m->copyKind;
-		e->u.memcpy.src_kind = m->srcKind;
-		e->u.memcpy.dst_kind = m->dstKind;
-		e->u.memcpy.async = (m->flags & CUPTI_ACTIVITY_FLAG_MEMCPY_ASYNC) != 0;
 		/* A MEMCPY record has one device: the one that ran the copy (for a peer copy without
 		 * MEMCPY2 it is the source). */
-		e->u.memcpy.src_device = m->deviceId;
-		e->u.memcpy.dst_device = m->deviceId;
+		FILL_MEMCPY(e, m, m->deviceId, m->deviceId);
 		return;
 	}
 	case CUPTI_ACTIVITY_KIND_MEMCPY2: {
 		const CUpti_ActivityMemcpyPtoP4 *m = (const CUpti_ActivityMemcpyPtoP4 *)rec;
 		if (!times_ok(d, m->start, m->end) || !(e = push_event(d)))
 			return;
-		e->kind = TFPROF_DEV_MEMCPY;
-		e->start = m->start;
-		e->end = m->end;
-		e->correlation_id = m->correlationId;
-		e->device_id = m->deviceId;
-		e->context_id = m->contextId;
-		e->stream_id = m->streamId;
-		e->u.memcpy.bytes = m->bytes;
-		e->u.memcpy.copy_kind = m->copyKind;
-		e->u.memcpy.src_kind = m->srcKind;
-		e->u.memcpy.dst_kind = m->dstKind;
-		e->u.memcpy.async = (m->flags & CUPTI_ACTIVITY_FLAG_MEMCPY_ASYNC) != 0;
-		e->u.memcpy.src_device = m->srcDeviceId;
-		e->u.memcpy.dst_device = m->dstDeviceId;
+		FILL_MEMCPY(e, m, m->srcDeviceId, m->dstDeviceId);
 		return;
 	}
 	case CUPTI_ACTIVITY_KIND_MEMSET: {
