@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "activate.h"
 #include "clock.h"
 #include "gpu.h"
 #include "files.h"
@@ -28,6 +29,9 @@ struct session {
 	char *logdir, *run, *host;
 	size_t max_memory;
 	bool nvtx, gpu;
+	/* GPU tracing waits for CUDA to initialize (tfprof__session_gpu_attach()); set only for
+	 * sessions that environment activation starts (activate.c). */
+	bool gpu_deferred;
 	struct tfprof__gpu_config gpu_cfg;
 	struct tfprof__anchor begin;
 };
@@ -135,7 +139,41 @@ static char *default_host(void)
 	return tfprof__host_file_stem(buf);
 }
 
-int tfprof_start(const char *logdir, const struct tfprof_options *opts)
+/* fork() during or after a session: the child must never write the parent's events (see
+ * fork_child()). Registered at the first start, since before it there is nothing to protect. The prepare handler takes session_mu before the tracer's locks, the same
+ * order tfprof_stop() takes them in. */
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void fork_prepare(void)
+{
+	pthread_mutex_lock(&session_mu);
+	tfprof__tracer_fork_prepare();
+}
+
+static void fork_parent(void)
+{
+	tfprof__tracer_fork_parent();
+	pthread_mutex_unlock(&session_mu);
+}
+
+static void fork_child(void)
+{
+	tfprof__tracer_fork_child();
+	/* The child records nothing and writes nothing of the parent's: drop the session and any
+	 * profile kept for tfprof_stop_retry() without writing them. GPU tracing is not touched:
+	 * CUPTI's threads do not exist in the child, and a flush there can hang. */
+	__atomic_store_n(&tfprof__state, 0, __ATOMIC_RELAXED);
+	session_clear();
+	kept_clear();
+	pthread_mutex_unlock(&session_mu);
+}
+
+static void register_fork_handlers(void)
+{
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+static int start_session(const char *logdir, const struct tfprof_options *opts, bool defer_gpu)
 {
 	struct tfprof_options o;
 	if (!logdir || !*logdir) {
@@ -152,6 +190,7 @@ int tfprof_start(const char *logdir, const struct tfprof_options *opts)
 			    o.run_name);
 		return TFPROF_ERR_OPTIONS;
 	}
+	pthread_once(&fork_once, register_fork_handlers);
 	pthread_mutex_lock(&session_mu);
 	if (S.active) {
 		pthread_mutex_unlock(&session_mu);
@@ -179,6 +218,10 @@ int tfprof_start(const char *logdir, const struct tfprof_options *opts)
 	if (S.nvtx)
 		S.nvtx = tfprof__nvtx_init();
 	S.gpu = !o.disable_gpu && !env_off("TFPROF_GPU");
+	if (defer_gpu && S.gpu) {
+		S.gpu = false;
+		S.gpu_deferred = true;
+	}
 	S.gpu_cfg = (struct tfprof__gpu_config){ .buffer_size = o.gpu_buffer_size,
 						 .buffer_count = o.gpu_buffer_count,
 						 .max_memory = S.max_memory };
@@ -193,6 +236,33 @@ int tfprof_start(const char *logdir, const struct tfprof_options *opts)
 		tfprof__log(TFPROF_LOG_WARN, "GPU tracing is off for this session; the profile's errors say why");
 	pthread_mutex_unlock(&session_mu);
 	return 0;
+}
+
+int tfprof_start(const char *logdir, const struct tfprof_options *opts)
+{
+	return start_session(logdir, opts, false);
+}
+
+int tfprof__start_gpu_deferred(const char *logdir, const struct tfprof_options *opts)
+{
+	return start_session(logdir, opts, true);
+}
+
+int tfprof__session_gpu_attach(void)
+{
+	pthread_mutex_lock(&session_mu);
+	int rc = 0;
+	if (!S.active)
+		rc = TFPROF_ERR_NOT_ACTIVE;
+	else if (S.gpu_deferred) {
+		S.gpu_deferred = false;
+		S.gpu = true;
+		rc = tfprof__gpu_start(&S.gpu_cfg);
+		if (rc)
+			tfprof__log(TFPROF_LOG_WARN, "GPU tracing could not start when CUDA initialized; the profile's errors say why");
+	}
+	pthread_mutex_unlock(&session_mu);
+	return rc;
 }
 
 static void set_last_output(char *path)

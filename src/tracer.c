@@ -33,6 +33,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "activate.h" /* declares the fork hooks at the end of this file */
 #include "clock.h"
 #include "nvtx.h"
 
@@ -104,7 +105,10 @@ static size_t spare_bytes;
 
 static void thread_exit(void *p);
 
-__attribute__((constructor)) static void tracer_init(void)
+/* Priority 101 (the first one applications may use): activate.c's constructor may start a
+ * session when the library loads, and recording needs exit_key and the membarrier registration
+ * made here first. */
+__attribute__((constructor(101))) static void tracer_init(void)
 {
 	pthread_key_create(&exit_key, thread_exit);
 	tfprof__clock_init();
@@ -649,9 +653,11 @@ void tfprof__tracer_begin_session(size_t max_mem, bool nvtx)
 
 void tfprof__tracer_quiesce(void)
 {
-	if (membarrier_cmd)
-		syscall(SYS_membarrier, membarrier_cmd, 0, 0);
-	else
+	/* The expedited barrier needs the registration made at load (or, in a fork child, again
+	 * in tfprof__tracer_fork_child()); should it fail anyway, the global barrier needs none. */
+	if (membarrier_cmd && syscall(SYS_membarrier, membarrier_cmd, 0, 0) != 0)
+		syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0);
+	else if (!membarrier_cmd)
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	pthread_mutex_lock(&list_mu);
 	for (struct thread_state *ts = threads; ts; ts = ts->next)
@@ -729,4 +735,59 @@ size_t tfprof__tracer_reserved_bytes(void)
 uint64_t tfprof__tracer_orphan_bad_ends(void)
 {
 	return __atomic_load_n(&orphan_bad_ends, __ATOMIC_RELAXED);
+}
+
+/* fork() support (called from session.c's pthread_atfork handlers): the parent's locks are held
+ * across fork, so the child finds the thread list consistent. */
+void tfprof__tracer_fork_prepare(void)
+{
+	pthread_mutex_lock(&list_mu);
+	pthread_mutex_lock(&spare_mu);
+}
+
+void tfprof__tracer_fork_parent(void)
+{
+	pthread_mutex_unlock(&spare_mu);
+	pthread_mutex_unlock(&list_mu);
+}
+
+void tfprof__tracer_fork_child(void)
+{
+	pthread_mutex_unlock(&spare_mu);
+	pthread_mutex_unlock(&list_mu);
+	/* Only the forking thread exists in the child. The other threads' states are copies that
+	 * nobody will ever release; one may even show in_op = 1 (it was mid-record at the fork), so
+	 * no quiesce may wait on them: drop them, and every record of the parent with them. */
+	struct thread_state *self = tls_ts;
+	pthread_mutex_lock(&list_mu);
+	struct thread_state **pp = &threads;
+	while (*pp) {
+		struct thread_state *ts = *pp;
+		free_chunks(ts->head);
+		ts->head = NULL;
+		if (ts == self) {
+			reset_session_fields(ts);
+			ts->in_op = 0;
+			/* The forking thread has a new thread id in the child. */
+			ts->tid = (int64_t)syscall(SYS_gettid);
+			pp = &ts->next;
+		} else {
+			*pp = ts->next;
+			free(ts);
+		}
+	}
+	/* membarrier registrations belong to the address space, which the child does not share:
+	 * register again, or make the writers fence themselves (only this thread runs now, so the
+	 * switch cannot race with a writer). */
+	if (membarrier_cmd == MEMBARRIER_CMD_PRIVATE_EXPEDITED &&
+	    syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) != 0) {
+		membarrier_cmd = 0;
+		need_fence = true;
+	}
+	/* A new generation makes handles from the parent's session stale in the child. */
+	__atomic_fetch_add(&session_gen, 1, __ATOMIC_RELAXED);
+	harvest_pending = false;
+	__atomic_store_n(&reserved, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&orphan_bad_ends, 0, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&list_mu);
 }

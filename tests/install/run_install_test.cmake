@@ -111,7 +111,9 @@ if(MODE STREQUAL "pkgconfig")
     set(stray "")
     foreach(s IN LISTS symbols)
       string(STRIP "${s}" s)
-      if(NOT s MATCHES "^tfprof_")
+      # The CUDA and NVTX injection entry points, named by NVIDIA, are exported for
+      # tfprof-start (src/activate.h, src/nvtx_tool.h).
+      if(NOT s MATCHES "^tfprof_" AND NOT s MATCHES "^InitializeInjection(Nvtx2)?$")
         list(APPEND stray ${s})
       endif()
     endforeach()

@@ -1,0 +1,479 @@
+/* Environment activation (see activate.h): a constructor that starts a session when the library
+ * loads with TFPROF_START=1, a control thread that applies TFPROF_DELAY / TFPROF_DURATION and
+ * turns SIGINT/SIGTERM into a written profile, the exit handler, fork handling for all of it,
+ * and the CUDA injection entry point.
+ *
+ * Threads and signals.
+ * - The signal handler does one async-signal-safe thing: it writes the signal number to a pipe.
+ *   The control thread reads it, stops the session (which merges and writes: malloc, locks,
+ *   files, nothing a handler may do), restores the default action and sends the signal again,
+ *   so the program still dies of it and its parent sees that. A second signal while the first
+ *   is being handled kills at once, without a profile: a second Ctrl-C means "now".
+ * - act_mu guards the activation state below. It is taken before session_mu (the control
+ *   thread starts sessions under it) and never inside a session lock.
+ * - A fork child is not activated: it has no control thread, its signal handlers go back to the
+ *   defaults, and session.c drops the parent's session in it. A child that execs runs this
+ *   constructor again as a new process and gets its own profile.
+ * - Crashes (SIGSEGV, abort) are not caught: writing a profile from a corrupted process risks a
+ *   corrupt file, and files.c never leaves a partial file under a profile's name. */
+#include "activate.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h> /* isfinite, a macro */
+#include <stdint.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DEFAULT_LOGDIR "tfprof-logdir"
+
+static const int handled_signals[] = { SIGINT, SIGTERM };
+#define NSIG_HANDLED (sizeof handled_signals / sizeof handled_signals[0])
+
+static pthread_mutex_t act_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static struct {
+	bool activated;        /* TFPROF_START was set at load, and this is not a fork child */
+	bool exiting;          /* exit or a signal: no session may start any more */
+	bool cuda_initialized; /* InitializeInjection() ran */
+	bool inject_is_us;     /* CUDA_INJECTION64_PATH names this library */
+	bool start_pending;    /* waiting for TFPROF_DELAY */
+	bool stop_pending;     /* a session of ours runs until TFPROF_DURATION */
+	double delay, duration;
+	int64_t start_at, stop_at; /* mono_ns() deadlines */
+	char *logdir, *run, *host;
+	int pipe_rd, pipe_wr;
+	bool installed[NSIG_HANDLED];
+	struct sigaction old_action[NSIG_HANDLED];
+} A = { .pipe_rd = -1, .pipe_wr = -1 };
+
+/* Set by the handler while a signal is being turned into a profile. */
+static volatile sig_atomic_t signal_pending;
+
+/* ---- Small helpers ---- */
+
+static bool env_on(const char *name)
+{
+	const char *e = getenv(name);
+	return e && *e && strcmp(e, "0") != 0 && strcmp(e, "off") != 0 && strcmp(e, "false") != 0;
+}
+
+/* Reads a number of seconds >= 0 from the environment; warns and uses 0 for a bad value. */
+static double env_seconds(const char *name)
+{
+	const char *e = getenv(name);
+	if (!e || !*e)
+		return 0;
+	char *end;
+	errno = 0;
+	double v = strtod(e, &end);
+	if (errno || *end || !isfinite(v) || v < 0 || v > 1e9) {
+		fprintf(stderr, "tfprof: warning: %s=%s is not a number of seconds >= 0; ignoring it\n", name, e);
+		return 0;
+	}
+	return v;
+}
+
+/* Deadlines are in CLOCK_MONOTONIC nanoseconds (integer math: no libm). */
+static int64_t mono_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+static int64_t now_plus(double seconds)
+{
+	return mono_ns() + (int64_t)(seconds * 1e9);
+}
+
+/* Milliseconds from now until the deadline, rounded up, at least 0. */
+static int ms_until(int64_t deadline)
+{
+	int64_t ns = deadline - mono_ns();
+	if (ns <= 0)
+		return 0;
+	int64_t ms = (ns + 999999) / 1000000;
+	return ms > 1000000000 ? 1000000000 : (int)ms;
+}
+
+/* The rank of this process in an MPI or launcher job, or -1. */
+static long job_rank(const char **from)
+{
+	static const char *const vars[] = { "OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK",
+					    "SLURM_PROCID", "RANK", "LOCAL_RANK" };
+	for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+		const char *e = getenv(vars[i]);
+		if (!e || !*e)
+			continue;
+		char *end;
+		errno = 0;
+		long r = strtol(e, &end, 10);
+		if (!errno && !*end && r >= 0) {
+			*from = vars[i];
+			return r;
+		}
+	}
+	return -1;
+}
+
+/* The profile's file stem: <host>.rank<r>, or <host>.<pid> outside a job. A process that
+ * inherited its rank from another profiled process (a fork+exec child of a rank) would collide
+ * with that rank's file: the first process of a rank records its pid in TFPROF_RANK_PID, and a
+ * descendant with the same rank adds its own pid. */
+static char *host_stem(void)
+{
+	char host[256] = { 0 };
+	if (gethostname(host, sizeof host - 1) || !host[0])
+		strcpy(host, "localhost");
+	const char *from = NULL;
+	long rank = job_rank(&from);
+	long pid = (long)getpid();
+	char *stem = NULL;
+	int n;
+	if (rank < 0) {
+		n = asprintf(&stem, "%s.%ld", host, pid);
+	} else {
+		const char *owner = getenv("TFPROF_RANK_PID");
+		char mine[32];
+		snprintf(mine, sizeof mine, "%ld", pid);
+		if (owner && *owner && strcmp(owner, mine) != 0) {
+			n = asprintf(&stem, "%s.rank%ld.%ld", host, rank, pid);
+		} else {
+			n = asprintf(&stem, "%s.rank%ld", host, rank);
+			setenv("TFPROF_RANK_PID", mine, 1);
+		}
+	}
+	return n < 0 ? NULL : stem;
+}
+
+static char *absolute_dir(const char *dir)
+{
+	if (dir[0] == '/')
+		return strdup(dir);
+	char cwd[4096];
+	char *out = NULL;
+	if (!getcwd(cwd, sizeof cwd) || asprintf(&out, "%s/%s", cwd, dir) < 0)
+		return strdup(dir);
+	return out;
+}
+
+static char *default_run_name(void)
+{
+	char buf[64];
+	time_t now = time(NULL);
+	struct tm tm;
+	localtime_r(&now, &tm);
+	strftime(buf, sizeof buf, "%Y_%m_%d_%H_%M_%S", &tm);
+	return strdup(buf);
+}
+
+/* True when path names the file this code was loaded from. */
+static bool names_this_library(const char *path)
+{
+	if (!path || !*path)
+		return false;
+	Dl_info info;
+	struct stat a, b;
+	const char *self = NULL;
+	if (dladdr((void *)&names_this_library, &info) && info.dli_fname && info.dli_fname[0] == '/')
+		self = info.dli_fname;
+	else
+		self = "/proc/self/exe"; /* linked statically into the program */
+	return stat(path, &a) == 0 && stat(self, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+/* Library messages in activated mode: errors always reach stderr (the user asked for a profile
+ * and must hear why it went elsewhere); warnings and information only with TFPROF_LOG=1. */
+static void act_log(int level, const char *msg, void *ctx)
+{
+	(void)ctx;
+	if (level == TFPROF_LOG_ERROR)
+		fprintf(stderr, "tfprof: error: %s\n", msg);
+	else if (level == TFPROF_LOG_INFO && strncmp(msg, "profile written to ", 19) == 0)
+		return; /* stop_and_report() always prints this line */
+	else if (env_on("TFPROF_LOG"))
+		fprintf(stderr, "tfprof: %s%s\n", level == TFPROF_LOG_WARN ? "warning: " : "", msg);
+}
+
+/* ---- Sessions ---- */
+
+/* Starts the activated session. The caller holds act_mu. */
+static void start_locked(void)
+{
+	TFPROF_OPTIONS(o, .run_name = A.run, .host_name = A.host, .log_fn = act_log);
+	/* With our injection in place GPU tracing waits for CUDA (InitializeInjection); otherwise,
+	 * or once CUDA is up, it starts with the session. */
+	int rc = A.inject_is_us && !A.cuda_initialized ? tfprof__start_gpu_deferred(A.logdir, &o)
+							: tfprof_start(A.logdir, &o);
+	if (rc)
+		fprintf(stderr, "tfprof: error: cannot start profiling: %s\n", tfprof_strerror(rc));
+	else if (A.duration > 0) {
+		A.stop_at = now_plus(A.duration);
+		A.stop_pending = true;
+	}
+}
+
+/* Stops the session and says where the profile went. Not with act_mu held: writing takes time
+ * and InitializeInjection must not wait for it. */
+static void stop_and_report(void)
+{
+	int rc = tfprof_stop();
+	if (rc == 0)
+		fprintf(stderr, "tfprof: profile written to %s\n", tfprof_last_output());
+	else if (rc == TFPROF_ERR_UNWRITTEN)
+		fprintf(stderr, "tfprof: error: the profile was lost: neither %s nor $TMPDIR could be written; "
+				"rerun with a writable --logdir\n", A.logdir);
+	/* TFPROF_ERR_FALLBACK: act_log already printed where the profile went instead.
+	 * TFPROF_ERR_NOT_ACTIVE: already written (--duration, a signal) or never started. */
+}
+
+/* ---- Signals and the control thread ---- */
+
+static void on_signal(int sig)
+{
+	int saved = errno;
+	if (signal_pending) {
+		/* Second signal while the first one is being handled: die now. */
+		struct sigaction dfl = { .sa_handler = SIG_DFL };
+		sigaction(sig, &dfl, NULL);
+		raise(sig);
+	} else {
+		signal_pending = 1;
+		unsigned char b = (unsigned char)sig;
+		if (write(A.pipe_wr, &b, 1) != 1) {
+			/* The pipe is gone (cannot happen while activated): do what the default would. */
+			struct sigaction dfl = { .sa_handler = SIG_DFL };
+			sigaction(sig, &dfl, NULL);
+			raise(sig);
+		}
+	}
+	errno = saved;
+}
+
+/* Installs on_signal for SIGINT and SIGTERM where the program left the default action (a shell
+ * may have set SIG_IGN for background jobs; the program's own handlers stay). */
+static void install_signal_handlers(void)
+{
+	for (size_t i = 0; i < NSIG_HANDLED; i++) {
+		struct sigaction old;
+		if (sigaction(handled_signals[i], NULL, &old) || old.sa_handler != SIG_DFL ||
+		    (old.sa_flags & SA_SIGINFO))
+			continue;
+		struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESTART };
+		sigemptyset(&sa.sa_mask);
+		if (sigaction(handled_signals[i], &sa, &A.old_action[i]) == 0)
+			A.installed[i] = true;
+	}
+}
+
+/* Puts back the actions that were there before ours, where ours is still installed. */
+static void restore_signal_handlers(void)
+{
+	for (size_t i = 0; i < NSIG_HANDLED; i++) {
+		struct sigaction cur;
+		if (A.installed[i] && sigaction(handled_signals[i], NULL, &cur) == 0 &&
+		    cur.sa_handler == on_signal)
+			sigaction(handled_signals[i], &A.old_action[i], NULL);
+		A.installed[i] = false;
+	}
+}
+
+static void handle_signal(int sig)
+{
+	pthread_mutex_lock(&act_mu);
+	A.exiting = true;
+	A.start_pending = A.stop_pending = false;
+	pthread_mutex_unlock(&act_mu);
+	stop_and_report();
+	/* Die of the signal as the program would have without tfprof. */
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	sigemptyset(&dfl.sa_mask);
+	sigaction(sig, &dfl, NULL);
+	kill(getpid(), sig);
+}
+
+static void *control_thread(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		pthread_mutex_lock(&act_mu);
+		int timeout = -1;
+		if (A.start_pending)
+			timeout = ms_until(A.start_at);
+		else if (A.stop_pending)
+			timeout = ms_until(A.stop_at);
+		pthread_mutex_unlock(&act_mu);
+
+		struct pollfd p = { .fd = A.pipe_rd, .events = POLLIN };
+		int n = poll(&p, 1, timeout);
+		if (n < 0 && errno != EINTR)
+			return NULL;
+		if (n > 0) {
+			unsigned char sig;
+			ssize_t r = read(A.pipe_rd, &sig, 1);
+			if (r == 1) {
+				handle_signal(sig);
+				return NULL;
+			}
+			if (r == 0)
+				return NULL;
+		}
+
+		bool stop = false;
+		pthread_mutex_lock(&act_mu);
+		if (A.start_pending && ms_until(A.start_at) == 0) {
+			A.start_pending = false;
+			if (!A.exiting)
+				start_locked();
+		} else if (A.stop_pending && ms_until(A.stop_at) == 0) {
+			A.stop_pending = false;
+			stop = !A.exiting;
+		}
+		pthread_mutex_unlock(&act_mu);
+		if (stop)
+			stop_and_report();
+	}
+}
+
+/* ---- Exit and fork ---- */
+
+static void at_exit(void)
+{
+	pthread_mutex_lock(&act_mu);
+	bool ours = A.activated;
+	bool never_started = A.start_pending;
+	A.exiting = true;
+	A.start_pending = A.stop_pending = false;
+	pthread_mutex_unlock(&act_mu);
+	if (!ours)
+		return;
+	if (never_started)
+		fprintf(stderr, "tfprof: the program ended before TFPROF_DELAY (%g s) elapsed; no profile was written\n",
+			A.delay);
+	else
+		stop_and_report();
+}
+
+static void fork_child(void)
+{
+	/* The control thread and any holder of act_mu do not exist in the child. */
+	pthread_mutex_init(&act_mu, NULL);
+	if (!A.activated)
+		return;
+	A.activated = false;
+	A.start_pending = A.stop_pending = false;
+	restore_signal_handlers();
+	signal_pending = 0;
+	/* The pipe leads to the parent's control thread: the child must not reach it. */
+	close(A.pipe_rd);
+	close(A.pipe_wr);
+	A.pipe_rd = A.pipe_wr = -1;
+}
+
+/* ---- Load ---- */
+
+/* tfprof-start itself runs with the environment it exports when a shell was activated with
+ * --shell (`eval "$(tfprof-start --deactivate)"` among others); profiling it is only noise. */
+static bool is_tfprof_start(void)
+{
+	char exe[4096];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (n <= 0)
+		return false;
+	exe[n] = 0;
+	const char *base = strrchr(exe, '/');
+	return strcmp(base ? base + 1 : exe, "tfprof-start") == 0;
+}
+
+__attribute__((constructor)) static void activate_init(void)
+{
+	if (!env_on("TFPROF_START") || is_tfprof_start())
+		return;
+	const char *dir = getenv("TFPROF_LOGDIR");
+	A.logdir = absolute_dir(dir && *dir ? dir : DEFAULT_LOGDIR);
+	const char *run = getenv("TFPROF_RUN");
+	if (run && *run) {
+		A.run = strdup(run);
+	} else {
+		/* Chosen once, here, and inherited by the programs this one starts, so that a job's
+		 * processes share one run directory. */
+		A.run = default_run_name();
+		if (A.run)
+			setenv("TFPROF_RUN", A.run, 1);
+	}
+	A.host = host_stem();
+	A.delay = env_seconds("TFPROF_DELAY");
+	A.duration = env_seconds("TFPROF_DURATION");
+	A.inject_is_us = names_this_library(getenv("CUDA_INJECTION64_PATH"));
+	if (!A.logdir || !A.run || !A.host) {
+		fprintf(stderr, "tfprof: error: out of memory at load; this process is not profiled\n");
+		return;
+	}
+	int fds[2];
+	if (pipe2(fds, O_CLOEXEC | O_NONBLOCK)) {
+		fprintf(stderr, "tfprof: error: cannot create a pipe (%s); this process is not profiled\n",
+			strerror(errno));
+		return;
+	}
+	A.pipe_rd = fds[0];
+	A.pipe_wr = fds[1];
+	/* The reader blocks in poll(); only the writer (the signal handler) must never block. */
+	fcntl(A.pipe_rd, F_SETFL, 0);
+	A.activated = true;
+	pthread_atfork(NULL, NULL, fork_child);
+	atexit(at_exit);
+
+	pthread_mutex_lock(&act_mu);
+	if (A.delay > 0) {
+		A.start_at = now_plus(A.delay);
+		A.start_pending = true;
+	} else {
+		start_locked();
+	}
+	pthread_mutex_unlock(&act_mu);
+
+	/* The control thread blocks every signal, so that signals meant for the program reach the
+	 * program's threads. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_t t;
+	int rc = pthread_create(&t, NULL, control_thread, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc) {
+		fprintf(stderr, "tfprof: warning: cannot start tfprof's control thread (%s); --delay, "
+				"--duration and the profile on SIGINT/SIGTERM are off\n", strerror(rc));
+		if (A.start_pending) {
+			pthread_mutex_lock(&act_mu);
+			A.start_pending = false;
+			start_locked();
+			pthread_mutex_unlock(&act_mu);
+		}
+		return;
+	}
+	pthread_detach(t);
+	pthread_setname_np(t, "tfprof-control");
+	install_signal_handlers();
+}
+
+/* ---- CUDA injection ---- */
+
+int InitializeInjection(void)
+{
+	pthread_mutex_lock(&act_mu);
+	A.cuda_initialized = true;
+	/* A session that deferred its GPU tracing (ours, or any started for activation) gets it
+	 * now; any other session is left alone. */
+	tfprof__session_gpu_attach();
+	pthread_mutex_unlock(&act_mu);
+	return 1;
+}

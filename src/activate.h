@@ -1,0 +1,54 @@
+/* Environment activation (tfprof-start): the library starts a session by itself when it loads
+ * into a program with TFPROF_START=1 in its environment, and writes the profile when the program
+ * exits or is stopped by SIGINT/SIGTERM. This header also declares the internal hooks that
+ * activation and fork safety need from session.c and tracer.c.
+ *
+ * Environment read at load (tfprof-start sets it; `tfprof-start --help` documents it):
+ *   TFPROF_START=1        activate
+ *   TFPROF_LOGDIR         where profiles go (default ./tfprof-logdir, made absolute at load)
+ *   TFPROF_RUN            the run directory name; when unset it is chosen at load and exported,
+ *                         so that programs this one starts write into the same run
+ *   TFPROF_DELAY          seconds after load before recording starts (default 0)
+ *   TFPROF_DURATION       seconds of recording, then the profile is written (default: until exit)
+ *   TFPROF_GPU=0, TFPROF_MAX_MEMORY_MB  as for any session
+ * The profile's file is <host>.<pid>.xplane.pb, or <host>.rank<r>.xplane.pb when an MPI or
+ * launcher rank is set (OMPI_COMM_WORLD_RANK, PMI_RANK, PMIX_RANK, SLURM_PROCID, RANK,
+ * LOCAL_RANK, first found), so that every process of a job has its own file in one run.
+ *
+ * GPU tracing of an activated session waits for CUDA to initialize when CUDA_INJECTION64_PATH
+ * names this library: the driver then calls InitializeInjection(), which starts it. Programs
+ * that never use CUDA never load libcupti. */
+#ifndef TFPROF_ACTIVATE_H
+#define TFPROF_ACTIVATE_H
+
+#include <stdbool.h>
+
+#include "tfprof/tfprof.h"
+
+/* The CUDA injection entry point: the CUDA driver dlopen()s CUDA_INJECTION64_PATH while CUDA
+ * initializes and calls this once. It starts GPU tracing in the running session if that session
+ * deferred it (an activated session), and notes that CUDA is up so that a session started later
+ * (after TFPROF_DELAY) traces the GPU from its start. Idempotent; returns 1 (success) always:
+ * a profiler must never make CUDA initialization fail. */
+TFPROF_API int InitializeInjection(void);
+
+/* ---- Provided by session.c ---- */
+
+/* tfprof_start() for activation: the same, except that GPU tracing (unless disabled) waits for
+ * tfprof__session_gpu_attach(). */
+int tfprof__start_gpu_deferred(const char *logdir, const struct tfprof_options *opts);
+/* Starts the GPU tracing that the running session deferred. Returns 0 when there was nothing to
+ * do or tracing started, TFPROF_ERR_NOT_ACTIVE without a session, or the negative code of a
+ * failed start (the session goes on host-only and its profile says why). */
+int tfprof__session_gpu_attach(void);
+
+/* ---- Provided by tracer.c, called from session.c's pthread_atfork handlers ---- */
+
+/* Takes the tracer's locks before fork() and releases them after it, in the parent. */
+void tfprof__tracer_fork_prepare(void);
+void tfprof__tracer_fork_parent(void);
+/* In the child: releases the locks and forgets every thread state but the calling thread's,
+ * with all their records, so that nothing of the parent's is ever harvested in the child. */
+void tfprof__tracer_fork_child(void);
+
+#endif /* TFPROF_ACTIVATE_H */

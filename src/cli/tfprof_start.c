@@ -1,0 +1,451 @@
+/* tfprof-start: profiles a program that was never changed for tfprof. It sets the environment
+ * that makes libtfprof activate itself in the program (LD_PRELOAD, TFPROF_START and the
+ * settings, NVTX and CUDA injection; see src/activate.h) and execs the program, or prints that
+ * environment as shell commands for `eval`. It does not link libtfprof: it only has to find it. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PROG "tfprof-start"
+#define USAGE_LINE                                                                              \
+	"usage: tfprof-start [options] -- program [args...]\n"                                   \
+	"       eval \"$(tfprof-start --shell [options])\"\n"                                     \
+	"       eval \"$(tfprof-start --deactivate)\""
+#define EXIT_USAGE 2
+
+/* Every variable --shell may set, which --deactivate unsets. */
+static const char *const activation_vars[] = { "TFPROF_START", "TFPROF_LOGDIR", "TFPROF_RUN",
+					       "TFPROF_DELAY", "TFPROF_DURATION", "TFPROF_GPU",
+					       "TFPROF_MAX_MEMORY_MB" };
+
+static void help(void)
+{
+	fputs(USAGE_LINE "\n"
+	      "\n"
+	      "Runs a program with tfprof profiling it, without changing or rebuilding it, and writes\n"
+	      "<logdir>/plugins/profile/<run>/<host>.<pid>.xplane.pb when it exits (TensorBoard's\n"
+	      "profile plugin, xprof, opens it). Recorded: the program's own NVTX ranges (push/pop and\n"
+	      "start/end, any domain) as scopes on their threads; tfprof scopes if the program uses\n"
+	      "tfprof; CUDA API calls and GPU kernels, copies and memsets once CUDA initializes.\n"
+	      "\n"
+	      "Options (each also read from the environment variable in brackets)\n"
+	      "  --logdir DIR      where profiles go [TFPROF_LOGDIR] (default ./tfprof-logdir)\n"
+	      "  --run NAME        run directory name under <logdir>/plugins/profile [TFPROF_RUN]\n"
+	      "                    (default: the local time, %Y_%m_%d_%H_%M_%S, chosen once and shared\n"
+	      "                    by every process the program starts)\n"
+	      "  --delay SECONDS   start recording this long after the program starts [TFPROF_DELAY]\n"
+	      "  --duration SECONDS  record this long, then write the profile [TFPROF_DURATION]\n"
+	      "                    (default: until the program exits)\n"
+	      "  --no-gpu          host only: no CUDA or GPU tracing [TFPROF_GPU=0]\n"
+	      "  --max-memory MB   bound on event memory per process (default 256) [TFPROF_MAX_MEMORY_MB]\n"
+	      "  --library PATH    the libtfprof.so to load [TFPROF_LIBRARY] (default: the one installed\n"
+	      "                    beside this tool, else the one it was built with)\n"
+	      "  --shell           print `export` commands that activate tfprof in the current shell\n"
+	      "                    instead of running a program: eval \"$(tfprof-start --shell ...)\";\n"
+	      "                    every program started from that shell is then profiled\n"
+	      "  --deactivate      print the commands that undo --shell (unsets TFPROF_START,\n"
+	      "                    TFPROF_LOGDIR, TFPROF_RUN, TFPROF_DELAY, TFPROF_DURATION, TFPROF_GPU,\n"
+	      "                    TFPROF_MAX_MEMORY_MB, tfprof's injection paths, and removes libtfprof\n"
+	      "                    from LD_PRELOAD)\n"
+	      "  -h, --help        this help\n"
+	      "  Not yet: --steps A:B (record a window of training steps), --format chrome.\n"
+	      "\n"
+	      "The profile is written when the program returns from main, calls exit(), or is stopped\n"
+	      "by SIGINT or SIGTERM (the program then still dies of the signal; a second signal kills\n"
+	      "it at once, without a profile). A crash (SIGSEGV, abort) or _exit() writes nothing, and\n"
+	      "never a partial file. The path is printed on stderr. An unwritable logdir is reported\n"
+	      "now and the profile goes to $TMPDIR/tfprof-<uid>/ instead; the program runs either way.\n"
+	      "\n"
+	      "Several processes: each writes its own file into the same run, named <host>.<pid>, or\n"
+	      "<host>.rank<r> when a rank is set (OMPI_COMM_WORLD_RANK, PMI_RANK, PMIX_RANK,\n"
+	      "SLURM_PROCID, RANK, LOCAL_RANK: the first found), so xprof shows them as hosts. A child\n"
+	      "that fork()s without exec records nothing; one that execs is profiled as a process of\n"
+	      "its own. Under mpirun or srun, give every rank the same --run.\n"
+	      "\n"
+	      "Set by this tool: TFPROF_START=1, the settings above, LD_PRELOAD (libtfprof first),\n"
+	      "NVTX_INJECTION64_PATH and CUDA_INJECTION64_PATH (libtfprof; left alone when another\n"
+	      "tool such as Nsight already set them, and then the program's NVTX ranges, or the wait\n"
+	      "for CUDA before loading CUPTI, go without). TFPROF_LOG=1 prints the library's warnings.\n"
+	      "\n"
+	      "Exit status: the program's own; 2 for bad usage (one line on stderr says what to do);\n"
+	      "126 or 127 when the program cannot be run.\n",
+	      stdout);
+}
+
+static void usage_error(const char *fmt, const char *arg)
+{
+	fprintf(stderr, PROG ": ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "; see " PROG " --help\n");
+	exit(EXIT_USAGE);
+}
+
+static bool parse_seconds(const char *s, double *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (!*s || errno || *end || !isfinite(v) || v < 0 || v > 1e9)
+		return false;
+	*out = v;
+	return true;
+}
+
+static bool parse_mb(const char *s)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	return *s >= '0' && *s <= '9' && !errno && !*end && v > 0 && v <= (SIZE_MAX >> 20);
+}
+
+static bool valid_run_name(const char *r)
+{
+	return *r && !strchr(r, '/') && strcmp(r, ".") != 0 && strcmp(r, "..") != 0;
+}
+
+/* mkdir -p; returns 0 or an errno. */
+static int mkdirs(const char *dir)
+{
+	char *p = strdup(dir);
+	if (!p)
+		return ENOMEM;
+	int rc = 0;
+	for (char *s = p + 1;; s++) {
+		if (*s == '/' || *s == 0) {
+			char c = *s;
+			*s = 0;
+			if (mkdir(p, 0777) && errno != EEXIST) {
+				rc = errno;
+				break;
+			}
+			*s = c;
+			if (!c)
+				break;
+		}
+	}
+	free(p);
+	if (!rc) {
+		struct stat st;
+		if (stat(dir, &st))
+			rc = errno;
+		else if (!S_ISDIR(st.st_mode))
+			rc = ENOTDIR;
+		else if (access(dir, W_OK | X_OK))
+			rc = errno;
+	}
+	return rc;
+}
+
+static char *xstrdup(const char *s)
+{
+	char *d = strdup(s);
+	if (!d) {
+		fprintf(stderr, PROG ": out of memory\n");
+		exit(1);
+	}
+	return d;
+}
+
+static char *absolute(const char *path)
+{
+	if (path[0] == '/')
+		return xstrdup(path);
+	char cwd[PATH_MAX];
+	char *out;
+	if (!getcwd(cwd, sizeof cwd) || asprintf(&out, "%s/%s", cwd, path) < 0) {
+		fprintf(stderr, PROG ": cannot find the current directory (%s); pass an absolute --logdir\n",
+			strerror(errno));
+		exit(1);
+	}
+	return out;
+}
+
+/* The libtfprof.so to load: --library/TFPROF_LIBRARY, else the installed one beside this tool
+ * (TFPROF_REL_LIBRARY, relative to the directory this executable is in), else the build tree's.
+ * The path is made absolute but symlinks are kept: libtfprof.so.0 keeps naming the current
+ * library after an upgrade, in a shell activated with --shell. */
+static char *find_library(const char *given)
+{
+	if (given && *given) {
+		if (access(given, R_OK)) {
+			fprintf(stderr, PROG ": cannot use the library %s (%s); pass the path of libtfprof.so\n",
+				given, strerror(errno));
+			exit(EXIT_USAGE);
+		}
+		return absolute(given);
+	}
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (n > 0) {
+		exe[n] = 0;
+		char *slash = strrchr(exe, '/');
+		if (slash) {
+			*slash = 0;
+			/* <bindir>/../lib/libtfprof.so.0 -> /prefix/lib/libtfprof.so.0 */
+			char *cand, dir[PATH_MAX];
+			const char *base = strrchr(TFPROF_REL_LIBRARY, '/');
+			if (asprintf(&cand, "%s/%s", exe, TFPROF_REL_LIBRARY) >= 0) {
+				cand[strlen(cand) - strlen(base)] = 0;
+				bool ok = realpath(cand, dir) != NULL;
+				free(cand);
+				if (ok && asprintf(&cand, "%s%s", dir, base) >= 0) {
+					if (access(cand, R_OK) == 0)
+						return cand;
+					free(cand);
+				}
+			}
+		}
+	}
+	if (access(TFPROF_BUILD_LIBRARY, R_OK) == 0)
+		return xstrdup(TFPROF_BUILD_LIBRARY);
+	fprintf(stderr, PROG ": cannot find libtfprof.so (looked beside this tool and at %s); pass --library PATH\n",
+		TFPROF_BUILD_LIBRARY);
+	exit(1);
+}
+
+static bool same_file(const char *a, const char *b)
+{
+	struct stat sa, sb;
+	return a && b && stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+	       sa.st_ino == sb.st_ino;
+}
+
+/* LD_PRELOAD with lib removed (entries are separated by ':' or spaces). Malloc'd. */
+static char *preload_without(const char *preload, const char *lib)
+{
+	char *out = calloc(1, strlen(preload ? preload : "") + 1);
+	if (!out)
+		return NULL;
+	if (!preload)
+		return out;
+	char *copy = xstrdup(preload), *save = NULL;
+	for (char *t = strtok_r(copy, ": ", &save); t; t = strtok_r(NULL, ": ", &save)) {
+		if (same_file(t, lib) || strcmp(t, lib) == 0)
+			continue;
+		if (*out)
+			strcat(out, ":");
+		strcat(out, t);
+	}
+	free(copy);
+	return out;
+}
+
+/* Prints a value quoted for POSIX shells. */
+static void shell_quote(const char *v)
+{
+	putchar('\'');
+	for (; *v; v++) {
+		if (*v == '\'')
+			fputs("'\\''", stdout);
+		else
+			putchar(*v);
+	}
+	putchar('\'');
+}
+
+struct setting {
+	const char *name;
+	char *value; /* NULL: leave as is */
+};
+
+enum { OPT_LOGDIR = 256, OPT_RUN, OPT_DELAY, OPT_DURATION, OPT_NO_GPU, OPT_MAX_MEMORY, OPT_LIBRARY,
+       OPT_SHELL, OPT_DEACTIVATE, OPT_STEPS, OPT_FORMAT };
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "logdir", required_argument, NULL, OPT_LOGDIR },
+		{ "run", required_argument, NULL, OPT_RUN },
+		{ "delay", required_argument, NULL, OPT_DELAY },
+		{ "duration", required_argument, NULL, OPT_DURATION },
+		{ "no-gpu", no_argument, NULL, OPT_NO_GPU },
+		{ "max-memory", required_argument, NULL, OPT_MAX_MEMORY },
+		{ "library", required_argument, NULL, OPT_LIBRARY },
+		{ "shell", no_argument, NULL, OPT_SHELL },
+		{ "deactivate", no_argument, NULL, OPT_DEACTIVATE },
+		{ "steps", required_argument, NULL, OPT_STEPS },
+		{ "format", required_argument, NULL, OPT_FORMAT },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	/* Defaults come from the environment, so that each option is also a variable. */
+	const char *logdir = getenv("TFPROF_LOGDIR");
+	const char *run = getenv("TFPROF_RUN");
+	const char *delay = getenv("TFPROF_DELAY");
+	const char *duration = getenv("TFPROF_DURATION");
+	const char *max_mb = getenv("TFPROF_MAX_MEMORY_MB");
+	const char *library = getenv("TFPROF_LIBRARY");
+	const char *gpu = getenv("TFPROF_GPU");
+	bool no_gpu = gpu && (strcmp(gpu, "0") == 0 || strcmp(gpu, "off") == 0 || strcmp(gpu, "false") == 0);
+	bool shell = false, deactivate = false;
+	bool run_given = run && *run;
+
+	opterr = 0;
+	int c;
+	/* '+': options end at the first operand, which is the program; its own options are its. */
+	while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_LOGDIR: logdir = optarg; break;
+		case OPT_RUN: run = optarg; run_given = true; break;
+		case OPT_DELAY: delay = optarg; break;
+		case OPT_DURATION: duration = optarg; break;
+		case OPT_NO_GPU: no_gpu = true; break;
+		case OPT_MAX_MEMORY: max_mb = optarg; break;
+		case OPT_LIBRARY: library = optarg; break;
+		case OPT_SHELL: shell = true; break;
+		case OPT_DEACTIVATE: deactivate = true; break;
+		case OPT_STEPS:
+			usage_error("--steps %s is not supported yet; use --delay and --duration to choose a window",
+				    optarg);
+			break;
+		case OPT_FORMAT:
+			usage_error("--format %s is not supported yet; profiles are written as XSpace (.xplane.pb)",
+				    optarg);
+			break;
+		case 'h': help(); return 0;
+		case ':':
+			usage_error("%s needs a value", argv[optind - 1]);
+			break;
+		default:
+			if (optopt)
+				fprintf(stderr, PROG ": unknown option -%c; see " PROG " --help\n", optopt);
+			else
+				fprintf(stderr, PROG ": unknown option %s; see " PROG " --help\n", argv[optind - 1]);
+			return EXIT_USAGE;
+		}
+	}
+	double d_delay = 0, d_duration = 0;
+	if (delay && *delay && !parse_seconds(delay, &d_delay))
+		usage_error("--delay (TFPROF_DELAY) needs a number of seconds >= 0, not '%s'", delay);
+	if (duration && *duration && !parse_seconds(duration, &d_duration))
+		usage_error("--duration (TFPROF_DURATION) needs a number of seconds >= 0, not '%s'", duration);
+	if (max_mb && *max_mb && !parse_mb(max_mb))
+		usage_error("--max-memory (TFPROF_MAX_MEMORY_MB) needs a positive whole number of MiB, not '%s'", max_mb);
+	if (run_given && !valid_run_name(run))
+		usage_error("--run (TFPROF_RUN) needs a directory name without '/', not '%s'", run);
+	if (logdir && !*logdir)
+		usage_error("--logdir (TFPROF_LOGDIR) needs a directory%s", "");
+	if (shell && deactivate)
+		usage_error("--shell and --deactivate exclude each other%s", "");
+	bool have_program = optind < argc;
+	if ((shell || deactivate) && have_program)
+		usage_error("--shell and --deactivate print commands for the current shell and run no program (got '%s')",
+			    argv[optind]);
+	if (!shell && !deactivate && !have_program)
+		usage_error("no program given: tfprof-start [options] -- program [args...]%s", "");
+
+	char *lib = find_library(library);
+
+	if (deactivate) {
+		for (size_t i = 0; i < sizeof activation_vars / sizeof activation_vars[0]; i++)
+			printf("unset %s;\n", activation_vars[i]);
+		const char *inj[] = { "NVTX_INJECTION64_PATH", "CUDA_INJECTION64_PATH" };
+		for (size_t i = 0; i < 2; i++)
+			if (same_file(getenv(inj[i]), lib))
+				printf("unset %s;\n", inj[i]);
+		char *rest = preload_without(getenv("LD_PRELOAD"), lib);
+		if (rest && *rest) {
+			fputs("export LD_PRELOAD=", stdout);
+			shell_quote(rest);
+			puts(";");
+		} else {
+			puts("unset LD_PRELOAD;");
+		}
+		free(rest);
+		return 0;
+	}
+
+	char *abs_logdir = absolute(logdir && *logdir ? logdir : "tfprof-logdir");
+	/* Checked now, so that the user hears of it before a long run; the program runs anyway and
+	 * the library saves the profile in the fallback directory. */
+	int werr = mkdirs(abs_logdir);
+	if (werr) {
+		const char *tmp = getenv("TMPDIR");
+		fprintf(stderr, PROG ": warning: cannot write to logdir %s (%s); the profile will go to "
+				"%s/tfprof-%ld/ instead: pass a writable --logdir\n",
+			abs_logdir, strerror(werr), tmp && *tmp ? tmp : "/tmp", (long)getuid());
+	}
+
+	/* One run name for the whole job: the program and everything it starts inherit it. With
+	 * --shell it is left out unless given, so that each command gets a run of its own. */
+	char default_run[64];
+	if (!run_given && !shell) {
+		time_t now = time(NULL);
+		struct tm tm;
+		localtime_r(&now, &tm);
+		strftime(default_run, sizeof default_run, "%Y_%m_%d_%H_%M_%S", &tm);
+		run = default_run;
+		run_given = true;
+	}
+
+	char *preload = NULL;
+	{
+		char *rest = preload_without(getenv("LD_PRELOAD"), lib);
+		if (!rest || asprintf(&preload, "%s%s%s", lib, rest && *rest ? ":" : "", rest ? rest : "") < 0) {
+			fprintf(stderr, PROG ": out of memory\n");
+			return 1;
+		}
+		free(rest);
+	}
+
+	struct setting set[16];
+	size_t n = 0;
+	set[n++] = (struct setting){ "TFPROF_START", xstrdup("1") };
+	set[n++] = (struct setting){ "TFPROF_LOGDIR", abs_logdir };
+	if (run_given)
+		set[n++] = (struct setting){ "TFPROF_RUN", xstrdup(run) };
+	if (d_delay > 0)
+		set[n++] = (struct setting){ "TFPROF_DELAY", xstrdup(delay) };
+	if (d_duration > 0)
+		set[n++] = (struct setting){ "TFPROF_DURATION", xstrdup(duration) };
+	if (no_gpu)
+		set[n++] = (struct setting){ "TFPROF_GPU", xstrdup("0") };
+	if (max_mb && *max_mb)
+		set[n++] = (struct setting){ "TFPROF_MAX_MEMORY_MB", xstrdup(max_mb) };
+	set[n++] = (struct setting){ "LD_PRELOAD", preload };
+	const char *inj[] = { "NVTX_INJECTION64_PATH", "CUDA_INJECTION64_PATH" };
+	const char *what[] = { "the program's own NVTX ranges go to it, not into the profile",
+			       "GPU tracing starts with the session instead of when CUDA initializes" };
+	for (size_t i = 0; i < 2; i++) {
+		const char *cur = getenv(inj[i]);
+		if (cur && *cur && !same_file(cur, lib)) {
+			fprintf(stderr, PROG ": warning: %s is already set to %s (another tool); %s\n", inj[i],
+				cur, what[i]);
+			continue;
+		}
+		set[n++] = (struct setting){ inj[i], xstrdup(lib) };
+	}
+
+	if (shell) {
+		for (size_t i = 0; i < n; i++) {
+			printf("export %s=", set[i].name);
+			shell_quote(set[i].value);
+			puts(";");
+		}
+		return 0;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (setenv(set[i].name, set[i].value, 1)) {
+			fprintf(stderr, PROG ": cannot set %s (%s)\n", set[i].name, strerror(errno));
+			return 1;
+		}
+	/* Without --delay/--duration these must not leak in from an earlier --shell either. */
+	if (d_delay <= 0)
+		unsetenv("TFPROF_DELAY");
+	if (d_duration <= 0)
+		unsetenv("TFPROF_DURATION");
+	execvp(argv[optind], argv + optind);
+	int e = errno;
+	fprintf(stderr, PROG ": cannot run %s: %s\n", argv[optind], strerror(e));
+	return e == ENOENT ? 127 : 126;
+}

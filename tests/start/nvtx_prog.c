@@ -1,0 +1,205 @@
+/* An unmodified program for the tfprof-start tests: it uses only NVTX (no tfprof call, not linked
+ * to tfprof) and ends in the way its first argument says, so that the tests can check what
+ * tfprof-start records for each exit path, fork, exec and time window.
+ *
+ * Usage: nvtx_prog MODE [ARG]. Every mode first records "outer" with three "inner" ranges.
+ *   return [N]  return N (default 0) from main
+ *   exit        exit(3)
+ *   sigint, sigterm  open "open_at_signal", send the signal to itself and wait to be killed
+ *   abort, segv crash
+ *   fork        a thread pushes and pops "spin" ranges nonstop while the main thread forks 20
+ *               children; each child records "child_range" and calls exit(0). Then "after_fork".
+ *   forkexec    one child execs this program with "return"; then "after_fork"
+ *   timed       "phase_a" at 0 s, "phase_b" at 1.0 s, "phase_c" at 2.2 s, each 50 ms
+ *   ex          the other NVTX forms: PushEx (ASCII, registered, Unicode, payload), a domain's
+ *               push/pop, start/end, and naming the thread
+ *   none        no NVTX at all */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define NVTX_AS_SYSTEM_HEADER 1
+#include <nvtx3/nvToolsExt.h>
+
+static void sleep_ms(long ms)
+{
+	struct timespec t = { ms / 1000, (ms % 1000) * 1000000L };
+	while (nanosleep(&t, &t))
+		;
+}
+
+static double now_s(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static void standard_ranges(void)
+{
+	nvtxRangePushA("outer");
+	for (int i = 0; i < 3; i++) {
+		nvtxRangePushA("inner");
+		sleep_ms(1);
+		nvtxRangePop();
+	}
+	nvtxRangePop();
+}
+
+static volatile int spinning = 1;
+
+static void *spin(void *arg)
+{
+	(void)arg;
+	while (spinning) {
+		nvtxRangePushA("spin");
+		nvtxRangePop();
+	}
+	return NULL;
+}
+
+static int do_fork(void)
+{
+	pthread_t t;
+	pthread_create(&t, NULL, spin, NULL);
+	sleep_ms(20);
+	for (int i = 0; i < 20; i++) {
+		pid_t pid = fork();
+		if (pid < 0)
+			return 10;
+		if (pid == 0) {
+			/* A child that hangs (on a lock the parent held, or waiting for a thread that does
+			 * not exist here) is killed by the alarm, and the parent fails. */
+			alarm(10);
+			nvtxRangePushA("child_range");
+			nvtxRangePop();
+			exit(0);
+		}
+		int st;
+		if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+			fprintf(stderr, "nvtx_prog: fork child %d ended with status 0x%x\n", i, st);
+			return 11;
+		}
+	}
+	spinning = 0;
+	pthread_join(t, NULL);
+	nvtxRangePushA("after_fork");
+	nvtxRangePop();
+	return 0;
+}
+
+static int do_forkexec(void)
+{
+	pid_t pid = fork();
+	if (pid < 0)
+		return 10;
+	if (pid == 0) {
+		char *args[] = { "nvtx_prog", "return", NULL };
+		execv("/proc/self/exe", args);
+		_exit(127);
+	}
+	int st;
+	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		return 11;
+	nvtxRangePushA("after_fork");
+	nvtxRangePop();
+	return 0;
+}
+
+static void timed_range(const char *name, double at, double t0)
+{
+	double wait = t0 + at - now_s();
+	if (wait > 0)
+		sleep_ms((long)(wait * 1000));
+	nvtxRangePushA(name);
+	sleep_ms(50);
+	nvtxRangePop();
+}
+
+static void do_ex(void)
+{
+	nvtxEventAttributes_t a = { 0 };
+	a.version = NVTX_VERSION;
+	a.size = NVTX_EVENT_ATTRIB_STRUCT_SIZE;
+	a.messageType = NVTX_MESSAGE_TYPE_ASCII;
+	a.message.ascii = "ex_ascii";
+	a.payloadType = NVTX_PAYLOAD_TYPE_INT64;
+	a.payload.llValue = -42;
+	nvtxRangePushEx(&a);
+	nvtxRangePop();
+
+	nvtxDomainHandle_t d = nvtxDomainCreateA("mydomain");
+	nvtxStringHandle_t s = nvtxDomainRegisterStringA(d, "ex_registered");
+	nvtxEventAttributes_t r = { 0 };
+	r.version = NVTX_VERSION;
+	r.size = NVTX_EVENT_ATTRIB_STRUCT_SIZE;
+	r.messageType = NVTX_MESSAGE_TYPE_REGISTERED;
+	r.message.registered = s;
+	for (int i = 0; i < 2; i++) {
+		nvtxDomainRangePushEx(d, &r);
+		nvtxDomainRangePop(d);
+	}
+
+	nvtxEventAttributes_t w = { 0 };
+	w.version = NVTX_VERSION;
+	w.size = NVTX_EVENT_ATTRIB_STRUCT_SIZE;
+	w.messageType = NVTX_MESSAGE_TYPE_UNICODE;
+	w.message.unicode = L"ex_w\u00e9";
+	nvtxRangePushEx(&w);
+	nvtxRangePop();
+
+	nvtxRangeId_t id = nvtxRangeStartA("ex_startend");
+	sleep_ms(1);
+	nvtxRangeEnd(id);
+
+	nvtxNameOsThreadA((uint32_t)syscall(SYS_gettid), "ex_main_thread");
+}
+
+int main(int argc, char **argv)
+{
+	const char *mode = argc > 1 ? argv[1] : "return";
+	double t0 = now_s();
+	if (strcmp(mode, "none") == 0)
+		return 0;
+	if (strcmp(mode, "timed") != 0)
+		standard_ranges();
+	if (strcmp(mode, "return") == 0)
+		return argc > 2 ? atoi(argv[2]) : 0;
+	if (strcmp(mode, "exit") == 0)
+		exit(3);
+	if (strcmp(mode, "sigint") == 0 || strcmp(mode, "sigterm") == 0) {
+		nvtxRangePushA("open_at_signal");
+		kill(getpid(), strcmp(mode, "sigint") == 0 ? SIGINT : SIGTERM);
+		sleep_ms(10000);
+		return 99; /* the signal should have ended the program */
+	}
+	if (strcmp(mode, "abort") == 0)
+		abort();
+	if (strcmp(mode, "segv") == 0) {
+		volatile int *volatile p = NULL; /* volatile: the compiler may not see the crash coming */
+		*p = 1;
+		return 99;
+	}
+	if (strcmp(mode, "fork") == 0)
+		return do_fork();
+	if (strcmp(mode, "forkexec") == 0)
+		return do_forkexec();
+	if (strcmp(mode, "timed") == 0) {
+		timed_range("phase_a", 0.0, t0);
+		timed_range("phase_b", 1.0, t0);
+		timed_range("phase_c", 2.2, t0);
+		return 0;
+	}
+	if (strcmp(mode, "ex") == 0) {
+		do_ex();
+		return 0;
+	}
+	fprintf(stderr, "nvtx_prog: unknown mode %s\n", mode);
+	return 2;
+}

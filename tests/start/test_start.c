@@ -1,0 +1,791 @@
+/* End-to-end tests of tfprof-start: unmodified programs (nvtx_prog.c, inject_prog.c) run under
+ * the real tool, and the profiles they leave are read back with protobuf-c. Covers every exit
+ * path, crashes, fork with and without exec, the --delay/--duration window, several ranked
+ * processes in one run, --shell/--deactivate, bad options and an unwritable logdir.
+ *
+ * Paths of the tool and the programs come from CMake (TFPROF_START_EXE, NVTX_PROG, INJECT_PROG,
+ * CUPTI_SIM). */
+#include "tt.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "files.h"
+
+struct run_result {
+	int status;  /* from waitpid */
+	char *out;   /* stdout */
+	char *err;   /* stderr */
+};
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+	char chunk[4096];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+		fwrite(chunk, 1, n, m);
+	fclose(m);
+	fclose(f);
+	return buf;
+}
+
+/* Starts argv with the extra environment entries ("NAME=value", or "NAME" to unset), with
+ * stdout and stderr going to files in dir. Returns the child's pid. */
+static pid_t spawn(const char *dir, const char *tag, char *const argv[], char *const env[])
+{
+	char *out, *err;
+	assert_true(asprintf(&out, "%s/%s.out", dir, tag) > 0);
+	assert_true(asprintf(&err, "%s/%s.err", dir, tag) > 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		for (size_t i = 0; env && env[i]; i++) {
+			if (strchr(env[i], '='))
+				putenv(env[i]);
+			else
+				unsetenv(env[i]);
+		}
+		int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		int e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		dup2(o, 1);
+		dup2(e, 2);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	free(out);
+	free(err);
+	return pid;
+}
+
+static struct run_result finish(const char *dir, const char *tag, pid_t pid)
+{
+	struct run_result r = { 0 };
+	assert_int_equal(waitpid(pid, &r.status, 0), pid);
+	char *out, *err;
+	assert_true(asprintf(&out, "%s/%s.out", dir, tag) > 0);
+	assert_true(asprintf(&err, "%s/%s.err", dir, tag) > 0);
+	r.out = slurp(out);
+	r.err = slurp(err);
+	free(out);
+	free(err);
+	return r;
+}
+
+static struct run_result run(const char *dir, const char *tag, char *const argv[], char *const env[])
+{
+	return finish(dir, tag, spawn(dir, tag, argv, env));
+}
+
+static void result_free(struct run_result *r)
+{
+	free(r->out);
+	free(r->err);
+}
+
+/* Runs `tfprof-start --logdir <dir>/logdir --run R <opts...> -- nvtx_prog <mode> [arg]`. */
+static struct run_result start_prog(const char *dir, const char *run_name, const char *const *opts,
+				    const char *mode, const char *arg, char *const env[])
+{
+	char *logdir;
+	assert_true(asprintf(&logdir, "%s/logdir", dir) > 0);
+	const char *argv[32];
+	size_t n = 0;
+	argv[n++] = TFPROF_START_EXE;
+	argv[n++] = "--logdir";
+	argv[n++] = logdir;
+	argv[n++] = "--run";
+	argv[n++] = run_name;
+	for (size_t i = 0; opts && opts[i]; i++)
+		argv[n++] = opts[i];
+	argv[n++] = "--";
+	argv[n++] = NVTX_PROG;
+	argv[n++] = mode;
+	if (arg)
+		argv[n++] = arg;
+	argv[n] = NULL;
+	struct run_result r = run(dir, run_name, (char *const *)argv, env);
+	free(logdir);
+	return r;
+}
+
+/* Profiles (*.xplane.pb) in <dir>/logdir/plugins/profile/<run>, sorted; also fails on leftover
+ * temporary files. Returns the count; *names gets malloc'd names when not NULL. */
+static size_t profiles(const char *dir, const char *run_name, char ***names)
+{
+	char *rd;
+	assert_true(asprintf(&rd, "%s/logdir/plugins/profile/%s", dir, run_name) > 0);
+	size_t n = 0;
+	char **list = NULL;
+	DIR *d = opendir(rd);
+	if (d) {
+		struct dirent *e;
+		while ((e = readdir(d))) {
+			if (strstr(e->d_name, ".tmp."))
+				fail_msg("temporary file left in %s: %s", rd, e->d_name);
+			size_t l = strlen(e->d_name);
+			if (l > 10 && strcmp(e->d_name + l - 10, ".xplane.pb") == 0) {
+				list = realloc(list, (n + 1) * sizeof *list);
+				assert_true(asprintf(&list[n++], "%s/%s", rd, e->d_name) > 0);
+			}
+		}
+		closedir(d);
+	}
+	for (size_t i = 1; i < n; i++)
+		for (size_t j = i; j > 0 && strcmp(list[j - 1], list[j]) > 0; j--) {
+			char *t = list[j];
+			list[j] = list[j - 1];
+			list[j - 1] = t;
+		}
+	if (names)
+		*names = list;
+	else {
+		for (size_t i = 0; i < n; i++)
+			free(list[i]);
+		free(list);
+	}
+	free(rd);
+	return n;
+}
+
+static void free_names(char **names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+/* Reads the run's only profile. */
+static XSpace *only_profile(const char *dir, const char *run_name)
+{
+	char **names;
+	size_t n = profiles(dir, run_name, &names);
+	if (n != 1)
+		fail_msg("expected 1 profile in run %s, found %zu", run_name, n);
+	XSpace *s = tt_read_xspace(names[0]);
+	tt_check_well_formed(s);
+	free_names(names, n);
+	return s;
+}
+
+static void assert_standard_ranges(const XSpace *s)
+{
+	const XPlane *h = tt_host(s);
+	assert_int_equal(tt_count_events(h, "outer"), 1);
+	assert_int_equal(tt_count_events(h, "inner"), 3);
+}
+
+static char *scratch(const char *tag)
+{
+	return tt_scratch_dir(tag);
+}
+
+/* ---- Exit paths ---- */
+
+static void t_return(void **state)
+{
+	(void)state;
+	char *dir = scratch("start-return");
+	struct run_result r = start_prog(dir, "ret", NULL, "return", "5", NULL);
+	assert_true(WIFEXITED(r.status));
+	assert_int_equal(WEXITSTATUS(r.status), 5);
+	XSpace *s = only_profile(dir, "ret");
+	assert_standard_ranges(s);
+	/* The file is named <host>.<pid> and the path is on stderr. */
+	char **names;
+	size_t n = profiles(dir, "ret", &names);
+	assert_int_equal(n, 1);
+	assert_non_null(strstr(r.err, "tfprof: profile written to "));
+	assert_non_null(strstr(r.err, names[0]));
+	free_names(names, n);
+	tt_xspace_free(s);
+	result_free(&r);
+	tt_rm_rf(dir);
+	free(dir);
+}
+
+static void t_exit(void **state)
+{
+	(void)state;
+	char *dir = scratch("start-exit");
+	struct run_result r = start_prog(dir, "exit", NULL, "exit", NULL, NULL);
+	assert_true(WIFEXITED(r.status));
+	assert_int_equal(WEXITSTATUS(r.status), 3);
+	XSpace *s = only_profile(dir, "exit");
+	assert_standard_ranges(s);
+	tt_xspace_free(s);
+	result_free(&r);
+	tt_rm_rf(dir);
+	free(dir);
+}
+
+static void check_signal(const char *mode, int sig)
+{
+	char *dir = scratch(mode);
+	struct run_result r = start_prog(dir, mode, NULL, mode, NULL, NULL);
+	/* The program still dies of the signal. */
+	if (!WIFSIGNALED(r.status) || WTERMSIG(r.status) != sig)
+		fail_msg("%s: status 0x%x, stderr: %s", mode, r.status, r.err);
+	XSpace *s = only_profile(dir, mode);
+	assert_standard_ranges(s);
+	/* The range open when the signal came is closed at the stop. */
+	assert_int_equal(tt_count_events(tt_host(s), "open_at_signal"), 1);
+	assert_non_null(strstr(r.err, "tfprof: profile written to "));
+	tt_xspace_free(s);
+	result_free(&r);
+	tt_rm_rf(dir);
+	free(dir);
+}
+
+static void t_sigint(void **state)
+{
+	(void)state;
+	check_signal("sigint", SIGINT);
+}
+
+static void t_sigterm(void **state)
+{
+	(void)state;
+	check_signal("sigterm", SIGTERM);
+}
+
+static void check_crash(const char *mode, int sig)
+{
+	char *dir = scratch(mode);
+	struct run_result r = start_prog(dir, mode, NULL, mode, NULL, NULL);
+	assert_true(WIFSIGNALED(r.status));
+	assert_int_equal(WTERMSIG(r.status), sig);
+	/* Nothing is written, and no partial file either (profiles() fails on temporaries). */
+	assert_int_equal(profiles(dir, mode, NULL), 0);
+	assert_null(strstr(r.err, "profile written"));
+	result_free(&r);
+	tt_rm_rf(dir);
+	free(dir);
+}
+
+static void t_abort(void **state)
+{
+	(void)state;
+	check_crash("abort", SIGABRT);
+}
+
+static void t_segv(void **state)
+{
+	(void)state;
+	check_crash("segv", SIGSEGV);
+}
+
+/* ---- NVTX forms ---- */
+
+static void t_nvtx_forms(void **state)
+{
+	(void)state;
+	char *dir = scratch("start-ex");
+	struct run_result r = start_prog(dir, "ex", NULL, "ex", NULL, NULL);
+	assert_true(WIFEXITED(r.status));
+	assert_int_equal(WEXITSTATUS(r.status), 0);
+	XSpace *s = only_profile(dir, "ex");
+	const XPlane *h = tt_host(s);
+	assert_standard_ranges(s);
+	assert_int_equal(tt_count_events(h, "ex_ascii"), 1);
+	assert_int_equal(tt_count_events(h, "ex_registered"), 2);
+	assert_int_equal(tt_count_events(h, "ex_w\xc3\xa9"), 1);
+	assert_int_equal(tt_count_events(h, "ex_startend"), 1);
+	bool payload = false, domain = false, named = false;
+	for (size_t i = 0; i < h->n_lines; i++) {
+		const XLine *l = h->lines[i];
+		if (l->name && strcmp(l->name, "ex_main_thread") == 0)
+			named = true;
+		for (size_t j = 0; j < l->n_events; j++) {
+			const XEvent *e = l->events[j];
+			const char *name = tt_event_name(h, e);
+			if (strcmp(name, "ex_ascii") == 0) {
+				const XStat *st = tt_event_stat(h, e, "nvtx_payload");
+				assert_non_null(st);
+				assert_int_equal(st->int64_value, -42);
+				payload = true;
+			}
+			if (strcmp(name, "ex_registered") == 0) {
+				const XStat *st = tt_event_stat(h, e, "nvtx_domain");
+				assert_non_null(st);
+				domain = true;
+			}
+		}
+	}
+	assert_true(payload);
+	assert_true(domain);
+	assert_true(named);
+	tt_xspace_free(s);
+	result_free(&r);
+	tt_rm_rf(dir);
+	free(dir);
+}
+
+/* A program linked to libtfprof: one library instance, each scope recorded once. */
+static void t_linked(void **state)
+{
+	(void)state;
+	char *dir = scratch("start-linked");
+	char *logdir;
+	assert_true(asprintf(&logdir, "%s/logdir", dir) > 0);
+	char *argv[] = { TFPROF_START_EXE, "--logdir", logdir, "--run", "linked", "--", LINKED_PROG, NULL };
+	struct run_result r = run(dir, "linked", argv, NULL);
+	if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != 0)
+		fail_msg("status 0x%x, stderr: %s", r.status, r.err);
+	XSpace *s = only_profile(dir, "linked");
+	const XPlane *h = tt_host(s);
+	assert_int_equal(tt_count_events(h, "linked_scope"), 5);
+	assert_int_equal(tt_count_events(h, "linked_nvtx"), 5);
+	tt_xspace_free(s);
+	result_free(&r);
+	free(logdir);
+	tt_rm_rf(dir);
+	free(dir);
+}
+
+/* ---- fork ---- */
+
+static void t_fork(void **state)
+{
+	(void)state;
+	char *dir = scratch("start-fork");
+	struct run_result r = start_prog(dir, "fork", NULL, "fork", NULL, NULL);
+	if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != 0)
+		fail_msg("status 0x%x, stderr: %s", r.status, r.err);
+	/* One profile, the parent's: children write nothing, of theirs or of the parent's. */
+	XSpace *s = only_profile(dir, "fork");
+	const XPlane *h = tt_host(s);
+	assert_standard_ranges(s);
+	assert_int_equal(tt_count_events(h, "after_fork"), 1);
+	assert_int_equal(tt_count_events(h, "child_range"), 0);
+	assert_true(tt_count_events(h, "spin") > 0);
+	tt_xspace_free(s);
+	result_free(&r);
+	tt_rm_rf(dir);
+	free(dir);
+}
+
+static void t_fork_exec(void **state)
+{
+	(void)state;
+	char *dir = scratch("start-forkexec");
+	struct run_result r = start_prog(dir, "fx", NULL, "forkexec", NULL, NULL);
+	if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != 0)
+		fail_msg("status 0x%x, stderr: %s", r.status, r.err);
+	char **names;
+	size_t n = profiles(dir, "fx", &names);
+	assert_int_equal(n, 2);
+	assert_string_not_equal(names[0], names[1]);
+	size_t after = 0;
+	for (size_t i = 0; i < n; i++) {
+		XSpace *s = tt_read_xspace(names[i]);
+		tt_check_well_formed(s);
+		assert_standard_ranges(s);
+		after += tt_count_events(tt_host(s), "after_fork");
+		tt_xspace_free(s);
+	}
+	assert_int_equal(after, 1);
+	free_names(names, n);
+	result_free(&r);
+	tt_rm_rf(dir);
+	free(dir);
+}
+
+/* The same fork rules for a program that runs its own session (no tfprof-start): the child
+ * finds no session, records nothing of the parent's, and can run a session of its own. */
+static volatile int spin_on = 1;
+
+static void *spin_scopes(void *arg)
+{
+	(void)arg;
+	while (spin_on) {
+		TFPROF_SCOPE("parent_spin");
+	}
+	return NULL;
+}
+
+/* Runs in the child; returns its exit code (0 = all as expected). */
+static int fork_child_checks(const char *logdir)
+{
+	if (tfprof_enabled())
+		return 20;
+	if (tfprof_stop() != TFPROF_ERR_NOT_ACTIVE)
+		return 21;
+	TFPROF_OPTIONS(o, .run_name = "child", .host_name = "child", .disable_gpu = true);
+	if (tfprof_start(logdir, &o))
+		return 22;
+	{
+		TFPROF_SCOPE("child_own");
+	}
+	if (tfprof_stop())
+		return 23;
+	XSpace *s = tt_read_xspace(tfprof_last_output());
+	const XPlane *h = tt_plane(s, "/host:CPU");
+	int rc = !h ? 24
+		 : tt_count_events(h, "child_own") != 1 ? 25
+		 : tt_count_events(h, "parent_spin") + tt_count_events(h, "parent_before") != 0 ? 26
+		 : h->n_lines != 1 ? 27
+		 : 0;
+	tt_xspace_free(s);
+	return rc;
+}
+
+static void t_fork_in_process(void **state)
+{
+	(void)state;
+	char *dir = scratch("start-fork-lib");
+	TFPROF_OPTIONS(o, .run_name = "parent", .host_name = "parent", .disable_gpu = true);
+	assert_int_equal(tfprof_start(dir, &o), 0);
+	pthread_t t;
+	spin_on = 1;
+	assert_int_equal(pthread_create(&t, NULL, spin_scopes, NULL), 0);
+	{
+		TFPROF_SCOPE("parent_before");
+	}
+	for (int i = 0; i < 10; i++) {
+		pid_t pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			alarm(20); /* a hang in the child fails the test instead of stalling it */
+			_exit(fork_child_checks(dir));
+		}
+		int st;
+		assert_int_equal(waitpid(pid, &st, 0), pid);
+		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+			fail_msg("fork child %d: status 0x%x", i, st);
+	}
+	spin_on = 0;
+	pthread_join(t, NULL);
+	XSpace *s = tt_stop_and_read();
+	const XPlane *h = tt_host(s);
+	assert_int_equal(tt_count_events(h, "parent_before"), 1);
+	assert_true(tt_count_events(h, "parent_spin") > 0);
+	assert_int_equal(tt_count_events(h, "child_own"), 0);
+	tt_xspace_free(s);
+	tt_rm_rf(dir);
+	free(dir);
+}
+
+/* ---- Time window ---- */
+
+static void t_window(void **state)
+{
+	(void)state;
+	char *dir = scratch("start-window");
+	/* phase_a at 0 s, phase_b at 1.0 s, phase_c at 2.2 s: only phase_b is in [0.5, 1.7]. */
+	const char *opts[] = { "--delay", "0.5", "--duration", "1.2", NULL };
+	struct run_result r = start_prog(dir, "win", opts, "timed", NULL, NULL);
+	assert_true(WIFEXITED(r.status));
+	assert_int_equal(WEXITSTATUS(r.status), 0);
+	XSpace *s = only_profile(dir, "win");
+	const XPlane *h = tt_host(s);
+	assert_int_equal(tt_count_events(h, "phase_a"), 0);
+	assert_int_equal(tt_count_events(h, "phase_b"), 1);
+	assert_int_equal(tt_count_events(h, "phase_c"), 0);
+	tt_xspace_free(s);
+	result_free(&r);
+
+	/* --delay alone: from 1.5 s to the exit. */
+	const char *late[] = { "--delay", "1.5", NULL };
+	r = start_prog(dir, "late", late, "timed", NULL, NULL);
+	assert_true(WIFEXITED(r.status));
+	s = only_profile(dir, "late");
+	h = tt_host(s);
+	assert_int_equal(tt_count_events(h, "phase_a") + tt_count_events(h, "phase_b"), 0);
+	assert_int_equal(tt_count_events(h, "phase_c"), 1);
+	tt_xspace_free(s);
+	result_free(&r);
+
+	/* A program that ends before the delay: no profile, and a line that says why. */
+	const char *never[] = { "--delay", "30", NULL };
+	r = start_prog(dir, "never", never, "return", NULL, NULL);
+	assert_true(WIFEXITED(r.status));
+	assert_int_equal(WEXITSTATUS(r.status), 0);
+	assert_int_equal(profiles(dir, "never", NULL), 0);
+	assert_non_null(strstr(r.err, "before TFPROF_DELAY"));
+	result_free(&r);
+	tt_rm_rf(dir);
+	free(dir);
+}
+
+/* ---- Several processes ---- */
+
+static void t_ranks(void **state)
+{
+	(void)state;
+	char *dir = scratch("start-ranks");
+	pid_t pids[4];
+	char *envs[4][3];
+	char tags[4][16];
+	for (int i = 0; i < 4; i++) {
+		assert_true(asprintf(&envs[i][0], "RANK=%d", i) > 0);
+		/* Other rank variables of an outer launcher must not win over RANK here. */
+		envs[i][1] = "OMPI_COMM_WORLD_RANK";
+		envs[i][2] = NULL;
+		snprintf(tags[i], sizeof tags[i], "rank%d", i);
+	}
+	char *logdir;
+	assert_true(asprintf(&logdir, "%s/logdir", dir) > 0);
+	for (int i = 0; i < 4; i++) {
+		char *argv[] = { TFPROF_START_EXE, "--logdir", logdir, "--run", "job", "--",
+				 NVTX_PROG, "return", NULL };
+		envs[i][1] = "OMPI_COMM_WORLD_RANK";
+		pids[i] = spawn(dir, tags[i], argv, envs[i]);
+	}
+	for (int i = 0; i < 4; i++) {
+		struct run_result r = finish(dir, tags[i], pids[i]);
+		assert_true(WIFEXITED(r.status));
+		assert_int_equal(WEXITSTATUS(r.status), 0);
+		result_free(&r);
+		free(envs[i][0]);
+	}
+	char **names;
+	size_t n = profiles(dir, "job", &names);
+	assert_int_equal(n, 4);
+	char host[256] = { 0 };
+	gethostname(host, sizeof host - 1);
+	char *stem = tfprof__host_file_stem(host);
+	for (int i = 0; i < 4; i++) {
+		char *want;
+		assert_true(asprintf(&want, "%s/logdir/plugins/profile/job/%s.rank%d.xplane.pb", dir, stem, i) > 0);
+		assert_string_equal(names[i], want);
+		XSpace *s = tt_read_xspace(names[i]);
+		assert_standard_ranges(s);
+		tt_xspace_free(s);
+		free(want);
+	}
+	free(stem);
+	free_names(names, n);
+	free(logdir);
+	tt_rm_rf(dir);
+	free(dir);
+}
+
+/* ---- Shell activation ---- */
+
+static void t_shell(void **state)
+{
+	(void)state;
+	char *dir = scratch("start-shell");
+	char *script;
+	assert_true(asprintf(&script,
+			     "eval \"$('%s' --shell --logdir '%s/logdir' --run sh --no-gpu)\" || exit 90\n"
+			     "'%s' return 4; rc=$?\n"
+			     "eval \"$('%s' --deactivate)\" || exit 91\n"
+			     "echo \"rc=$rc start=${TFPROF_START-unset} preload=${LD_PRELOAD-unset} "
+			     "nvtx=${NVTX_INJECTION64_PATH-unset}\"\n",
+			     TFPROF_START_EXE, dir, NVTX_PROG, TFPROF_START_EXE) > 0);
+	char *argv[] = { "/bin/sh", "-c", script, NULL };
+	char *env[] = { "LD_PRELOAD", "NVTX_INJECTION64_PATH", "CUDA_INJECTION64_PATH", "TFPROF_START", NULL };
+	struct run_result r = run(dir, "sh", argv, env);
+	if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != 0)
+		fail_msg("status 0x%x, stderr: %s", r.status, r.err);
+	assert_non_null(strstr(r.out, "rc=4 start=unset preload=unset nvtx=unset"));
+	/* The NVTX program's profile is in the run (the shell's other commands may add theirs). */
+	char **names;
+	size_t n = profiles(dir, "sh", &names);
+	size_t found = 0;
+	for (size_t i = 0; i < n; i++) {
+		XSpace *s = tt_read_xspace(names[i]);
+		found += tt_count_events(tt_host(s), "outer");
+		tt_xspace_free(s);
+	}
+	assert_int_equal(found, 1);
+	free_names(names, n);
+	result_free(&r);
+
+	/* --shell prints exports, quoted for the shell. */
+	char *argv2[] = { TFPROF_START_EXE, "--shell", "--logdir", "/tmp/it's here", "--delay", "2", NULL };
+	r = run(dir, "shell2", argv2, env);
+	assert_true(WIFEXITED(r.status));
+	assert_int_equal(WEXITSTATUS(r.status), 0);
+	assert_non_null(strstr(r.out, "export TFPROF_START='1';"));
+	assert_non_null(strstr(r.out, "export TFPROF_LOGDIR='/tmp/it'\\''s here';"));
+	assert_non_null(strstr(r.out, "export TFPROF_DELAY='2';"));
+	assert_non_null(strstr(r.out, "export LD_PRELOAD='/"));
+	assert_non_null(strstr(r.out, "export NVTX_INJECTION64_PATH='/"));
+	assert_non_null(strstr(r.out, "export CUDA_INJECTION64_PATH='/"));
+	result_free(&r);
+	free(script);
+	tt_rm_rf(dir);
+	free(dir);
+}
+
+/* ---- Errors ---- */
+
+static void t_bad_options(void **state)
+{
+	(void)state;
+	char *dir = scratch("start-bad");
+	const char *cases[][6] = {
+		{ "--delay", "abc", "--", NVTX_PROG, NULL },
+		{ "--duration", "-1", "--", NVTX_PROG, NULL },
+		{ "--max-memory", "0", "--", NVTX_PROG, NULL },
+		{ "--run", "a/b", "--", NVTX_PROG, NULL },
+		{ "--bogus", "--", NVTX_PROG, NULL },
+		{ "-x", NVTX_PROG, NULL },
+		{ "--steps", "1:5", "--", NVTX_PROG, NULL },
+		{ "--format", "chrome", "--", NVTX_PROG, NULL },
+		{ "--shell", "--", NVTX_PROG, NULL },
+		{ "--logdir", NULL },
+		{ NULL },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const char *argv[8] = { TFPROF_START_EXE };
+		size_t n = 1;
+		for (size_t j = 0; cases[i][j]; j++)
+			argv[n++] = cases[i][j];
+		argv[n] = NULL;
+		struct run_result r = run(dir, "bad", (char *const *)argv, NULL);
+		if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != 2)
+			fail_msg("case %zu (%s): status 0x%x", i, argv[1] ? argv[1] : "(none)", r.status);
+		/* One line, naming the tool, and nothing run. */
+		assert_true(strncmp(r.err, "tfprof-start: ", 14) == 0);
+		char *nl = strchr(r.err, '\n');
+		assert_non_null(nl);
+		assert_int_equal(nl[1], 0);
+		assert_string_equal(r.out, "");
+		result_free(&r);
+	}
+	/* A program that does not exist: exit 127 and one line. */
+	char *argv[] = { TFPROF_START_EXE, "--logdir", dir, "--", "/nonexistent/prog", NULL };
+	struct run_result r = run(dir, "noprog", argv, NULL);
+	assert_true(WIFEXITED(r.status));
+	assert_int_equal(WEXITSTATUS(r.status), 127);
+	assert_non_null(strstr(r.err, "cannot run /nonexistent/prog"));
+	result_free(&r);
+	/* --help documents the options and their variables. */
+	char *help[] = { TFPROF_START_EXE, "--help", NULL };
+	r = run(dir, "help", help, NULL);
+	assert_true(WIFEXITED(r.status));
+	assert_int_equal(WEXITSTATUS(r.status), 0);
+	const char *words[] = { "--logdir", "TFPROF_LOGDIR", "--run", "TFPROF_RUN", "--delay", "TFPROF_DELAY",
+				"--duration", "TFPROF_DURATION", "--no-gpu", "TFPROF_GPU", "--max-memory",
+				"TFPROF_MAX_MEMORY_MB", "--shell", "--deactivate", "--steps", "SIGTERM" };
+	for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+		if (!strstr(r.out, words[i]))
+			fail_msg("--help does not mention %s", words[i]);
+	result_free(&r);
+	tt_rm_rf(dir);
+	free(dir);
+}
+
+static void t_unwritable_logdir(void **state)
+{
+	(void)state;
+	char *dir = scratch("start-unwritable");
+	/* A logdir below a regular file cannot be created, even by root. */
+	char *file, *logdir, *tmp, *tmpenv;
+	assert_true(asprintf(&file, "%s/file", dir) > 0);
+	assert_true(asprintf(&logdir, "%s/file/logdir", dir) > 0);
+	assert_true(asprintf(&tmp, "%s/tmp", dir) > 0);
+	assert_true(asprintf(&tmpenv, "TMPDIR=%s", tmp) > 0);
+	FILE *f = fopen(file, "w");
+	assert_non_null(f);
+	fclose(f);
+	mkdir(tmp, 0700);
+	char *argv[] = { TFPROF_START_EXE, "--logdir", logdir, "--run", "u", "--", NVTX_PROG, "return", "7", NULL };
+	char *env[] = { tmpenv, NULL };
+	struct run_result r = run(dir, "u", argv, env);
+	/* The program ran and exited with its own status. */
+	assert_true(WIFEXITED(r.status));
+	assert_int_equal(WEXITSTATUS(r.status), 7);
+	assert_non_null(strstr(r.err, "tfprof-start: warning: cannot write to logdir"));
+	assert_non_null(strstr(r.err, "it was saved to"));
+	/* The profile went to the fallback directory, complete. */
+	char *rd, *path = NULL;
+	assert_true(asprintf(&rd, "%s/tfprof-%ld/plugins/profile/u", tmp, (long)getuid()) > 0);
+	DIR *d = opendir(rd);
+	assert_non_null(d);
+	struct dirent *e;
+	while ((e = readdir(d)))
+		if (strstr(e->d_name, ".xplane.pb") && e->d_name[0] != '.' && !path)
+			assert_true(asprintf(&path, "%s/%s", rd, e->d_name) > 0);
+	closedir(d);
+	assert_non_null(path);
+	XSpace *s = tt_read_xspace(path);
+	assert_standard_ranges(s);
+	tt_xspace_free(s);
+	free(path);
+	free(rd);
+	result_free(&r);
+	free(file);
+	free(logdir);
+	free(tmp);
+	free(tmpenv);
+	tt_rm_rf(dir);
+	free(dir);
+}
+
+/* ---- CUDA injection ---- */
+
+static void t_cuda_injection(void **state)
+{
+	(void)state;
+#ifdef INJECT_PROG
+	char *dir = scratch("start-inject");
+	char *logdir;
+	assert_true(asprintf(&logdir, "%s/logdir", dir) > 0);
+	char *argv[] = { TFPROF_START_EXE, "--logdir", logdir, "--run", "cuda", "--", INJECT_PROG, NULL };
+	char *env[] = { "TFPROF_CUPTI_LIBRARY=" CUPTI_SIM, "CUDA_INJECTION64_PATH", NULL };
+	struct run_result r = run(dir, "cuda", argv, env);
+	if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != 0)
+		fail_msg("status 0x%x, stderr: %s", r.status, r.err);
+	XSpace *s = only_profile(dir, "cuda");
+	const XPlane *g = tt_plane(s, "/device:GPU:0");
+	assert_non_null(g);
+	/* GPU tracing started when CUDA initialized, not before. */
+	assert_int_equal(tt_count_events(g, "after_init"), 1);
+	assert_int_equal(tt_count_events(g, "before_init"), 0);
+	tt_xspace_free(s);
+	result_free(&r);
+
+	/* --no-gpu: no GPU plane even after CUDA initializes. */
+	char *argv2[] = { TFPROF_START_EXE, "--logdir", logdir, "--run", "nogpu", "--no-gpu", "--", INJECT_PROG, NULL };
+	r = run(dir, "nogpu", argv2, env);
+	assert_true(WIFEXITED(r.status));
+	assert_int_equal(WEXITSTATUS(r.status), 0);
+	s = only_profile(dir, "nogpu");
+	assert_null(tt_plane(s, "/device:GPU:0"));
+	tt_xspace_free(s);
+	result_free(&r);
+	free(logdir);
+	tt_rm_rf(dir);
+	free(dir);
+#else
+	skip();
+#endif
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(t_return),
+		cmocka_unit_test(t_exit),
+		cmocka_unit_test(t_sigint),
+		cmocka_unit_test(t_sigterm),
+		cmocka_unit_test(t_abort),
+		cmocka_unit_test(t_segv),
+		cmocka_unit_test(t_nvtx_forms),
+		cmocka_unit_test(t_linked),
+		cmocka_unit_test(t_fork),
+		cmocka_unit_test(t_fork_exec),
+		cmocka_unit_test(t_fork_in_process),
+		cmocka_unit_test(t_window),
+		cmocka_unit_test(t_ranks),
+		cmocka_unit_test(t_shell),
+		cmocka_unit_test(t_bad_options),
+		cmocka_unit_test(t_unwritable_logdir),
+		cmocka_unit_test(t_cuda_injection),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
