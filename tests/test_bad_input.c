@@ -4,25 +4,6 @@
 #include "strtab.h"
 #include "tt.h"
 
-static char *logdir;
-
-static int setup(void **state)
-{
-	(void)state;
-	logdir = tt_scratch_dir("bad");
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	if (tfprof_enabled())
-		tfprof_stop();
-	tt_rm_rf(logdir);
-	free(logdir);
-	return 0;
-}
-
 static bool valid_utf8(const char *s)
 {
 	size_t n;
@@ -54,7 +35,7 @@ static void assert_all_utf8(const XSpace *s)
 static void test_null_and_empty(void **state)
 {
 	(void)state;
-	assert_int_equal(tfprof_start(logdir, NULL), 0);
+	assert_int_equal(tfprof_start(tt_logdir, NULL), 0);
 	tfprof_scope a = tfprof_scope_begin(NULL, NULL, 0);
 	tfprof_scope_end(a);
 	tfprof_scope b = tfprof_scope_begin("", NULL, 3); /* NULL args with nargs > 0 */
@@ -97,7 +78,7 @@ static void test_huge_and_reserved_strings(void **state)
 	bigkey[0] = 'k';
 	char *bigval = strdup(big);
 	bigval[0] = 'v';
-	assert_int_equal(tfprof_start(logdir, NULL), 0);
+	assert_int_equal(tfprof_start(tt_logdir, NULL), 0);
 	struct tfprof_arg a1[] = {
 		{ .key = bigkey, .type = TFPROF_ARG_STR, .v.str = bigval },
 	};
@@ -148,7 +129,7 @@ static void test_huge_and_reserved_strings(void **state)
 
 	/* A host name that is not UTF-8 still makes a readable file. */
 	TFPROF_OPTIONS(o2, .host_name = "host\xff", .run_name = "badhost");
-	assert_int_equal(tfprof_start(logdir, &o2), 0);
+	assert_int_equal(tfprof_start(tt_logdir, &o2), 0);
 	s = tt_stop_and_read();
 	assert_all_utf8(s);
 	assert_string_equal(s->hostnames[0], "host\xef\xbf\xbd");
@@ -168,7 +149,7 @@ static void test_ten_thousand_args(void **state)
 		snprintf(keys[i], 16, "k%d", i);
 		args[i] = (struct tfprof_arg){ .key = keys[i], .type = TFPROF_ARG_I64, .v.i64 = i };
 	}
-	assert_int_equal(tfprof_start(logdir, NULL), 0);
+	assert_int_equal(tfprof_start(tt_logdir, NULL), 0);
 	tfprof_scope sc = tfprof_scope_begin("many", args, N);
 	tfprof_scope_set_metadata(sc, args, N); /* same keys again: overrides, no duplicates */
 	tfprof_scope_end(sc);
@@ -193,7 +174,7 @@ static void test_thousand_cycles(void **state)
 		char run[32];
 		snprintf(run, sizeof run, "c%d", i);
 		TFPROF_OPTIONS(o, .run_name = run, .host_name = "h");
-		assert_int_equal(tfprof_start(logdir, &o), 0);
+		assert_int_equal(tfprof_start(tt_logdir, &o), 0);
 		TFPROF_SCOPE("cycle", TFPROF_I64("i", i));
 		assert_int_equal(tfprof_stop(), 0);
 		if (i % 250 == 0 || i == 999) {
@@ -205,7 +186,7 @@ static void test_thousand_cycles(void **state)
 		}
 	}
 	char *prof;
-	assert_true(asprintf(&prof, "%s/plugins/profile", logdir) > 0);
+	assert_true(asprintf(&prof, "%s/plugins/profile", tt_logdir) > 0);
 	assert_int_equal(tt_dir_entries(prof), 1000);
 	free(prof);
 }
@@ -213,10 +194,10 @@ static void test_thousand_cycles(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_null_and_empty, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_huge_and_reserved_strings, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_ten_thousand_args, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_thousand_cycles, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_null_and_empty, tt_setup, tt_teardown),
+		cmocka_unit_test_setup_teardown(test_huge_and_reserved_strings, tt_setup, tt_teardown),
+		cmocka_unit_test_setup_teardown(test_ten_thousand_args, tt_setup, tt_teardown),
+		cmocka_unit_test_setup_teardown(test_thousand_cycles, tt_setup, tt_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

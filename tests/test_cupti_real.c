@@ -9,7 +9,6 @@
 #include "gpu.h"
 #include "tt.h"
 
-static char *logdir;
 static const char *cupti_path;
 
 /* The file of the libcupti the default search would find first, or NULL when there is none. */
@@ -36,23 +35,6 @@ static const char *find_cupti(void)
 	return NULL;
 }
 
-static int setup(void **state)
-{
-	(void)state;
-	logdir = tt_scratch_dir("cupti-real");
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	if (tfprof_enabled())
-		tfprof_stop();
-	tt_rm_rf(logdir);
-	free(logdir);
-	return 0;
-}
-
 static double now_s(void)
 {
 	struct timespec ts;
@@ -64,7 +46,7 @@ static double now_s(void)
 static void one_session(void)
 {
 	TFPROF_OPTIONS(o, .disable_gpu = true, .disable_nvtx = true);
-	assert_int_equal(tfprof_start(logdir, &o), 0);
+	assert_int_equal(tfprof_start(tt_logdir, &o), 0);
 	double t0 = now_s();
 	int rc = tfprof__gpu_start(&(struct tfprof__gpu_config){ 0 });
 	tfprof_scope h = tfprof_scope_begin("host_only_work", NULL, 0);
@@ -129,8 +111,8 @@ int main(void)
 	if (!cupti_path)
 		print_message("libcupti.so.13 is not installed: the real-CUPTI tests are skipped\n");
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_default_search, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_explicit_path, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_default_search, tt_setup, tt_teardown),
+		cmocka_unit_test_setup_teardown(test_explicit_path, tt_setup, tt_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,25 +6,6 @@
 
 #include "tt.h"
 
-static char *logdir;
-
-static int setup(void **state)
-{
-	(void)state;
-	logdir = tt_scratch_dir("session");
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	if (tfprof_enabled())
-		tfprof_stop();
-	tt_rm_rf(logdir);
-	free(logdir);
-	return 0;
-}
-
 static void test_start_rules(void **state)
 {
 	(void)state;
@@ -32,9 +13,9 @@ static void test_start_rules(void **state)
 	assert_int_equal(tfprof_start("", NULL), -EINVAL);
 	assert_int_equal(tfprof_stop(), TFPROF_ERR_NOT_ACTIVE);
 	assert_false(tfprof_enabled());
-	assert_int_equal(tfprof_start(logdir, NULL), 0);
+	assert_int_equal(tfprof_start(tt_logdir, NULL), 0);
 	assert_true(tfprof_enabled());
-	assert_int_equal(tfprof_start(logdir, NULL), TFPROF_ERR_ACTIVE);
+	assert_int_equal(tfprof_start(tt_logdir, NULL), TFPROF_ERR_ACTIVE);
 	assert_int_equal(tfprof_stop(), 0);
 	assert_false(tfprof_enabled());
 	assert_int_equal(tfprof_stop(), TFPROF_ERR_NOT_ACTIVE);
@@ -50,7 +31,7 @@ static void test_events_only_while_on(void **state)
 	tfprof_scope before = tfprof_scope_begin("before", NULL, 0);
 	tfprof_scope_end(before);
 	TFPROF_OPTIONS(o, .run_name = "one");
-	assert_int_equal(tfprof_start(logdir, &o), 0);
+	assert_int_equal(tfprof_start(tt_logdir, &o), 0);
 	tfprof_scope a = tfprof_scope_begin("during", NULL, 0);
 	tfprof_scope_end(a);
 	assert_int_equal(tfprof_stop(), 0);
@@ -64,7 +45,7 @@ static void test_events_only_while_on(void **state)
 
 	/* Start, stop, start again: the second session holds only its own events. */
 	TFPROF_OPTIONS(o2, .run_name = "two");
-	assert_int_equal(tfprof_start(logdir, &o2), 0);
+	assert_int_equal(tfprof_start(tt_logdir, &o2), 0);
 	tfprof_scope b = tfprof_scope_begin("second", NULL, 0);
 	tfprof_scope_end(b);
 	s = tt_stop_and_read();
@@ -77,7 +58,7 @@ static void test_events_only_while_on(void **state)
 static void test_set_metadata(void **state)
 {
 	(void)state;
-	assert_int_equal(tfprof_start(logdir, NULL), 0);
+	assert_int_equal(tfprof_start(tt_logdir, NULL), 0);
 	{
 		TFPROF_SCOPE_AS(tm, "Load", TFPROF_I64("batch", 1), TFPROF_BOOL("in_cache", 0));
 		TFPROF_SET_METADATA(tm, TFPROF_BOOL("in_cache", 1), TFPROF_STR("source", "disk"));
@@ -102,7 +83,7 @@ static void test_set_metadata(void **state)
 static void test_open_at_stop(void **state)
 {
 	(void)state;
-	assert_int_equal(tfprof_start(logdir, NULL), 0);
+	assert_int_equal(tfprof_start(tt_logdir, NULL), 0);
 	tfprof_scope closed = tfprof_scope_begin("closed", NULL, 0);
 	tfprof_scope_end(closed);
 	tfprof_scope open = tfprof_scope_begin("open", NULL, 0);
@@ -137,7 +118,7 @@ static void *end_elsewhere(void *arg)
 static void test_bad_ends_are_ignored_and_counted(void **state)
 {
 	(void)state;
-	assert_int_equal(tfprof_start(logdir, NULL), 0);
+	assert_int_equal(tfprof_start(tt_logdir, NULL), 0);
 	tfprof_scope outer = tfprof_scope_begin("outer", NULL, 0);
 	shared_handle = tfprof_scope_begin("inner", NULL, 0);
 	pthread_t t;
@@ -159,7 +140,7 @@ static void test_bad_ends_are_ignored_and_counted(void **state)
 	tt_xspace_free(s);
 
 	/* A handle from an earlier session never touches the next one. */
-	assert_int_equal(tfprof_start(logdir, NULL), 0);
+	assert_int_equal(tfprof_start(tt_logdir, NULL), 0);
 	tfprof_scope fresh = tfprof_scope_begin("fresh", NULL, 0);
 	tfprof_scope_end(outer);
 	tfprof_scope_end(fresh);
@@ -174,7 +155,7 @@ static void test_bad_ends_are_ignored_and_counted(void **state)
 static void test_misnested_end_closes_inner(void **state)
 {
 	(void)state;
-	assert_int_equal(tfprof_start(logdir, NULL), 0);
+	assert_int_equal(tfprof_start(tt_logdir, NULL), 0);
 	tfprof_scope a = tfprof_scope_begin("a", NULL, 0);
 	tfprof_scope b = tfprof_scope_begin("b", NULL, 0);
 	tfprof_scope_end(a); /* closes b too */
@@ -201,7 +182,7 @@ static int leave_by_return(int x)
 static void test_scope_macro_cleanup(void **state)
 {
 	(void)state;
-	assert_int_equal(tfprof_start(logdir, NULL), 0);
+	assert_int_equal(tfprof_start(tt_logdir, NULL), 0);
 	leave_by_return(1);
 	for (int i = 0; i < 3; i++) {
 		TFPROF_SCOPE("by_break", TFPROF_I64("i", i));
@@ -229,11 +210,11 @@ static void test_options_struct(void **state)
 {
 	(void)state;
 	struct tfprof_options bad = { .sz = 0 };
-	assert_int_equal(tfprof_start(logdir, &bad), TFPROF_ERR_OPTIONS);
+	assert_int_equal(tfprof_start(tt_logdir, &bad), TFPROF_ERR_OPTIONS);
 	/* An older caller's shorter struct: fields beyond sz keep their defaults. */
 	struct tfprof_options old = { .sz = offsetof(struct tfprof_options, host_name), .run_name = "short",
 				      .host_name = "ignored-host" };
-	assert_int_equal(tfprof_start(logdir, &old), 0);
+	assert_int_equal(tfprof_start(tt_logdir, &old), 0);
 	assert_int_equal(tfprof_stop(), 0);
 	assert_non_null(strstr(tfprof_last_output(), "/short/"));
 	assert_null(strstr(tfprof_last_output(), "ignored-host"));
@@ -242,14 +223,14 @@ static void test_options_struct(void **state)
 		struct tfprof_options o;
 		uint64_t future;
 	} newer = { .o = { .sz = sizeof newer, .run_name = "long", .host_name = "h1" } };
-	assert_int_equal(tfprof_start(logdir, &newer.o), 0);
+	assert_int_equal(tfprof_start(tt_logdir, &newer.o), 0);
 	assert_int_equal(tfprof_stop(), 0);
 	assert_non_null(strstr(tfprof_last_output(), "/long/h1.xplane.pb"));
 	newer.future = 1;
-	assert_int_equal(tfprof_start(logdir, &newer.o), TFPROF_ERR_OPTIONS);
+	assert_int_equal(tfprof_start(tt_logdir, &newer.o), TFPROF_ERR_OPTIONS);
 	/* A run name must be one directory name. */
 	TFPROF_OPTIONS(slash, .run_name = "a/b");
-	assert_int_equal(tfprof_start(logdir, &slash), TFPROF_ERR_OPTIONS);
+	assert_int_equal(tfprof_start(tt_logdir, &slash), TFPROF_ERR_OPTIONS);
 	assert_false(tfprof_enabled());
 }
 
@@ -267,7 +248,7 @@ static void test_log_callback(void **state)
 {
 	(void)state;
 	TFPROF_OPTIONS(o, .log_fn = capture_log, .log_ctx = &log_calls, .run_name = "logged");
-	assert_int_equal(tfprof_start(logdir, &o), 0);
+	assert_int_equal(tfprof_start(tt_logdir, &o), 0);
 	assert_int_equal(tfprof_stop(), 0);
 	assert_true(log_calls >= 1);
 	assert_non_null(strstr(last_log, tfprof_last_output()));
@@ -276,15 +257,15 @@ static void test_log_callback(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_start_rules, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_events_only_while_on, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_set_metadata, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_open_at_stop, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bad_ends_are_ignored_and_counted, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_misnested_end_closes_inner, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_scope_macro_cleanup, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_options_struct, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_log_callback, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_start_rules, tt_setup, tt_teardown),
+		cmocka_unit_test_setup_teardown(test_events_only_while_on, tt_setup, tt_teardown),
+		cmocka_unit_test_setup_teardown(test_set_metadata, tt_setup, tt_teardown),
+		cmocka_unit_test_setup_teardown(test_open_at_stop, tt_setup, tt_teardown),
+		cmocka_unit_test_setup_teardown(test_bad_ends_are_ignored_and_counted, tt_setup, tt_teardown),
+		cmocka_unit_test_setup_teardown(test_misnested_end_closes_inner, tt_setup, tt_teardown),
+		cmocka_unit_test_setup_teardown(test_scope_macro_cleanup, tt_setup, tt_teardown),
+		cmocka_unit_test_setup_teardown(test_options_struct, tt_setup, tt_teardown),
+		cmocka_unit_test_setup_teardown(test_log_callback, tt_setup, tt_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,25 +7,6 @@
 #include "tracer.h"
 #include "tt.h"
 
-static char *logdir;
-
-static int setup(void **state)
-{
-	(void)state;
-	logdir = tt_scratch_dir("tracer");
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	if (tfprof_enabled())
-		tfprof_stop();
-	tt_rm_rf(logdir);
-	free(logdir);
-	return 0;
-}
-
 #define NTHREADS 6
 #define STEPS 2000
 
@@ -60,7 +41,7 @@ static void *worker_main(void *arg)
 static void test_threads_record_concurrently(void **state)
 {
 	(void)state;
-	assert_int_equal(tfprof_start(logdir, NULL), 0);
+	assert_int_equal(tfprof_start(tt_logdir, NULL), 0);
 	pthread_t t[NTHREADS];
 	struct worker w[NTHREADS];
 	pthread_barrier_t go;
@@ -107,7 +88,7 @@ static void test_threads_record_concurrently(void **state)
 static void test_deep_nesting(void **state)
 {
 	(void)state;
-	assert_int_equal(tfprof_start(logdir, NULL), 0);
+	assert_int_equal(tfprof_start(tt_logdir, NULL), 0);
 	tfprof_scope h[40];
 	for (int i = 0; i < 40; i++)
 		h[i] = tfprof_scope_begin("level", (struct tfprof_arg[]){ TFPROF_I64("depth", i) }, 1);
@@ -127,7 +108,7 @@ static void test_deep_nesting(void **state)
 static void test_too_deep_is_not_a_memory_drop(void **state)
 {
 	(void)state;
-	assert_int_equal(tfprof_start(logdir, NULL), 0);
+	assert_int_equal(tfprof_start(tt_logdir, NULL), 0);
 	tfprof_scope h[300];
 	for (int i = 0; i < 300; i++)
 		h[i] = tfprof_scope_begin("deep", NULL, 0);
@@ -163,7 +144,7 @@ static void test_memory_bound_and_exact_drops(void **state)
 	(void)state;
 	const size_t bound = 256 * 1024;
 	TFPROF_OPTIONS(o, .max_memory = bound);
-	assert_int_equal(tfprof_start(logdir, &o), 0);
+	assert_int_equal(tfprof_start(tt_logdir, &o), 0);
 	pthread_t t[4];
 	struct bound_worker w[4];
 	pthread_barrier_t go;
@@ -195,7 +176,7 @@ static void test_memory_bound_and_exact_drops(void **state)
 	tt_xspace_free(s);
 
 	/* The next session starts with the whole budget again. */
-	assert_int_equal(tfprof_start(logdir, &o), 0);
+	assert_int_equal(tfprof_start(tt_logdir, &o), 0);
 	TFPROF_SCOPE("after_bound");
 	s = tt_stop_and_read();
 	assert_int_equal(tt_count_events(tt_host(s), "after_bound"), 1);
@@ -207,7 +188,7 @@ static void test_env_memory_bound(void **state)
 {
 	(void)state;
 	setenv("TFPROF_MAX_MEMORY_MB", "1", 1);
-	assert_int_equal(tfprof_start(logdir, NULL), 0);
+	assert_int_equal(tfprof_start(tt_logdir, NULL), 0);
 	for (int i = 0; i < 100000; i++) {
 		TFPROF_SCOPE("env_bounded", TFPROF_I64("i", i));
 	}
@@ -230,7 +211,7 @@ static void *short_lived(void *arg)
 static void test_exited_threads_keep_events(void **state)
 {
 	(void)state;
-	assert_int_equal(tfprof_start(logdir, NULL), 0);
+	assert_int_equal(tfprof_start(tt_logdir, NULL), 0);
 	for (int i = 0; i < 8; i++) {
 		pthread_t t;
 		pthread_create(&t, NULL, short_lived, NULL);
@@ -250,7 +231,7 @@ static void test_default_thread_name_is_os_name(void **state)
 {
 	(void)state;
 	pthread_setname_np(pthread_self(), "os-named");
-	assert_int_equal(tfprof_start(logdir, NULL), 0);
+	assert_int_equal(tfprof_start(tt_logdir, NULL), 0);
 	TFPROF_SCOPE("x");
 	XSpace *s = tt_stop_and_read();
 	assert_string_equal(tt_my_line(s)->name, "os-named");
@@ -260,13 +241,13 @@ static void test_default_thread_name_is_os_name(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_default_thread_name_is_os_name, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_threads_record_concurrently, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_deep_nesting, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_too_deep_is_not_a_memory_drop, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_memory_bound_and_exact_drops, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_env_memory_bound, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_exited_threads_keep_events, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_default_thread_name_is_os_name, tt_setup, tt_teardown),
+		cmocka_unit_test_setup_teardown(test_threads_record_concurrently, tt_setup, tt_teardown),
+		cmocka_unit_test_setup_teardown(test_deep_nesting, tt_setup, tt_teardown),
+		cmocka_unit_test_setup_teardown(test_too_deep_is_not_a_memory_drop, tt_setup, tt_teardown),
+		cmocka_unit_test_setup_teardown(test_memory_bound_and_exact_drops, tt_setup, tt_teardown),
+		cmocka_unit_test_setup_teardown(test_env_memory_bound, tt_setup, tt_teardown),
+		cmocka_unit_test_setup_teardown(test_exited_threads_keep_events, tt_setup, tt_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

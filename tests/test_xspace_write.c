@@ -7,25 +7,6 @@
 
 #include "tt.h"
 
-static char *logdir;
-
-static int setup(void **state)
-{
-	(void)state;
-	logdir = tt_scratch_dir("xspace");
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	if (tfprof_enabled())
-		tfprof_stop();
-	tt_rm_rf(logdir);
-	free(logdir);
-	return 0;
-}
-
 static uint64_t real_ns(void)
 {
 	struct timespec ts;
@@ -38,7 +19,7 @@ static void test_layout_and_stats(void **state)
 	(void)state;
 	TFPROF_OPTIONS(o, .host_name = "worker:0/a", .run_name = "layout");
 	uint64_t before = real_ns();
-	assert_int_equal(tfprof_start(logdir, &o), 0);
+	assert_int_equal(tfprof_start(tt_logdir, &o), 0);
 	tfprof_set_thread_name("main-thread");
 	for (int step = 0; step < 3; step++) {
 		TFPROF_SCOPE("Train", TFPROF_I64("step_num", step));
@@ -52,9 +33,9 @@ static void test_layout_and_stats(void **state)
 	assert_int_equal(tfprof_stop(), 0);
 	uint64_t after = real_ns();
 
-	/* <logdir>/plugins/profile/<run>/<host>.xplane.pb, ':' and '/' made safe. */
+	/* <tt_logdir>/plugins/profile/<run>/<host>.xplane.pb, ':' and '/' made safe. */
 	char *want;
-	assert_true(asprintf(&want, "%s/plugins/profile/layout/worker_0_a.xplane.pb", logdir) > 0);
+	assert_true(asprintf(&want, "%s/plugins/profile/layout/worker_0_a.xplane.pb", tt_logdir) > 0);
 	assert_string_equal(tfprof_last_output(), want);
 	free(want);
 	XSpace *s = tt_read_xspace(tfprof_last_output());
@@ -145,7 +126,7 @@ static void test_layout_and_stats(void **state)
 static void test_default_run_name_is_local_time(void **state)
 {
 	(void)state;
-	assert_int_equal(tfprof_start(logdir, NULL), 0);
+	assert_int_equal(tfprof_start(tt_logdir, NULL), 0);
 	assert_int_equal(tfprof_stop(), 0);
 	const char *out = tfprof_last_output();
 	regex_t re;
@@ -166,7 +147,7 @@ static void test_default_run_name_is_local_time(void **state)
 static void test_timestamps_follow_the_clock(void **state)
 {
 	(void)state;
-	assert_int_equal(tfprof_start(logdir, NULL), 0);
+	assert_int_equal(tfprof_start(tt_logdir, NULL), 0);
 	struct timespec a, b;
 	clock_gettime(CLOCK_MONOTONIC, &a);
 	tfprof_scope sc = tfprof_scope_begin("sleep", NULL, 0);
@@ -187,9 +168,9 @@ static void test_timestamps_follow_the_clock(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_layout_and_stats, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_default_run_name_is_local_time, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_timestamps_follow_the_clock, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_layout_and_stats, tt_setup, tt_teardown),
+		cmocka_unit_test_setup_teardown(test_default_run_name_is_local_time, tt_setup, tt_teardown),
+		cmocka_unit_test_setup_teardown(test_timestamps_follow_the_clock, tt_setup, tt_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

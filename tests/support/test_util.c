@@ -57,7 +57,28 @@ int tt_dir_entries(const char *path)
 
 /* Helpers that need cmocka and the reader live here too, so every test links one library. */
 #include "tt.h"
+#include <errno.h>
 #include <sys/syscall.h>
+
+char *tt_logdir;
+
+int tt_setup(void **state)
+{
+	(void)state;
+	tt_logdir = tt_scratch_dir(program_invocation_short_name);
+	return 0;
+}
+
+int tt_teardown(void **state)
+{
+	(void)state;
+	if (tfprof_enabled())
+		tfprof_stop();
+	tt_rm_rf(tt_logdir);
+	free(tt_logdir);
+	tt_logdir = NULL;
+	return 0;
+}
 
 XSpace *tt_stop_and_read(void)
 {

@@ -16,6 +16,13 @@
 #include "tfprof/tfprof.h"
 #include "xspace_read.h"
 
+/* A per-test scratch logdir: tt_setup() makes a new empty one (named after the test program),
+ * tt_teardown() stops a session the test left running and removes it. Use them as cmocka
+ * setup/teardown functions. */
+extern char *tt_logdir;
+int tt_setup(void **state);
+int tt_teardown(void **state);
+
 /* Runs tfprof_stop(), asserts success and reads the profile back. */
 XSpace *tt_stop_and_read(void);
 /* The warning that contains needle, or NULL. */
