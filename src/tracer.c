@@ -458,7 +458,8 @@ begin_common(struct tfprof_site *site, const char *name, const struct tfprof_arg
 	o->rec = r;
 	h.tag = ts->tag;
 	h.serial = r->serial;
-	/* The depth check above also bounds nvtx_depth, which never exceeds ts->depth. */
+	/* The NVTX stack has its own bound: it outlives sessions, so ranges of scopes that were
+	 * never ended stay on it. */
 	if (!api && nvtx_on && ts->nvtx_depth < MAX_DEPTH) {
 		if (site)
 			tfprof__nvtx_push_site(site);
