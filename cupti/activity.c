@@ -853,6 +853,21 @@ void tfprof__activity_abort(void)
 	release_pool(&sum);
 }
 
+void tfprof__activity_fork_child(void)
+{
+	/* Closed first: a callback the child's CUPTI still makes finds accepting == 0 and leaves
+	 * (a request gets no buffer, a completion counts as late) without touching the pool. */
+	atomic_store(&A.accepting, 0);
+	/* Callbacks that were running on the parent's other threads never leave in the child. */
+	atomic_store(&A.inflight, 0);
+	A.pool = NULL;
+	A.dec = NULL;
+	A.nenabled = 0;
+	A.started = false;
+	/* The retired pools stay reachable from nothing in the child, like the pool above. */
+	retired = NULL;
+}
+
 /* Moves what a decoder holds into out and its counters into sum, leaving the decoder empty for
  * decoder_free. Called once no completion callback can reach the decoder any more. */
 static void hand_over(struct decoder *d, struct tfprof__gpu_result *out, struct tfprof__activity_summary *sum,

@@ -85,6 +85,12 @@ void tfprof__activity_finish(struct tfprof__gpu_result *out, struct tfprof__acti
  * TFPROF_DEV_NONE. It touches no session state and may run with or without a session; it
  * exists so that the benchmark (bench/cupti_ingest.c) measures the production decoder on
  * synthetic buffers. The buffers stay the caller's. Returns 0, or -ENOMEM. */
+/* In a fork child (via tfprof__gpu_fork_child): closes the pool to the callbacks and forgets the
+ * pool and the decoder without freeing them or calling CUPTI. The child's copy of CUPTI may still
+ * hold the pool's buffers and call back with them, and the decoder's lock may have been held by
+ * a completion thread of the parent's that does not exist here; both are leaked, once. */
+void tfprof__activity_fork_child(void);
+
 int tfprof__activity_decode_buffers(const struct tfprof__cupti_fns *f, uint8_t *const *bufs,
 				    const size_t *valid, size_t nbufs, size_t max_memory,
 				    struct tfprof__gpu_result *out, struct tfprof__activity_summary *sum);

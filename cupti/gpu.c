@@ -44,6 +44,10 @@ static struct {
 	struct tfprof__clock_pair begin;
 } G;
 
+/* Set in a fork child whose parent had GPU tracing active at the fork (tfprof__gpu_fork_child):
+ * kept apart from G, which every start clears, since it holds for the life of the process. */
+static bool forked_from_active;
+
 /* Adds a one-line message ("tfprof: " + text) to a list. Out of memory drops the message. */
 static void add_msg(char ***list, size_t *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void add_msg(char ***list, size_t *n, const char *fmt, ...)
@@ -203,6 +207,14 @@ int tfprof__gpu_start(const struct tfprof__gpu_config *cfg)
 	G.started = true;
 	tfprof__clock_init();
 	resolve_config(cfg);
+	if (forked_from_active) {
+		GPU_ERROR("GPU tracing is off: this process was forked (without exec) from one whose GPU "
+			  "tracing was active, and CUPTI's state here is a copy of the parent's, whose "
+			  "threads do not exist in this process; CUDA does not support a child forked after "
+			  "it initialized either. Exec a new program in the child (or use the spawn start "
+			  "method) to trace its GPU work");
+		return -EBUSY;
+	}
 
 	char err[4096];
 	int rc = tfprof__cupti_load(&G.f, err, sizeof err);
@@ -308,6 +320,20 @@ void tfprof__gpu_stop(struct tfprof__gpu_result *out)
 	G.errors = G.warnings = NULL;
 	G.nerrors = G.nwarnings = 0;
 	reset_state();
+}
+
+void tfprof__gpu_fork_child(void)
+{
+	/* No CUPTI call here or later: unsubscribing, disabling or flushing the parent's state is
+	 * exactly what hangs. The callback subscription (callbacks.c) is left as it is; its callback
+	 * records nothing unless a session of the child records, and then only host API events. */
+	if (G.active)
+		forked_from_active = true;
+	tfprof__activity_fork_child();
+	/* The messages are the parent's; malloc works in a child of a threaded glibc process. */
+	free_msgs(G.errors, G.nerrors);
+	free_msgs(G.warnings, G.nwarnings);
+	memset(&G, 0, sizeof G);
 }
 
 void tfprof__gpu_result_free(struct tfprof__gpu_result *r)

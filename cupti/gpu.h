@@ -23,5 +23,11 @@ int tfprof__gpu_start(const struct tfprof__gpu_config *cfg);
  * Safe to call after a failed start. */
 void tfprof__gpu_stop(struct tfprof__gpu_result *out);
 void tfprof__gpu_result_free(struct tfprof__gpu_result *r);
+/* In a fork child (session.c's pthread_atfork child handler): forgets the parent's GPU tracing
+ * without one CUPTI call. CUPTI's threads do not exist in the child, and a flush or unsubscribe
+ * of the parent's state there can hang (HPCToolkit saw FlushAll hang at exit). When tracing was
+ * active at the fork, every later tfprof__gpu_start() in this process falls back to host-only
+ * with an error saying why, rather than subscribe to a CUPTI whose state is the parent's. */
+void tfprof__gpu_fork_child(void);
 
 #endif

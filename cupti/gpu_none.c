@@ -43,3 +43,8 @@ void tfprof__gpu_result_free(struct tfprof__gpu_result *r)
 	free(r->warnings);
 	memset(r, 0, sizeof *r);
 }
+
+void tfprof__gpu_fork_child(void)
+{
+	/* Nothing to forget: this build never traces the GPU. */
+}

@@ -14,6 +14,9 @@
  * - A fork child is not activated: it has no control thread, its signal handlers go back to the
  *   defaults, and session.c drops the parent's session in it. A child that execs runs this
  *   constructor again as a new process and gets its own profile.
+ * - Steps (TFPROF_STEPS, see activate.h): the session is started and stopped by the program's
+ *   own stepping thread, inside its scope begin and end, through the same start_locked() and
+ *   stop_and_report() (act_mu is taken there with no tracer or session lock held).
  * - Crashes (SIGSEGV, abort) are not caught: writing a profile from a corrupted process risks a
  *   corrupt file, and files.c never leaves a partial file under a profile's name. */
 #include "activate.h"
@@ -26,6 +29,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +59,21 @@ static struct {
 	struct sigaction old_action[NSIG_HANDLED];
 } A = { .pipe_rd = -1, .pipe_wr = -1 };
 
+/* TFPROF_STEPS. first/last are set at load; the rest changes under act_mu, except owner and
+ * watch, which the stepping thread reads on its own without a lock. */
+static struct {
+	bool on;      /* TFPROF_STEPS was given */
+	bool started; /* the session of the window was started */
+	bool done;    /* the window is over (written, or the program is exiting) */
+	long long first, last;
+	_Atomic uint64_t owner;  /* the stepping thread's steps_id, 0: none yet */
+	_Atomic uint64_t watch;  /* step B's scope handle (tag << 32 | serial), 0: not begun */
+} St;
+/* Threads are told apart by a number given at their first step begin, never reused (a thread's
+ * id or TLS address may be reused by a later thread). */
+static __thread uint64_t steps_id;
+static _Atomic uint64_t steps_next_id;
+
 /* Set by the handler while a signal is being turned into a profile. */
 static volatile sig_atomic_t signal_pending;
 
@@ -80,6 +99,31 @@ static double env_seconds(const char *name)
 		return 0;
 	}
 	return v;
+}
+
+/* Parses TFPROF_STEPS: "A:B" (A <= B) or "A" (A:A), whole numbers >= 0. */
+static bool parse_steps(const char *e, long long *first, long long *last)
+{
+	char *end;
+	errno = 0;
+	if (*e < '0' || *e > '9')
+		return false;
+	long long a = strtoll(e, &end, 10), b = a;
+	if (errno)
+		return false;
+	if (*end == ':') {
+		const char *p = end + 1;
+		if (*p < '0' || *p > '9')
+			return false;
+		b = strtoll(p, &end, 10);
+		if (errno)
+			return false;
+	}
+	if (*end || b < a)
+		return false;
+	*first = a;
+	*last = b;
+	return true;
 }
 
 /* Deadlines are in CLOCK_MONOTONIC nanoseconds (integer math: no libm). */
@@ -236,6 +280,91 @@ static void stop_and_report(void)
 	 * TFPROF_ERR_NOT_ACTIVE: already written (--duration, a signal) or never started. */
 }
 
+/* ---- Steps (TFPROF_STEPS; the hooks tracer.c calls, see activate.h) ---- */
+
+static void steps_unwatch(void)
+{
+	__atomic_and_fetch(&tfprof__state, ~TFPROF__STATE_STEPS, __ATOMIC_RELAXED);
+}
+
+/* The step number among a scope's arguments: an integer step_num. */
+static bool step_num_of(const struct tfprof_arg *args, size_t nargs, long long *out)
+{
+	for (size_t i = 0; args && i < nargs; i++) {
+		uint32_t t = args[i].type & ~TFPROF_ARG_STATIC_KEY;
+		if (!args[i].key || strcmp(args[i].key, "step_num") != 0)
+			continue;
+		if (t == TFPROF_ARG_I64)
+			*out = args[i].v.i64;
+		else if (t == TFPROF_ARG_U64 && args[i].v.u64 <= (uint64_t)INT64_MAX)
+			*out = (long long)args[i].v.u64;
+		else
+			continue;
+		return true;
+	}
+	return false;
+}
+
+/* Ends the window: no more step checks, and the profile is written now, on this thread. */
+static void steps_finish(void)
+{
+	pthread_mutex_lock(&act_mu);
+	bool stop = St.started && !St.done && !A.exiting;
+	St.done = true;
+	steps_unwatch();
+	pthread_mutex_unlock(&act_mu);
+	if (stop)
+		stop_and_report();
+}
+
+bool tfprof__steps_begin(const struct tfprof_arg *args, size_t nargs)
+{
+	long long n;
+	if (!step_num_of(args, nargs, &n))
+		return false;
+	if (!steps_id)
+		steps_id = atomic_fetch_add(&steps_next_id, 1) + 1;
+	uint64_t me = steps_id, owner = 0;
+	if (!atomic_compare_exchange_strong(&St.owner, &owner, me) && owner != me)
+		return false; /* another thread's steps */
+	if (n < St.first)
+		return false;
+	if (n > St.last) {
+		/* Step B was skipped (or never began while recording): the window ends before this
+		 * step, or never opened. */
+		pthread_mutex_lock(&act_mu);
+		bool never = !St.started && !St.done;
+		pthread_mutex_unlock(&act_mu);
+		if (never)
+			fprintf(stderr, "tfprof: step %lld began before any step of --steps %lld:%lld did; no "
+					"profile is written (check the step numbers given to --steps)\n",
+				n, St.first, St.last);
+		steps_finish();
+		return false;
+	}
+	pthread_mutex_lock(&act_mu);
+	if (!St.started && !St.done && !A.exiting) {
+		St.started = true;
+		start_locked();
+	}
+	bool recording = St.started && !St.done;
+	pthread_mutex_unlock(&act_mu);
+	return recording && n == St.last && atomic_load(&St.watch) == 0;
+}
+
+void tfprof__steps_began(tfprof_scope s)
+{
+	atomic_store(&St.watch, ((uint64_t)s.tag << 32) | s.serial);
+}
+
+void tfprof__steps_end(tfprof_scope s)
+{
+	uint64_t h = ((uint64_t)s.tag << 32) | s.serial, w = atomic_load(&St.watch);
+	if (w == 0 || h != w || !atomic_compare_exchange_strong(&St.watch, &w, 0))
+		return;
+	steps_finish();
+}
+
 /* ---- Signals and the control thread ---- */
 
 static void on_signal(int sig)
@@ -292,6 +421,8 @@ static void handle_signal(int sig)
 	pthread_mutex_lock(&act_mu);
 	A.exiting = true;
 	A.start_pending = A.stop_pending = false;
+	St.done = true;
+	steps_unwatch();
 	pthread_mutex_unlock(&act_mu);
 	stop_and_report();
 	/* Die of the signal as the program would have without tfprof. */
@@ -351,12 +482,22 @@ static void at_exit(void)
 	pthread_mutex_lock(&act_mu);
 	bool ours = A.activated;
 	bool never_started = A.start_pending;
+	bool no_step = St.on && !St.started && !St.done;
 	A.exiting = true;
 	A.start_pending = A.stop_pending = false;
+	if (St.on) {
+		St.done = true;
+		steps_unwatch();
+	}
 	pthread_mutex_unlock(&act_mu);
 	if (!ours)
 		return;
-	if (never_started)
+	if (no_step)
+		fprintf(stderr, "tfprof: the program ended before step %lld of --steps %lld:%lld began; no profile "
+				"was written (steps are scopes with an integer step_num, or NVTX ranges named "
+				"like \"step 12\"; see tfprof-start --help)\n",
+			St.first, St.first, St.last);
+	else if (never_started)
 		fprintf(stderr, "tfprof: the program ended before TFPROF_DELAY (%g s) elapsed; no profile was written\n",
 			A.delay);
 	else
@@ -371,6 +512,10 @@ static void fork_child(void)
 		return;
 	A.activated = false;
 	A.start_pending = A.stop_pending = false;
+	/* The child watches no steps (session.c clears the rest of the state word once a session
+	 * has started; before that, only this bit can be set). */
+	St.done = true;
+	steps_unwatch();
 	restore_signal_handlers();
 	signal_pending = 0;
 	/* The pipe leads to the parent's control thread: the child must not reach it. */
@@ -413,6 +558,19 @@ __attribute__((constructor)) static void activate_init(void)
 	A.host = host_stem();
 	A.delay = env_seconds("TFPROF_DELAY");
 	A.duration = env_seconds("TFPROF_DURATION");
+	const char *steps = getenv("TFPROF_STEPS");
+	if (steps && *steps) {
+		if (!parse_steps(steps, &St.first, &St.last)) {
+			fprintf(stderr, "tfprof: error: TFPROF_STEPS=%s is not A:B (whole numbers, A <= B); this "
+					"process is not profiled\n", steps);
+			return;
+		}
+		if (A.delay > 0 || A.duration > 0)
+			fprintf(stderr, "tfprof: warning: TFPROF_STEPS chooses what is recorded; TFPROF_DELAY and "
+					"TFPROF_DURATION are ignored\n");
+		A.delay = A.duration = 0;
+		St.on = true;
+	}
 	A.inject_is_us = names_this_library(getenv("CUDA_INJECTION64_PATH"));
 	if (!A.logdir || !A.run || !A.host) {
 		fprintf(stderr, "tfprof: error: out of memory at load; this process is not profiled\n");
@@ -433,7 +591,10 @@ __attribute__((constructor)) static void activate_init(void)
 	atexit(at_exit);
 
 	pthread_mutex_lock(&act_mu);
-	if (A.delay > 0) {
+	if (St.on) {
+		/* The session starts at step A's begin (tfprof__steps_begin). */
+		__atomic_or_fetch(&tfprof__state, TFPROF__STATE_STEPS, __ATOMIC_RELAXED);
+	} else if (A.delay > 0) {
 		A.start_at = now_plus(A.delay);
 		A.start_pending = true;
 	} else {

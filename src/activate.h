@@ -10,6 +10,8 @@
  *                         so that programs this one starts write into the same run
  *   TFPROF_DELAY          seconds after load before recording starts (default 0)
  *   TFPROF_DURATION       seconds of recording, then the profile is written (default: until exit)
+ *   TFPROF_STEPS=A:B      record training steps A to B (inclusive) only, see "Steps" below; it
+ *                         replaces TFPROF_DELAY and TFPROF_DURATION, which are then ignored
  *   TFPROF_GPU=0, TFPROF_MAX_MEMORY_MB  as for any session
  * The profile's file is <host>.<pid>.xplane.pb, or <host>.rank<r>.xplane.pb when an MPI or
  * launcher rank is set (OMPI_COMM_WORLD_RANK, PMI_RANK, PMIX_RANK, SLURM_PROCID, RANK,
@@ -17,7 +19,19 @@
  *
  * GPU tracing of an activated session waits for CUDA to initialize when CUDA_INJECTION64_PATH
  * names this library: the driver then calls InitializeInjection(), which starts it. Programs
- * that never use CUDA never load libcupti. */
+ * that never use CUDA never load libcupti.
+ *
+ * Steps (TFPROF_STEPS=A:B, "A" alone means A:A). A step is a scope whose arguments at its begin
+ * include an integer step_num (TFPROF_I64/TFPROF_U64), which the NVTX tool also gives to NVTX
+ * ranges named like steps (nvtx_tool.c). The first thread that begins such a scope is the
+ * stepping thread; other threads' steps are not looked at. Recording starts at the begin of the
+ * first step numbered A..B (normally A) and the profile is written at the end of step B, on the
+ * stepping thread, before the program goes on. A step numbered past B while recording (B was
+ * skipped) stops before that step begins. The program ending in between writes steps A..k as
+ * usual; ending before step A writes nothing and says so.
+ * Cost: while TFPROF_STEPS waits or records, bit TFPROF__STATE_STEPS of tfprof__state sends every
+ * scope begin to the library (a call and a scan of its arguments, no recording while waiting),
+ * and every recorded scope's end compares its handle with step B's; without it, nothing. */
 #ifndef TFPROF_ACTIVATE_H
 #define TFPROF_ACTIVATE_H
 
@@ -41,6 +55,22 @@ int tfprof__start_gpu_deferred(const char *logdir, const struct tfprof_options *
  * do or tracing started, TFPROF_ERR_NOT_ACTIVE without a session, or the negative code of a
  * failed start (the session goes on host-only and its profile says why). */
 int tfprof__session_gpu_attach(void);
+
+/* ---- Steps: provided by activate.c, called by tracer.c's scope slow paths ---- */
+
+/* Internal bit of tfprof__state (next to TFPROF_STATE_ON), set while TFPROF_STEPS waits for or
+ * records its steps: the public fast paths test the whole word, so every scope begin reaches
+ * tfprof_scope_begin_slow and tfprof__steps_begin even while nothing records. session.c sets and
+ * clears TFPROF_STATE_ON without touching it. */
+#define TFPROF__STATE_STEPS 2u
+
+/* Called before a scope begins, with its arguments: starts the session at the first step of the
+ * window. Returns true when the scope about to begin is step B, whose handle the caller then
+ * passes to tfprof__steps_began. Never called from a CUPTI callback or with a tracer lock held. */
+bool tfprof__steps_begin(const struct tfprof_arg *args, size_t nargs);
+void tfprof__steps_began(tfprof_scope s);
+/* Called after a recorded scope ended: at step B's end, writes the profile (on this thread). */
+void tfprof__steps_end(tfprof_scope s);
 
 /* ---- Provided by tracer.c, called from session.c's pthread_atfork handlers ---- */
 

@@ -11,6 +11,10 @@
  *   with the thread's other scopes, so a start/end range that ends on another thread is ignored
  *   (counted in the profile's warnings) and one that overlaps other ranges closes them with it.
  * - Registered strings are static call sites, so pushing one copies no name.
+ * - A range named like a training step gets the argument step_num, which makes it a step for
+ *   tfprof-report and for TFPROF_STEPS (activate.h): its name contains "step" in any case and
+ *   ends in a whole number ("step 12", "Step#12", "train_step_12", "step12": 12), or, a name
+ *   with "step" and no number ("train_step"), an integer payload gives the number.
  * - nvtxNameOsThread{A,W} for the calling thread names its line in the profile.
  * - Marks, categories, resources and counters are not handled: NVTX makes them no-ops.
  * While no session records, every handler costs one load and a branch (tfprof_scope_begin's),
@@ -141,13 +145,44 @@ static const char *wide_to_utf8(const wchar_t *w, char *out, size_t cap)
 	return out;
 }
 
+/* True when name contains "step" in any case. */
+static bool names_a_step(const char *name)
+{
+	for (const char *p = name; p && *p; p++)
+		if ((p[0] | 0x20) == 's' && (p[1] | 0x20) == 't' && (p[2] | 0x20) == 'e' && (p[3] | 0x20) == 'p')
+			return true;
+	return false;
+}
+
+/* The step number a range's name gives: a whole number at its end, after "step" (see the mapping
+ * above). The payload is the caller's fallback. */
+static bool step_from_name(const char *name, int64_t *out)
+{
+	if (!names_a_step(name))
+		return false;
+	size_t n = strlen(name), k = n;
+	while (k > 0 && name[k - 1] >= '0' && name[k - 1] <= '9')
+		k--;
+	if (k == n || n - k > 18) /* no number, or one too long for int64 */
+		return false;
+	int64_t v = 0;
+	for (size_t i = k; i < n; i++)
+		v = v * 10 + (name[i] - '0');
+	*out = v;
+	return true;
+}
+
 /* Begins the scope for a range: named by ascii, else by the attributes' message. */
 static tfprof_scope begin_range(const struct tool_domain *d, const nvtxEventAttributes_t *a,
 				const char *ascii)
 {
-	if (!tfprof_enabled())
+	/* Any bit, not only recording: while TFPROF_STEPS waits for its first step, a step range's
+	 * begin is what starts the session. */
+	if (!__atomic_load_n(&tfprof__state, __ATOMIC_RELAXED))
 		return (tfprof_scope){ 0, 0 };
-	struct tfprof_arg args[3];
+	struct tfprof_arg args[4];
+	bool int_payload = false;
+	int64_t payload = 0;
 	size_t nargs = 0;
 	if (d)
 		args[nargs++] = TFPROF_STR("nvtx_domain", d->name);
@@ -175,18 +210,26 @@ static tfprof_scope begin_range(const struct tool_domain *d, const nvtxEventAttr
 		switch (a->payloadType) {
 		case NVTX_PAYLOAD_TYPE_UNSIGNED_INT64:
 			args[nargs++] = TFPROF_U64("nvtx_payload", a->payload.ullValue);
+			int_payload = a->payload.ullValue <= (uint64_t)INT64_MAX;
+			payload = (int64_t)a->payload.ullValue;
 			break;
 		case NVTX_PAYLOAD_TYPE_INT64:
 			args[nargs++] = TFPROF_I64("nvtx_payload", a->payload.llValue);
+			int_payload = true;
+			payload = a->payload.llValue;
 			break;
 		case NVTX_PAYLOAD_TYPE_DOUBLE:
 			args[nargs++] = TFPROF_F64("nvtx_payload", a->payload.dValue);
 			break;
 		case NVTX_PAYLOAD_TYPE_UNSIGNED_INT32:
 			args[nargs++] = TFPROF_U64("nvtx_payload", a->payload.uiValue);
+			int_payload = true;
+			payload = a->payload.uiValue;
 			break;
 		case NVTX_PAYLOAD_TYPE_INT32:
 			args[nargs++] = TFPROF_I64("nvtx_payload", a->payload.iValue);
+			int_payload = true;
+			payload = a->payload.iValue;
 			break;
 		case NVTX_PAYLOAD_TYPE_FLOAT:
 			args[nargs++] = TFPROF_F64("nvtx_payload", a->payload.fValue);
@@ -197,6 +240,15 @@ static tfprof_scope begin_range(const struct tool_domain *d, const nvtxEventAttr
 		if (a->category)
 			args[nargs++] = TFPROF_U64("nvtx_category", a->category);
 	}
+	const char *text = site ? site->name : name;
+	int64_t step = 0;
+	bool is_step = step_from_name(text, &step);
+	if (!is_step && int_payload && payload >= 0 && names_a_step(text)) {
+		step = payload;
+		is_step = true;
+	}
+	if (is_step)
+		args[nargs++] = TFPROF_I64("step_num", step);
 	if (site)
 		return tfprof_scope_begin_site(site, args, nargs);
 	return tfprof_scope_begin(name, args, nargs);

@@ -160,8 +160,10 @@ static void fork_child(void)
 {
 	tfprof__tracer_fork_child();
 	/* The child records nothing and writes nothing of the parent's: drop the session and any
-	 * profile kept for tfprof_stop_retry() without writing them. GPU tracing is not touched:
-	 * CUPTI's threads do not exist in the child, and a flush there can hang. */
+	 * profile kept for tfprof_stop_retry() without writing them. GPU tracing is forgotten
+	 * without a CUPTI call (tfprof__gpu_fork_child): CUPTI's threads do not exist in the child,
+	 * and a flush there can hang. */
+	tfprof__gpu_fork_child();
 	__atomic_store_n(&tfprof__state, 0, __ATOMIC_RELAXED);
 	session_clear();
 	kept_clear();
@@ -228,7 +230,8 @@ static int start_session(const char *logdir, const struct tfprof_options *opts, 
 	tfprof__tracer_begin_session(S.max_memory, S.nvtx);
 	tfprof__anchor_take(&S.begin);
 	S.active = true;
-	__atomic_store_n(&tfprof__state, TFPROF_STATE_ON, __ATOMIC_RELEASE);
+	/* Only the recording bit: TFPROF__STATE_STEPS (activate.h) belongs to activation. */
+	__atomic_or_fetch(&tfprof__state, TFPROF_STATE_ON, __ATOMIC_RELEASE);
 	/* GPU tracing starts once host recording is on, so the first launches find a thread buffer
 	 * to record into; when it cannot start, the session goes on host-only and the profile says
 	 * why. */
@@ -358,7 +361,7 @@ int tfprof_stop(void)
 		pthread_mutex_unlock(&session_mu);
 		return TFPROF_ERR_NOT_ACTIVE;
 	}
-	__atomic_store_n(&tfprof__state, 0, __ATOMIC_RELEASE);
+	__atomic_and_fetch(&tfprof__state, ~TFPROF_STATE_ON, __ATOMIC_RELEASE);
 	struct tfprof__timebase tb = { .begin = S.begin };
 	tfprof__anchor_take(&tb.end);
 	tfprof__tracer_quiesce();

@@ -474,8 +474,30 @@ out:
 	return h;
 }
 
+/* A scope begin while TFPROF_STEPS watches steps (activate.h): activation sees the arguments
+ * first, since a step's begin may start the session; nothing is recorded while none runs. Kept
+ * out of line so that the usual begin pays one test of the state word. */
+static __attribute__((noinline)) tfprof_scope steps_begin(struct tfprof_site *site, const char *name,
+							   const struct tfprof_arg *args, size_t nargs)
+{
+	bool last = tfprof__steps_begin(args, nargs);
+	if (!recording())
+		return (tfprof_scope){ 0, 0 };
+	tfprof_scope h = begin_common(site, name, args, nargs, false);
+	if (last && h.tag)
+		tfprof__steps_began(h);
+	return h;
+}
+
+static inline bool watching_steps(void)
+{
+	return __builtin_expect(__atomic_load_n(&tfprof__state, __ATOMIC_RELAXED) & TFPROF__STATE_STEPS, 0);
+}
+
 tfprof_scope tfprof_scope_begin_slow(const char *name, const struct tfprof_arg *args, size_t nargs)
 {
+	if (watching_steps())
+		return steps_begin(NULL, name, args, nargs);
 	return begin_common(NULL, name, args, nargs, false);
 }
 
@@ -490,7 +512,9 @@ tfprof_scope tfprof_scope_begin_site_slow(struct tfprof_site *site, const struct
 					  size_t nargs)
 {
 	if (!site || !site->name || !*site->name)
-		return begin_common(NULL, site ? site->name : NULL, args, nargs, false);
+		site = NULL;
+	if (watching_steps())
+		return steps_begin(site, site ? NULL : "(unnamed)", args, nargs);
 	return begin_common(site, NULL, args, nargs, false);
 }
 
@@ -582,6 +606,9 @@ void tfprof_scope_end_slow(tfprof_scope s)
 out:
 	leave(ts);
 	nvtx_end(ts, s);
+	/* Last, once the scope is closed: step B's end writes the profile. */
+	if (watching_steps())
+		tfprof__steps_end(s);
 }
 
 void tfprof_scope_set_metadata_slow(tfprof_scope s, const struct tfprof_arg *args, size_t nargs)

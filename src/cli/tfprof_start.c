@@ -24,8 +24,8 @@
 
 /* Every variable --shell may set, which --deactivate unsets. */
 static const char *const activation_vars[] = { "TFPROF_START", "TFPROF_LOGDIR", "TFPROF_RUN",
-					       "TFPROF_DELAY", "TFPROF_DURATION", "TFPROF_GPU",
-					       "TFPROF_MAX_MEMORY_MB" };
+					       "TFPROF_DELAY", "TFPROF_DURATION", "TFPROF_STEPS",
+					       "TFPROF_GPU", "TFPROF_MAX_MEMORY_MB" };
 
 static void help(void)
 {
@@ -45,6 +45,15 @@ static void help(void)
 	      "  --delay SECONDS   start recording this long after the program starts [TFPROF_DELAY]\n"
 	      "  --duration SECONDS  record this long, then write the profile [TFPROF_DURATION]\n"
 	      "                    (default: until the program exits)\n"
+	      "  --steps A:B       record training steps A to B (inclusive) only [TFPROF_STEPS]: recording\n"
+	      "                    starts when step A begins and the profile is written when step B\n"
+	      "                    ends (\"A\" alone: that one step). Steps are tfprof scopes with an\n"
+	      "                    integer step_num argument, or NVTX ranges whose name contains \"step\"\n"
+	      "                    (any case) and ends in the number (\"step 12\", \"Step#12\",\n"
+	      "                    \"train_step_12\"), or has an integer payload (\"train_step\", payload\n"
+	      "                    12). The first thread that begins a step is the one followed. The\n"
+	      "                    program ending before step A writes nothing and says so; ending\n"
+	      "                    before step B writes what was recorded. Excludes --delay/--duration.\n"
 	      "  --no-gpu          host only: no CUDA or GPU tracing [TFPROF_GPU=0]\n"
 	      "  --max-memory MB   bound on event memory per process (default 256) [TFPROF_MAX_MEMORY_MB]\n"
 	      "  --library PATH    the libtfprof.so to load [TFPROF_LIBRARY] (default: the one installed\n"
@@ -53,11 +62,11 @@ static void help(void)
 	      "                    instead of running a program: eval \"$(tfprof-start --shell ...)\";\n"
 	      "                    every program started from that shell is then profiled\n"
 	      "  --deactivate      print the commands that undo --shell (unsets TFPROF_START,\n"
-	      "                    TFPROF_LOGDIR, TFPROF_RUN, TFPROF_DELAY, TFPROF_DURATION, TFPROF_GPU,\n"
-	      "                    TFPROF_MAX_MEMORY_MB, tfprof's injection paths, and removes libtfprof\n"
-	      "                    from LD_PRELOAD)\n"
+	      "                    TFPROF_LOGDIR, TFPROF_RUN, TFPROF_DELAY, TFPROF_DURATION, TFPROF_STEPS,\n"
+	      "                    TFPROF_GPU, TFPROF_MAX_MEMORY_MB, tfprof's injection paths, and removes\n"
+	      "                    libtfprof from LD_PRELOAD)\n"
 	      "  -h, --help        this help\n"
-	      "  Not yet: --steps A:B (record a window of training steps), --format chrome.\n"
+	      "  Not yet: --format chrome.\n"
 	      "\n"
 	      "The profile is written when the program returns from main, calls exit(), or is stopped\n"
 	      "by SIGINT or SIGTERM (the program then still dies of the signal; a second signal kills\n"
@@ -98,6 +107,23 @@ static bool parse_seconds(const char *s, double *out)
 		return false;
 	*out = v;
 	return true;
+}
+
+/* --steps: "A:B" with whole numbers A <= B, or "A" (the library parses it again, the same way). */
+static bool parse_steps(const char *s)
+{
+	char *end;
+	errno = 0;
+	if (*s < '0' || *s > '9')
+		return false;
+	long long a = strtoll(s, &end, 10), b = a;
+	if (!errno && *end == ':') {
+		const char *p = end + 1;
+		if (*p < '0' || *p > '9')
+			return false;
+		b = strtoll(p, &end, 10);
+	}
+	return !errno && !*end && a <= b;
 }
 
 static bool parse_mb(const char *s)
@@ -283,6 +309,7 @@ int main(int argc, char **argv)
 	const char *run = getenv("TFPROF_RUN");
 	const char *delay = getenv("TFPROF_DELAY");
 	const char *duration = getenv("TFPROF_DURATION");
+	const char *steps = getenv("TFPROF_STEPS");
 	const char *max_mb = getenv("TFPROF_MAX_MEMORY_MB");
 	const char *library = getenv("TFPROF_LIBRARY");
 	const char *gpu = getenv("TFPROF_GPU");
@@ -304,10 +331,7 @@ int main(int argc, char **argv)
 		case OPT_LIBRARY: library = optarg; break;
 		case OPT_SHELL: shell = true; break;
 		case OPT_DEACTIVATE: deactivate = true; break;
-		case OPT_STEPS:
-			usage_error("--steps %s is not supported yet; use --delay and --duration to choose a window",
-				    optarg);
-			break;
+		case OPT_STEPS: steps = optarg; break;
 		case OPT_FORMAT:
 			usage_error("--format %s is not supported yet; profiles are written as XSpace (.xplane.pb)",
 				    optarg);
@@ -329,6 +353,12 @@ int main(int argc, char **argv)
 		usage_error("--delay (TFPROF_DELAY) needs a number of seconds >= 0, not '%s'", delay);
 	if (duration && *duration && !parse_seconds(duration, &d_duration))
 		usage_error("--duration (TFPROF_DURATION) needs a number of seconds >= 0, not '%s'", duration);
+	if (steps && *steps && !parse_steps(steps))
+		usage_error("--steps (TFPROF_STEPS) needs A:B, whole numbers with A <= B (or one step A), not '%s'",
+			    steps);
+	if (steps && *steps && (d_delay > 0 || d_duration > 0))
+		usage_error("--steps chooses what is recorded; leave out --delay and --duration (TFPROF_DELAY, "
+			    "TFPROF_DURATION)%s", "");
 	if (max_mb && *max_mb && !parse_mb(max_mb))
 		usage_error("--max-memory (TFPROF_MAX_MEMORY_MB) needs a positive whole number of MiB, not '%s'", max_mb);
 	if (run_given && !valid_run_name(run))
@@ -408,6 +438,8 @@ int main(int argc, char **argv)
 		set[n++] = (struct setting){ "TFPROF_DELAY", xstrdup(delay) };
 	if (d_duration > 0)
 		set[n++] = (struct setting){ "TFPROF_DURATION", xstrdup(duration) };
+	if (steps && *steps)
+		set[n++] = (struct setting){ "TFPROF_STEPS", xstrdup(steps) };
 	if (no_gpu)
 		set[n++] = (struct setting){ "TFPROF_GPU", xstrdup("0") };
 	if (max_mb && *max_mb)
@@ -444,6 +476,8 @@ int main(int argc, char **argv)
 		unsetenv("TFPROF_DELAY");
 	if (d_duration <= 0)
 		unsetenv("TFPROF_DURATION");
+	if (!steps || !*steps)
+		unsetenv("TFPROF_STEPS");
 	execvp(argv[optind], argv + optind);
 	int e = errno;
 	fprintf(stderr, PROG ": cannot run %s: %s\n", argv[optind], strerror(e));

@@ -1,16 +1,27 @@
 /* A program that uses tfprof itself (linked to libtfprof.so) and NVTX, for the tfprof-start
  * tests: run under tfprof-start, libtfprof is both the preloaded profiler and the NVTX tool, and
  * every scope must be recorded exactly once (not again through tfprof's own NVTX ranges).
- * Its own tfprof_start() finds the activated session running and says so. */
+ * Its own tfprof_start() finds the activated session running and says so.
+ * With the argument "steps" it runs ten tfprof steps (scopes with step_num 0..9, each with a
+ * nested "work") for --steps, and starts no session of its own. */
 #include <stdio.h>
+#include <string.h>
 
 #define NVTX_AS_SYSTEM_HEADER 1
 #include <nvtx3/nvToolsExt.h>
 
 #include "tfprof/tfprof.h"
 
-int main(void)
+int main(int argc, char **argv)
 {
+	if (argc > 1 && strcmp(argv[1], "steps") == 0) {
+		TFPROF_SCOPE("before_steps");
+		for (int i = 0; i < 10; i++) {
+			TFPROF_SCOPE("train_step", TFPROF_I64("step_num", i));
+			TFPROF_SCOPE("work");
+		}
+		return 0;
+	}
 	int rc = tfprof_start("unused-logdir", NULL);
 	if (rc != TFPROF_ERR_ACTIVE) {
 		fprintf(stderr, "linked_prog: tfprof_start returned %d, not TFPROF_ERR_ACTIVE\n", rc);

@@ -161,6 +161,34 @@ static void do_ex(void)
 	nvtxNameOsThreadA((uint32_t)syscall(SYS_gettid), "ex_main_thread");
 }
 
+/* Ten steps (0..9) as NVTX ranges, each with a nested "fwd": steps 0..4 are named "Step#<n>",
+ * steps 5..9 "train_step" with the number as payload (the two forms the NVTX tool reads as
+ * steps). Ranges before and after ("outer"/"inner", "after_steps") are outside any window. */
+static void do_steps(void)
+{
+	for (int i = 0; i < 10; i++) {
+		if (i < 5) {
+			char name[32];
+			snprintf(name, sizeof name, "Step#%d", i);
+			nvtxRangePushA(name);
+		} else {
+			nvtxEventAttributes_t a = { 0 };
+			a.version = NVTX_VERSION;
+			a.size = NVTX_EVENT_ATTRIB_STRUCT_SIZE;
+			a.messageType = NVTX_MESSAGE_TYPE_ASCII;
+			a.message.ascii = "train_step";
+			a.payloadType = NVTX_PAYLOAD_TYPE_INT32;
+			a.payload.iValue = i;
+			nvtxRangePushEx(&a);
+		}
+		nvtxRangePushA("fwd");
+		nvtxRangePop();
+		nvtxRangePop();
+	}
+	nvtxRangePushA("after_steps");
+	nvtxRangePop();
+}
+
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "return";
@@ -194,6 +222,10 @@ int main(int argc, char **argv)
 		timed_range("phase_a", 0.0, t0);
 		timed_range("phase_b", 1.0, t0);
 		timed_range("phase_c", 2.2, t0);
+		return 0;
+	}
+	if (strcmp(mode, "steps") == 0) {
+		do_steps();
 		return 0;
 	}
 	if (strcmp(mode, "ex") == 0) {

@@ -352,6 +352,91 @@ static void t_linked(void **state)
 	free(dir);
 }
 
+/* ---- --steps ---- */
+
+/* The step_num of every event named name on the host plane, as a bit set (steps 0..63). */
+static uint64_t step_set(const XPlane *h, const char *name)
+{
+	uint64_t set = 0;
+	for (size_t i = 0; i < h->n_lines; i++)
+		for (size_t j = 0; j < h->lines[i]->n_events; j++) {
+			const XEvent *e = h->lines[i]->events[j];
+			if (strcmp(tt_event_name(h, e), name) != 0)
+				continue;
+			const XStat *st = tt_event_stat(h, e, "step_num");
+			assert_non_null(st);
+			assert_true(st->int64_value >= 0 && st->int64_value < 64);
+			set |= 1ull << st->int64_value;
+		}
+	return set;
+}
+
+#define STEPS_3_TO_5 ((1ull << 3) | (1ull << 4) | (1ull << 5))
+
+static void t_steps(void **state)
+{
+	(void)state;
+	char *dir = scratch("start-steps");
+	char *logdir;
+	assert_true(asprintf(&logdir, "%s/logdir", dir) > 0);
+
+	/* tfprof step scopes (step_num 0..9, each with a nested "work"). */
+	char *argv[] = { TFPROF_START_EXE, "--logdir", logdir, "--run", "tfsteps", "--steps", "3:5", "--",
+			 LINKED_PROG, "steps", NULL };
+	struct run_result r = run(dir, "tfsteps", argv, NULL);
+	if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != 0)
+		fail_msg("status 0x%x, stderr: %s", r.status, r.err);
+	/* Written once, at step 5's end; the exit after it writes nothing more. */
+	const char *w = strstr(r.err, "profile written to ");
+	assert_non_null(w);
+	assert_null(strstr(w + 1, "profile written to "));
+	XSpace *s = only_profile(dir, "tfsteps");
+	const XPlane *h = tt_host(s);
+	assert_int_equal(tt_count_events(h, "train_step"), 3);
+	assert_int_equal(step_set(h, "train_step"), STEPS_3_TO_5);
+	assert_int_equal(tt_count_events(h, "work"), 3);
+	/* Begun before step 3: not recorded (it was not open when recording began). */
+	assert_int_equal(tt_count_events(h, "before_steps"), 0);
+	tt_xspace_free(s);
+	result_free(&r);
+
+	/* NVTX step ranges: "Step#0".."Step#4", then "train_step" with payloads 5..9. */
+	r = start_prog(dir, "nvsteps", (const char *[]){ "--steps", "3:5", NULL }, "steps", NULL, NULL);
+	if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != 0)
+		fail_msg("status 0x%x, stderr: %s", r.status, r.err);
+	s = only_profile(dir, "nvsteps");
+	h = tt_host(s);
+	assert_int_equal(tt_count_events(h, "Step#3"), 1);
+	assert_int_equal(tt_count_events(h, "Step#4"), 1);
+	assert_int_equal(tt_count_events(h, "Step#2"), 0);
+	assert_int_equal(tt_count_events(h, "train_step"), 1);
+	assert_int_equal(step_set(h, "Step#3") | step_set(h, "Step#4") | step_set(h, "train_step"), STEPS_3_TO_5);
+	assert_int_equal(tt_count_events(h, "fwd"), 3);
+	assert_int_equal(tt_count_events(h, "outer"), 0);
+	assert_int_equal(tt_count_events(h, "after_steps"), 0);
+	tt_xspace_free(s);
+	result_free(&r);
+
+	/* A window the program never reaches: nothing written, and stderr says why. */
+	r = start_prog(dir, "nosteps", (const char *[]){ "--steps", "20:30", NULL }, "steps", NULL, NULL);
+	assert_true(WIFEXITED(r.status));
+	assert_int_equal(WEXITSTATUS(r.status), 0);
+	assert_int_equal(profiles(dir, "nosteps", NULL), 0);
+	assert_non_null(strstr(r.err, "before step 20"));
+	result_free(&r);
+
+	/* A program without steps: the same. */
+	r = start_prog(dir, "nostepsatall", (const char *[]){ "--steps", "1:2", NULL }, "return", NULL, NULL);
+	assert_true(WIFEXITED(r.status));
+	assert_int_equal(profiles(dir, "nostepsatall", NULL), 0);
+	assert_non_null(strstr(r.err, "no profile was written"));
+	result_free(&r);
+
+	free(logdir);
+	tt_rm_rf(dir);
+	free(dir);
+}
+
 /* ---- fork ---- */
 
 static void t_fork(void **state)
@@ -626,14 +711,16 @@ static void t_bad_options(void **state)
 {
 	(void)state;
 	char *dir = scratch("start-bad");
-	const char *cases[][6] = {
+	const char *cases[][8] = {
 		{ "--delay", "abc", "--", NVTX_PROG, NULL },
 		{ "--duration", "-1", "--", NVTX_PROG, NULL },
 		{ "--max-memory", "0", "--", NVTX_PROG, NULL },
 		{ "--run", "a/b", "--", NVTX_PROG, NULL },
 		{ "--bogus", "--", NVTX_PROG, NULL },
 		{ "-x", NVTX_PROG, NULL },
-		{ "--steps", "1:5", "--", NVTX_PROG, NULL },
+		{ "--steps", "5:1", "--", NVTX_PROG, NULL },
+		{ "--steps", "x", "--", NVTX_PROG, NULL },
+		{ "--steps", "1:2", "--delay", "1", "--", NVTX_PROG, NULL },
 		{ "--format", "chrome", "--", NVTX_PROG, NULL },
 		{ "--shell", "--", NVTX_PROG, NULL },
 		{ "--logdir", NULL },
@@ -670,7 +757,8 @@ static void t_bad_options(void **state)
 	assert_int_equal(WEXITSTATUS(r.status), 0);
 	const char *words[] = { "--logdir", "TFPROF_LOGDIR", "--run", "TFPROF_RUN", "--delay", "TFPROF_DELAY",
 				"--duration", "TFPROF_DURATION", "--no-gpu", "TFPROF_GPU", "--max-memory",
-				"TFPROF_MAX_MEMORY_MB", "--shell", "--deactivate", "--steps", "SIGTERM" };
+				"TFPROF_MAX_MEMORY_MB", "--shell", "--deactivate", "--steps", "TFPROF_STEPS",
+				"step_num", "SIGTERM" };
 	for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
 		if (!strstr(r.out, words[i]))
 			fail_msg("--help does not mention %s", words[i]);
@@ -766,8 +854,90 @@ static void t_cuda_injection(void **state)
 #endif
 }
 
-int main(void)
+/* ---- Open MPI ---- */
+
+/* mpirun's path on PATH, or NULL. */
+static char *find_mpirun(void)
 {
+	const char *path = getenv("PATH");
+	char *copy = strdup(path && *path ? path : "/usr/bin:/bin"), *save = NULL;
+	char *found = NULL;
+	for (char *d = strtok_r(copy, ":", &save); d && !found; d = strtok_r(NULL, ":", &save)) {
+		char *cand;
+		assert_true(asprintf(&cand, "%s/mpirun", *d ? d : ".") > 0);
+		if (access(cand, X_OK) == 0)
+			found = cand;
+		else
+			free(cand);
+	}
+	free(copy);
+	return found;
+}
+
+/* mpirun -np 4 tfprof-start --run R -- prog: four files in one run, <host>.rank<r> with r from
+ * OMPI_COMM_WORLD_RANK. The program does not call MPI itself, so no transport (btl) is set up
+ * and no container workaround is needed; --stdin none because tests run without a stdin, and
+ * --oversubscribe for machines with fewer than 4 cores. */
+static void t_mpi(void **state)
+{
+	(void)state;
+	char *mpirun = find_mpirun();
+	assert_non_null(mpirun); /* main() skips when there is none */
+	char *dir = scratch("start-mpi");
+	char *logdir;
+	assert_true(asprintf(&logdir, "%s/logdir", dir) > 0);
+	char *argv[] = { mpirun, "-np", "4", "--oversubscribe", "--allow-run-as-root", "--stdin", "none",
+			 TFPROF_START_EXE, "--logdir", logdir, "--run", "mpi", "--", NVTX_PROG, "return", NULL };
+	/* Variables of an enclosing MPI job would make mpirun join it instead of starting one. */
+	char *env[] = { "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID", "RANK", "LOCAL_RANK",
+			"PMIX_NAMESPACE", "PMIX_SERVER_URI2", "PMIX_SERVER_URI3", "TFPROF_RANK_PID", NULL };
+	struct run_result r = run(dir, "mpi", argv, env);
+	if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != 0)
+		fail_msg("mpirun: status 0x%x, stdout: %s, stderr: %s", r.status, r.out, r.err);
+	char **names;
+	size_t n = profiles(dir, "mpi", &names);
+	if (n != 4)
+		fail_msg("expected 4 profiles (one per rank), found %zu; stderr: %s", n, r.err);
+	char host[256] = { 0 };
+	assert_int_equal(gethostname(host, sizeof host - 1), 0);
+	bool plain = strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") == strlen(host);
+	for (size_t i = 0; i < n; i++) {
+		/* Sorted, so names[i] is rank i's. */
+		char suffix[64];
+		snprintf(suffix, sizeof suffix, ".rank%zu.xplane.pb", i);
+		const char *base = strrchr(names[i], '/') + 1;
+		size_t bl = strlen(base), sl = strlen(suffix);
+		if (bl <= sl || strcmp(base + bl - sl, suffix) != 0)
+			fail_msg("profile %s is not named <host>%s", base, suffix);
+		if (plain && (bl - sl != strlen(host) || strncmp(base, host, bl - sl) != 0))
+			fail_msg("profile %s is not named %s%s", base, host, suffix);
+		XSpace *s = tt_read_xspace(names[i]);
+		tt_check_well_formed(s);
+		assert_standard_ranges(s);
+		tt_xspace_free(s);
+	}
+	free_names(names, n);
+	result_free(&r);
+	free(logdir);
+	free(mpirun);
+	tt_rm_rf(dir);
+	free(dir);
+}
+
+int main(int argc, char **argv)
+{
+	/* `test_start mpi`: the Open MPI test alone, a ctest of its own that reports itself skipped
+	 * (exit 77) where mpirun is missing. */
+	if (argc > 1 && strcmp(argv[1], "mpi") == 0) {
+		char *mpirun = find_mpirun();
+		if (!mpirun) {
+			printf("SKIPPED: mpirun was not found on PATH; install Open MPI (openmpi-bin, in scripts/deps)\n");
+			return 77;
+		}
+		free(mpirun);
+		const struct CMUnitTest mpi[] = { cmocka_unit_test(t_mpi) };
+		return cmocka_run_group_tests(mpi, NULL, NULL);
+	}
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(t_return),
 		cmocka_unit_test(t_exit),
@@ -777,6 +947,7 @@ int main(void)
 		cmocka_unit_test(t_segv),
 		cmocka_unit_test(t_nvtx_forms),
 		cmocka_unit_test(t_linked),
+		cmocka_unit_test(t_steps),
 		cmocka_unit_test(t_fork),
 		cmocka_unit_test(t_fork_exec),
 		cmocka_unit_test(t_fork_in_process),
