@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "xplane.pb-c.h"
 
@@ -52,6 +53,7 @@ struct rp_plane_index {
 	int64_t *ev_ids;          /* sorted event metadata ids */
 	const char **ev_names;    /* the event metadata at the same position: name */
 	const char **ev_display;  /* and display_name ("" when unset) */
+	const Tensorflow__Profiler__XEventMetadata **ev_meta; /* and the metadata itself (may be NULL) */
 	size_t nev;
 	int64_t *st_ids;          /* sorted stat metadata ids */
 	const char **st_names;
@@ -62,6 +64,8 @@ void rp_plane_index_free(struct rp_plane_index *ix);
 /* The event metadata's name / display name, or NULL when the id is not defined. */
 const char *rp_event_name(const struct rp_plane_index *ix, int64_t id, const char **display);
 const char *rp_stat_name(const struct rp_plane_index *ix, int64_t id);
+/* The event metadata with this id (its stats apply to every event that uses it), or NULL. */
+const Tensorflow__Profiler__XEventMetadata *rp_event_meta(const struct rp_plane_index *ix, int64_t id);
 /* The id of the stat metadata with this name (case-insensitive), or INT64_MIN when absent. */
 int64_t rp_stat_id(const struct rp_plane_index *ix, const char *name);
 
@@ -71,9 +75,14 @@ bool rp_stat_int(const struct rp_plane_index *ix, const XStat *s, int64_t *out);
 /* A stat's string value (str_value, or the name that ref_value points at), or NULL. */
 const char *rp_stat_str(const struct rp_plane_index *ix, const XStat *s);
 
-/* Event start and end in ps: line.timestamp_ns * 1000 + offset_ps, end = start + duration. */
+/* Event start and end in ps: line.timestamp_ns * 1000 + offset_ps, end = start + duration,
+ * clamped to +-RP_TIME_LIMIT (about 13 days from the profile's time base; only corrupt files
+ * reach it) so that the difference of any two times fits in an int64. */
+#define RP_TIME_LIMIT ((int64_t)1 << 60)
 int64_t rp_event_start(const XLine *l, const XEvent *e);
 int64_t rp_event_end(const XLine *l, const XEvent *e);
+/* a + b, saturating: sums of many durations from a corrupt file must not overflow. */
+int64_t rp_sat_add(int64_t a, int64_t b);
 
 /* ---- report_load.c: paths -> XSpaces ---------------------------------------------------- */
 
@@ -94,6 +103,10 @@ struct rp_inputs {
  * its plugins/profile folder (then run names a run, or NULL for the newest one). On failure
  * returns -1 with a one-line message in err that says what to do. */
 int rp_load(const char *path, const char *run, struct rp_inputs *out, char *err, size_t errlen);
+/* Reads one profile from memory, as if it were the file NAME (the fuzz target's way in, so that
+ * it checks the same parsing and validation as files get). */
+int rp_load_buffer(const void *buf, size_t n, const char *name, struct rp_inputs *out, char *err,
+		   size_t errlen);
 void rp_inputs_free(struct rp_inputs *in);
 
 /* ---- report_device.c: GPU planes -> device work ----------------------------------------- */
@@ -229,6 +242,12 @@ struct rp_cross {
 void rp_compare_hosts(const struct rp_host_report *h, size_t n, struct rp_cross *out);
 void rp_cross_free(struct rp_cross *c);
 
+/* ---- report_compare.c: the whole analysis (the CLI and the fuzz target run the same) ------- */
+
+/* Runs every analysis on every host: returns the host reports (in->n of them) and fills cross. */
+struct rp_host_report *rp_analyze(const struct rp_inputs *in, struct rp_cross *cross);
+void rp_analysis_free(struct rp_host_report *h, size_t n, struct rp_cross *cross);
+
 /* ---- report_format.c: text, CSV, JSON ---------------------------------------------------- */
 
 enum rp_format { RP_TEXT, RP_CSV, RP_JSON };
@@ -245,5 +264,23 @@ struct rp_format_opts {
 /* Writes the whole report to stdout. Returns 0, or -1 when stdout could not be written. */
 int rp_format(const struct rp_format_opts *o, const struct rp_inputs *in,
 	      const struct rp_host_report *h, size_t n, const struct rp_cross *cross);
+/* Writes s as a JSON string literal; bytes that are not UTF-8 become U+FFFD. */
+void rp_json_str(FILE *f, const char *s);
+
+/* ---- report_chrome.c: Chrome trace event format ------------------------------------------ */
+
+struct rp_chrome_stats {
+	uint64_t slices;  /* complete events written */
+	uint64_t flows;   /* launch -> device flows written (one per correlated pair) */
+};
+
+/* Writes the profiles as a Chrome trace (JSON; gzip-compressed when path ends in ".gz") through a
+ * temporary file in the same folder that is renamed over path at the end, so a failed run never
+ * leaves half a trace. progress: report progress on stderr. Returns 0, or -1 with a one-line
+ * message in err. */
+int rp_chrome_trace(const struct rp_inputs *in, const char *path, bool progress,
+		    struct rp_chrome_stats *st, char *err, size_t errlen);
+/* The same trace written to f (the fuzz target and tests use it). Returns -1 when f failed. */
+int rp_chrome_write(const struct rp_inputs *in, FILE *f, bool progress, struct rp_chrome_stats *st);
 
 #endif

@@ -1,7 +1,8 @@
 /* The cross-host step comparison of tfprof-report: for every step_num that at least two hosts
  * ran, which host took longest (its host wall time) and how far apart the fastest and slowest
  * were. In synchronous data-parallel training every host waits for the slowest one, so a host
- * that is often slowest is the one to look at. */
+ * that is often slowest is the one to look at. It also holds rp_analyze, which runs every
+ * analysis in order, so that the CLI and the fuzz target cannot drift apart. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,4 +70,28 @@ void rp_cross_free(struct rp_cross *c)
 {
 	free(c->v);
 	memset(c, 0, sizeof *c);
+}
+
+struct rp_host_report *rp_analyze(const struct rp_inputs *in, struct rp_cross *cross)
+{
+	struct rp_host_report *h = rp_xcalloc(in->n ? in->n : 1, sizeof *h);
+	for (size_t i = 0; i < in->n; i++) {
+		h[i].in = &in->v[i];
+		rp_device_collect(in->v[i].space, &h[i].dev);
+		rp_steps_analyze(in->v[i].space, &h[i].dev, &h[i].steps);
+		rp_kernels_summarize(&h[i].dev, &h[i].kernels);
+	}
+	rp_compare_hosts(h, in->n, cross);
+	return h;
+}
+
+void rp_analysis_free(struct rp_host_report *h, size_t n, struct rp_cross *cross)
+{
+	rp_cross_free(cross);
+	for (size_t i = 0; i < n; i++) {
+		rp_kernels_free(&h[i].kernels);
+		rp_steps_free(&h[i].steps);
+		rp_device_free(&h[i].dev);
+	}
+	free(h);
 }

@@ -413,6 +413,11 @@ static void json_str(FILE *f, const char *s)
 	fputc('"', f);
 }
 
+void rp_json_str(FILE *f, const char *s)
+{
+	json_str(f, s);
+}
+
 static void json_strs(FILE *f, char **v, size_t n)
 {
 	fputc('[', f);

@@ -22,7 +22,7 @@ static void add_time(int64_t d, uint64_t *count, int64_t *total, int64_t *min, i
 	if (!*count || d > *max)
 		*max = d;
 	(*count)++;
-	*total += d;
+	*total = rp_sat_add(*total, d);
 }
 
 void rp_kernels_summarize(const struct rp_device *dev, struct rp_kernels *out)
@@ -36,7 +36,7 @@ void rp_kernels_summarize(const struct rp_device *dev, struct rp_kernels *out)
 		if (d->kind == RP_KERNEL) {
 			struct rp_kernel_row *r = &rows[d->name];
 			add_time(dur, &r->count, &r->total, &r->min, &r->max);
-			out->total += dur;
+			out->total = rp_sat_add(out->total, dur);
 		} else {
 			struct rp_copy_row *c = &out->copies[d->copy_kind];
 			add_time(dur, &c->count, &c->total, &c->min, &c->max);

@@ -66,6 +66,24 @@ static const char *sniff(const unsigned char *b, size_t n)
 	       "by tfprof, TensorFlow or JAX";
 }
 
+/* Unpacks and validates one XSpace held in memory; path names it in messages. */
+static XSpace *parse_space(const unsigned char *buf, size_t n, const char *path, char *err, size_t errlen)
+{
+	XSpace *s = tensorflow__profiler__xspace__unpack(NULL, n, buf);
+	/* protobuf-c accepts many non-protobuf byte strings as messages made only of unknown fields,
+	 * so an XSpace also has to have planes and nothing the schema does not define at its top. */
+	if (s && (s->base.n_unknown_fields || s->n_planes == 0)) {
+		bool no_planes = s->n_planes == 0 && !s->base.n_unknown_fields;
+		tensorflow__profiler__xspace__free_unpacked(s, NULL);
+		set_err(err, errlen, "%s is not an XSpace profile: %s", path,
+			no_planes ? "it holds no planes; capture the profile again" : sniff(buf, n));
+		s = NULL;
+	} else if (!s) {
+		set_err(err, errlen, "%s is not a readable XSpace profile: %s", path, sniff(buf, n));
+	}
+	return s;
+}
+
 /* Reads and unpacks one file. */
 static XSpace *read_space(const char *path, char *err, size_t errlen)
 {
@@ -98,18 +116,7 @@ static XSpace *read_space(const char *path, char *err, size_t errlen)
 		free(buf);
 		return NULL;
 	}
-	XSpace *s = tensorflow__profiler__xspace__unpack(NULL, n, buf);
-	/* protobuf-c accepts many non-protobuf byte strings as messages made only of unknown fields,
-	 * so an XSpace also has to have planes and nothing the schema does not define at its top. */
-	if (s && (s->base.n_unknown_fields || s->n_planes == 0)) {
-		bool no_planes = s->n_planes == 0 && !s->base.n_unknown_fields;
-		tensorflow__profiler__xspace__free_unpacked(s, NULL);
-		set_err(err, errlen, "%s is not an XSpace profile: %s", path,
-			no_planes ? "it holds no planes; capture the profile again" : sniff(buf, n));
-		s = NULL;
-	} else if (!s) {
-		set_err(err, errlen, "%s is not a readable XSpace profile: %s", path, sniff(buf, n));
-	}
+	XSpace *s = parse_space(buf, n, path, err, errlen);
 	free(buf);
 	return s;
 }
@@ -153,11 +160,8 @@ static void free_list(char **v, size_t n)
 	free(v);
 }
 
-static int add_file(struct rp_inputs *out, const char *path, const char *name, char *err, size_t errlen)
+static void add_space(struct rp_inputs *out, XSpace *s, const char *path, const char *name)
 {
-	XSpace *s = read_space(path, err, errlen);
-	if (!s)
-		return -1;
 	out->v = rp_xrealloc(out->v, (out->n + 1) * sizeof *out->v);
 	struct rp_input *in = &out->v[out->n++];
 	in->path = rp_xstrdup(path);
@@ -167,6 +171,29 @@ static int add_file(struct rp_inputs *out, const char *path, const char *name, c
 	else if (has_suffix(in->host, ".pb"))
 		in->host[strlen(in->host) - 3] = '\0';
 	in->space = s;
+}
+
+static int add_file(struct rp_inputs *out, const char *path, const char *name, char *err, size_t errlen)
+{
+	XSpace *s = read_space(path, err, errlen);
+	if (!s)
+		return -1;
+	add_space(out, s, path, name);
+	return 0;
+}
+
+int rp_load_buffer(const void *buf, size_t n, const char *name, struct rp_inputs *out, char *err,
+		   size_t errlen)
+{
+	memset(out, 0, sizeof *out);
+	if (n == 0) {
+		set_err(err, errlen, "%s is empty (0 bytes): the profile was not written; capture it again", name);
+		return -1;
+	}
+	XSpace *s = parse_space(buf, n, name, err, errlen);
+	if (!s)
+		return -1;
+	add_space(out, s, name, name);
 	return 0;
 }
 

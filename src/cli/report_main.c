@@ -1,16 +1,19 @@
 /* tfprof-report: how long each training step took on the host, how much of it the GPU was busy,
  * which kernels and copies took the time, and (for a run with several hosts) which host was
  * slowest. Reads what tfprof, TensorFlow or JAX wrote. This file parses the command line, runs
- * the analysis per host and hands the results to the formatter; exit codes in report.h. */
+ * the analysis per host and hands the results to the formatter, or the profiles to the Chrome
+ * trace writer (report_chrome.c); exit codes in report.h. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "report.h"
 
-#define USAGE_LINE "usage: tfprof-report [--csv|--json] [--top N] [--only SECTIONS] [--run NAME] [--width N] PATH"
+#define USAGE_LINE "usage: tfprof-report [--csv|--json] [--top N] [--only SECTIONS] [--run NAME] [--width N] PATH\n" \
+		   "       tfprof-report --chrome-trace OUT.json[.gz] [--run NAME] PATH"
 
 static void help(void)
 {
@@ -31,6 +34,13 @@ static void help(void)
 	      "  --only SECTIONS  comma-separated subset of: steps, summary, kernels, copies, hosts\n"
 	      "  --run NAME       with a logdir: the run to read instead of the newest\n"
 	      "  --width N        text width in columns (default 100, at least 60)\n"
+	      "  --chrome-trace OUT.json[.gz]\n"
+	      "                   instead of the report, write the profile as a Chrome trace (JSON,\n"
+	      "                   gzip-compressed when OUT ends in .gz) that ui.perfetto.dev and\n"
+	      "                   chrome://tracing open: a process per host and GPU plane, a thread\n"
+	      "                   per host thread and GPU stream, each event with its stats as args,\n"
+	      "                   and an arrow from each kernel launch to its kernel. Times are\n"
+	      "                   relative to the earliest event (metadata.tfprof_time_base_ns)\n"
 	      "  -h, --help       this help\n"
 	      "\n"
 	      "Sections\n"
@@ -105,16 +115,17 @@ static bool parse_sections(const char *s, unsigned *out)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_CSV = 256, OPT_JSON, OPT_TOP, OPT_ONLY, OPT_RUN, OPT_WIDTH };
+	enum { OPT_CSV = 256, OPT_JSON, OPT_TOP, OPT_ONLY, OPT_RUN, OPT_WIDTH, OPT_CHROME };
 	static const struct option longopts[] = {
 		{ "csv", no_argument, NULL, OPT_CSV },	     { "json", no_argument, NULL, OPT_JSON },
 		{ "top", required_argument, NULL, OPT_TOP }, { "only", required_argument, NULL, OPT_ONLY },
 		{ "run", required_argument, NULL, OPT_RUN }, { "width", required_argument, NULL, OPT_WIDTH },
+		{ "chrome-trace", required_argument, NULL, OPT_CHROME },
 		{ "help", no_argument, NULL, 'h' },	     { NULL, 0, NULL, 0 },
 	};
 	struct rp_format_opts fo = { .format = RP_TEXT, .sections = RP_SEC_ALL, .width = 100 };
-	const char *run = NULL;
-	bool csv = false, json = false;
+	const char *run = NULL, *chrome = NULL;
+	bool csv = false, json = false, report_opts = false;
 	long v;
 	opterr = 0; /* getopt's own messages would not say what to do; ours do */
 	int c;
@@ -124,19 +135,23 @@ int main(int argc, char **argv)
 			help();
 			return fflush(stdout) ? RP_EXIT_FAIL : RP_EXIT_OK;
 		case OPT_CSV:
+			report_opts = true;
 			csv = true;
 			fo.format = RP_CSV;
 			break;
 		case OPT_JSON:
+			report_opts = true;
 			json = true;
 			fo.format = RP_JSON;
 			break;
 		case OPT_TOP:
+			report_opts = true;
 			if (!parse_size(optarg, 0, 1000000000L, &v))
 				return usage_error("--top wants a count (0 = all), not '%s'", optarg);
 			fo.top = (size_t)v;
 			break;
 		case OPT_ONLY:
+			report_opts = true;
 			if (!parse_sections(optarg, &fo.sections))
 				return usage_error("--only wants steps, summary, kernels, copies or hosts, "
 						   "comma-separated, not '%s'", optarg);
@@ -144,7 +159,13 @@ int main(int argc, char **argv)
 		case OPT_RUN:
 			run = optarg;
 			break;
+		case OPT_CHROME:
+			if (!*optarg)
+				return usage_error("%s", "--chrome-trace wants an output file name (OUT.json or OUT.json.gz)");
+			chrome = optarg;
+			break;
 		case OPT_WIDTH:
+			report_opts = true;
 			if (!parse_size(optarg, 60, 100000, &v))
 				return usage_error("--width wants a number of columns >= 60, not '%s'", optarg);
 			fo.width = (int)v;
@@ -157,6 +178,9 @@ int main(int argc, char **argv)
 	}
 	if (csv && json)
 		return usage_error("%s", "--csv and --json exclude each other: pick one");
+	if (chrome && report_opts)
+		return usage_error("%s", "--chrome-trace writes a trace instead of the report: drop --csv, "
+				   "--json, --top, --only and --width");
 	if (optind >= argc)
 		return usage_error("%s", "missing PATH (a logdir, a run directory or a .xplane.pb file)");
 	if (argc - optind > 1)
@@ -168,28 +192,24 @@ int main(int argc, char **argv)
 		fprintf(stderr, "tfprof-report: %s\n", err);
 		return RP_EXIT_BAD_INPUT;
 	}
-	struct rp_host_report *h = rp_xcalloc(in.n, sizeof *h);
-	for (size_t i = 0; i < in.n; i++) {
-		h[i].in = &in.v[i];
-		rp_device_collect(in.v[i].space, &h[i].dev);
-		rp_steps_analyze(in.v[i].space, &h[i].dev, &h[i].steps);
-		rp_kernels_summarize(&h[i].dev, &h[i].kernels);
+	if (chrome) {
+		struct rp_chrome_stats st;
+		/* Progress only for a person watching: logs and pipes get no carriage returns. */
+		int rc = rp_chrome_trace(&in, chrome, isatty(STDERR_FILENO), &st, err, sizeof err);
+		if (rc)
+			fprintf(stderr, "tfprof-report: %s\n", err);
+		rp_inputs_free(&in);
+		return rc ? RP_EXIT_FAIL : RP_EXIT_OK;
 	}
 	struct rp_cross cross;
-	rp_compare_hosts(h, in.n, &cross);
+	struct rp_host_report *h = rp_analyze(&in, &cross);
 	int rc = RP_EXIT_OK;
 	if (rp_format(&fo, &in, h, in.n, &cross)) {
 		fprintf(stderr, "tfprof-report: cannot write the report to stdout: %s; check the disk or pipe\n",
 			strerror(errno));
 		rc = RP_EXIT_FAIL;
 	}
-	rp_cross_free(&cross);
-	for (size_t i = 0; i < in.n; i++) {
-		rp_kernels_free(&h[i].kernels);
-		rp_steps_free(&h[i].steps);
-		rp_device_free(&h[i].dev);
-	}
-	free(h);
+	rp_analysis_free(h, in.n, &cross);
 	rp_inputs_free(&in);
 	return rc;
 }

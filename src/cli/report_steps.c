@@ -138,7 +138,7 @@ static void walk_line(struct ctx *c, const struct rp_plane_index *ix, const stru
 				struct marker *m = &c->m[top.marker];
 				int64_t end = v[i].end < m->end ? v[i].end : m->end;
 				if (end > v[i].start)
-					m->input += end - v[i].start;
+					m->input = rp_sat_add(m->input, end - v[i].start);
 				f.in_input = true;
 			}
 		}
@@ -331,16 +331,18 @@ static void device_metrics(struct rp_device *dev, struct rp_steps *out)
 			s->memcpys++;
 		if (d->kind == RP_MEMCPY && d->copy_kind == RP_H2D) {
 			s->h2d_bytes += d->bytes;
-			s->h2d_time += d->end - d->start;
+			s->h2d_time = rp_sat_add(s->h2d_time, d->end - d->start);
 		} else if (d->kind == RP_MEMCPY && d->copy_kind == RP_D2H) {
 			s->d2h_bytes += d->bytes;
-			s->d2h_time += d->end - d->start;
+			s->d2h_time = rp_sat_add(s->d2h_time, d->end - d->start);
 		}
 	}
 	qsort(v, n, sizeof *v, cmp_interval);
 	n = merge_intervals(v, n);
-	for (size_t i = 0; i < n; i++)
-		out->v[v[i].step].device_busy += v[i].end - v[i].start;
+	for (size_t i = 0; i < n; i++) {
+		struct rp_step *s = &out->v[v[i].step];
+		s->device_busy = rp_sat_add(s->device_busy, v[i].end - v[i].start);
+	}
 
 	/* Idle time: the window minus the union of all device work, whichever step it belongs to. */
 	n = 0;
@@ -363,7 +365,7 @@ static void device_metrics(struct rp_device *dev, struct rp_steps *out)
 			int64_t a = v[k].start > s->start ? v[k].start : s->start;
 			int64_t b = v[k].end < s->end ? v[k].end : s->end;
 			if (b > a)
-				covered += b - a;
+				covered = rp_sat_add(covered, b - a);
 		}
 		s->device_idle = (s->end - s->start) - covered;
 	}
@@ -382,11 +384,11 @@ static void summarize(const struct rp_device *dev, struct rp_steps *out)
 	for (size_t i = 0; i < out->n; i++) {
 		const struct rp_step *s = &out->v[i];
 		t[i] = s->end - s->start;
-		sum->wall += t[i];
-		sum->busy += s->device_busy;
-		sum->idle += s->device_idle;
-		sum->launch += s->launch_time;
-		sum->input += s->input_time;
+		sum->wall = rp_sat_add(sum->wall, t[i]);
+		sum->busy = rp_sat_add(sum->busy, s->device_busy);
+		sum->idle = rp_sat_add(sum->idle, s->device_idle);
+		sum->launch = rp_sat_add(sum->launch, s->launch_time);
+		sum->input = rp_sat_add(sum->input, s->input_time);
 	}
 	sum->mean = sum->wall / (int64_t)out->n;
 	sum->median = rp_median(t, out->n);
@@ -442,7 +444,7 @@ void rp_steps_analyze(const XSpace *s, struct rp_device *dev, struct rp_steps *o
 				st->end = m->end;
 		}
 		m->step = (int32_t)out->n - 1;
-		out->v[out->n - 1].input_time += m->input;
+		out->v[out->n - 1].input_time = rp_sat_add(out->v[out->n - 1].input_time, m->input);
 	}
 	free(order);
 	struct window *w = rp_xmalloc(out->n * sizeof *w);
@@ -459,7 +461,7 @@ void rp_steps_analyze(const XSpace *s, struct rp_device *dev, struct rp_steps *o
 		if (st < 0)
 			continue;
 		out->v[st].launches++;
-		out->v[st].launch_time += l->end - l->start;
+		out->v[st].launch_time = rp_sat_add(out->v[st].launch_time, l->end - l->start);
 	}
 	if (c.nl)
 		qsort(c.l, c.nl, sizeof *c.l, cmp_launch);

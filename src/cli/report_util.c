@@ -136,11 +136,13 @@ void rp_plane_index_init(struct rp_plane_index *ix, const XPlane *p)
 	ix->ev_ids = rp_xmalloc(k * sizeof *ix->ev_ids);
 	ix->ev_names = rp_xmalloc(k * sizeof *ix->ev_names);
 	ix->ev_display = rp_xmalloc(k * sizeof *ix->ev_display);
+	ix->ev_meta = rp_xmalloc(k * sizeof *ix->ev_meta);
 	for (size_t i = 0; i < k; i++) {
 		const Tensorflow__Profiler__XEventMetadata *m = p->event_metadata[tmp[i].pos]->value;
 		ix->ev_ids[i] = tmp[i].id;
 		ix->ev_names[i] = m && m->name ? m->name : "";
 		ix->ev_display[i] = m && m->display_name ? m->display_name : "";
+		ix->ev_meta[i] = m;
 	}
 	ix->nev = k;
 	k = 0;
@@ -164,6 +166,7 @@ void rp_plane_index_free(struct rp_plane_index *ix)
 	free(ix->ev_ids);
 	free(ix->ev_names);
 	free(ix->ev_display);
+	free(ix->ev_meta);
 	free(ix->st_ids);
 	free(ix->st_names);
 	memset(ix, 0, sizeof *ix);
@@ -188,6 +191,12 @@ const char *rp_event_name(const struct rp_plane_index *ix, int64_t id, const cha
 	if (display)
 		*display = i < 0 ? "" : ix->ev_display[i];
 	return i < 0 ? NULL : ix->ev_names[i];
+}
+
+const Tensorflow__Profiler__XEventMetadata *rp_event_meta(const struct rp_plane_index *ix, int64_t id)
+{
+	ptrdiff_t i = find_id(ix->ev_ids, ix->nev, id);
+	return i < 0 ? NULL : ix->ev_meta[i];
 }
 
 const char *rp_stat_name(const struct rp_plane_index *ix, int64_t id)
@@ -250,12 +259,17 @@ bool rp_stat_int(const struct rp_plane_index *ix, const XStat *s, int64_t *out)
 
 /* Saturating arithmetic: a corrupt timestamp must give a wrong number, never undefined
  * behaviour. */
-static int64_t sat_add(int64_t a, int64_t b)
+int64_t rp_sat_add(int64_t a, int64_t b)
 {
 	int64_t r;
 	if (__builtin_add_overflow(a, b, &r))
 		return b > 0 ? INT64_MAX : INT64_MIN;
 	return r;
+}
+
+static int64_t clamp_time(int64_t t)
+{
+	return t > RP_TIME_LIMIT ? RP_TIME_LIMIT : t < -RP_TIME_LIMIT ? -RP_TIME_LIMIT : t;
 }
 
 int64_t rp_event_start(const XLine *l, const XEvent *e)
@@ -264,10 +278,10 @@ int64_t rp_event_start(const XLine *l, const XEvent *e)
 	if (__builtin_mul_overflow(l->timestamp_ns, (int64_t)1000, &base))
 		base = l->timestamp_ns > 0 ? INT64_MAX : INT64_MIN;
 	int64_t off = e->data_case == TENSORFLOW__PROFILER__XEVENT__DATA_OFFSET_PS ? e->offset_ps : 0;
-	return sat_add(base, off);
+	return clamp_time(rp_sat_add(base, off));
 }
 
 int64_t rp_event_end(const XLine *l, const XEvent *e)
 {
-	return sat_add(rp_event_start(l, e), e->duration_ps > 0 ? e->duration_ps : 0);
+	return clamp_time(rp_sat_add(rp_event_start(l, e), e->duration_ps > 0 ? e->duration_ps : 0));
 }

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# ctest report_chrome_perfetto: opens tfprof-report's Chrome traces with Perfetto's
+# trace_processor (the engine behind ui.perfetto.dev) and compares its slice and flow counts with
+# the profiles. Installs the pinned `perfetto` Python package from PyPI into a virtual
+# environment under the build folder (once; later runs reuse it); the package then fetches the
+# trace_processor binary it pins (checked against its SHA-256) into that folder too. Exit 77
+# (skipped, shown by ctest) when either cannot be downloaded; TFPROF_TRACE_PROCESSOR may name a
+# trace_processor binary instead of the download.
+# usage: run_perfetto.sh REPORT_BIN MAKE_PROFILES_BIN WORKDIR   (environment from CMakeLists.txt:
+# TFPROF_PERFETTO_VERSION, TFPROF_PERFETTO_VENV)
+set -euo pipefail
+here=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
+ver=$TFPROF_PERFETTO_VERSION
+venv=$TFPROF_PERFETTO_VENV
+stamp="$venv/.tfprof-perfetto-$ver"
+py=${TFPROF_PERFETTO_PYTHON:-python3}
+
+skip() {
+	echo "SKIPPED: $*"
+	exit 77
+}
+
+if [[ ! -f $stamp ]]; then
+	# Reach the package index first, so that an offline machine skips in seconds.
+	index=${PIP_INDEX_URL:-$("$py" -m pip config get global.index-url 2>/dev/null || true)}
+	index=${index:-https://pypi.org/simple}
+	if ! why=$("$py" - "$index" <<'PY' 2>&1
+import sys, urllib.request
+urllib.request.urlopen(sys.argv[1].rstrip("/") + "/perfetto/", timeout=20).read(1)
+PY
+	); then
+		skip "perfetto $ver is not installed in $venv and the package index $index cannot be reached: $(tail -n1 <<<"$why")"
+	fi
+	# The stamp is written last, so an interrupted install is redone from scratch next time.
+	echo "perfetto: installing perfetto $ver into $venv (once)"
+	rm -rf "$venv"
+	if ! "$py" -m venv "$venv"; then
+		echo "perfetto: '$py -m venv' failed; on Debian install python3-venv (scripts/deps does)" >&2
+		exit 1
+	fi
+	log="$venv/install.log"
+	if ! "$venv/bin/pip" install --disable-pip-version-check --no-input -q "perfetto==$ver" >"$log" 2>&1; then
+		tail -n 30 "$log" >&2
+		echo "perfetto: pip install perfetto==$ver failed (log: $log)" >&2
+		exit 1
+	fi
+	touch "$stamp"
+fi
+
+tp=${TFPROF_TRACE_PROCESSOR:-}
+if [[ -z $tp ]]; then
+	# The package caches its binary under ~/.local/share/perfetto; HOME points it into the venv so
+	# that the test leaves nothing outside the build folder.
+	log="$venv/trace_processor-download.log"
+	if ! tp=$(HOME="$venv/home" "$venv/bin/python" - 2>"$log" <<'PY'
+from perfetto.prebuilts.manifests.trace_processor_shell import TRACE_PROCESSOR_SHELL_MANIFEST
+from perfetto.prebuilts.perfetto_prebuilts import get_perfetto_prebuilt
+print(get_perfetto_prebuilt(TRACE_PROCESSOR_SHELL_MANIFEST))
+PY
+	); then
+		skip "perfetto $ver could not download its trace_processor binary (log: $log: $(tail -n1 "$log")); set TFPROF_TRACE_PROCESSOR to a trace_processor binary to run this test offline"
+	fi
+fi
+[[ -x $tp ]] || { echo "perfetto: $tp is not an executable trace_processor" >&2; exit 1; }
+TRACE_PROCESSOR=$tp exec "$venv/bin/python" "$here/check_chrome.py" perfetto "$@"
