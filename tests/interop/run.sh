@@ -11,12 +11,6 @@ here=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
 ver=$TFPROF_XPROF_VERSION
 venv=$TFPROF_INTEROP_VENV
 work=$TFPROF_INTEROP_WORK
-stamp="$venv/.tfprof-xprof-$ver"
-
-skip() {
-	echo "SKIPPED: $*"
-	exit 77
-}
 
 # xprof 2.24 wheels need CPython >= 3.10.
 py=${TFPROF_INTEROP_PYTHON:-python3}
@@ -25,32 +19,9 @@ if ! "$py" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; th
 	exit 1
 fi
 
-if [[ ! -f $stamp ]]; then
-	# Reach the package index first, so that an offline machine skips in seconds.
-	index=${PIP_INDEX_URL:-$("$py" -m pip config get global.index-url 2>/dev/null || true)}
-	index=${index:-https://pypi.org/simple}
-	if ! why=$("$py" - "$index" <<'PY' 2>&1
-import sys, urllib.request
-urllib.request.urlopen(sys.argv[1].rstrip("/") + "/xprof/", timeout=20).read(1)
-PY
-	); then
-		skip "xprof $ver is not installed in $venv and the package index $index cannot be reached: $(tail -n1 <<<"$why")"
-	fi
-	# The stamp is written last, so an interrupted install is redone from scratch next time.
-	echo "interop: installing xprof $ver into $venv (once)"
-	rm -rf "$venv"
-	if ! "$py" -m venv "$venv"; then
-		echo "interop: '$py -m venv' failed; on Debian install python3-venv (scripts/deps does)" >&2
-		exit 1
-	fi
-	log="$venv/install.log"
-	if ! "$venv/bin/pip" install --disable-pip-version-check --no-input -q "xprof==$ver" >"$log" 2>&1; then
-		tail -n 30 "$log" >&2
-		echo "interop: pip install xprof==$ver failed (log: $log)" >&2
-		exit 1
-	fi
-	touch "$stamp"
-fi
+# shellcheck source=../support/pip_venv.sh
+source "$here/../support/pip_venv.sh"
+pip_venv "$py" "$venv" xprof "$ver"
 
 # Fresh profiles every run: host only, host + simulated GPU, and two hosts in one run directory.
 rm -rf "$work"

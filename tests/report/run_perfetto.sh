@@ -12,7 +12,6 @@ set -euo pipefail
 here=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
 ver=$TFPROF_PERFETTO_VERSION
 venv=$TFPROF_PERFETTO_VENV
-stamp="$venv/.tfprof-perfetto-$ver"
 py=${TFPROF_PERFETTO_PYTHON:-python3}
 
 skip() {
@@ -20,32 +19,9 @@ skip() {
 	exit 77
 }
 
-if [[ ! -f $stamp ]]; then
-	# Reach the package index first, so that an offline machine skips in seconds.
-	index=${PIP_INDEX_URL:-$("$py" -m pip config get global.index-url 2>/dev/null || true)}
-	index=${index:-https://pypi.org/simple}
-	if ! why=$("$py" - "$index" <<'PY' 2>&1
-import sys, urllib.request
-urllib.request.urlopen(sys.argv[1].rstrip("/") + "/perfetto/", timeout=20).read(1)
-PY
-	); then
-		skip "perfetto $ver is not installed in $venv and the package index $index cannot be reached: $(tail -n1 <<<"$why")"
-	fi
-	# The stamp is written last, so an interrupted install is redone from scratch next time.
-	echo "perfetto: installing perfetto $ver into $venv (once)"
-	rm -rf "$venv"
-	if ! "$py" -m venv "$venv"; then
-		echo "perfetto: '$py -m venv' failed; on Debian install python3-venv (scripts/deps does)" >&2
-		exit 1
-	fi
-	log="$venv/install.log"
-	if ! "$venv/bin/pip" install --disable-pip-version-check --no-input -q "perfetto==$ver" >"$log" 2>&1; then
-		tail -n 30 "$log" >&2
-		echo "perfetto: pip install perfetto==$ver failed (log: $log)" >&2
-		exit 1
-	fi
-	touch "$stamp"
-fi
+# shellcheck source=../support/pip_venv.sh
+source "$here/../support/pip_venv.sh"
+pip_venv "$py" "$venv" perfetto "$ver"
 
 tp=${TFPROF_TRACE_PROCESSOR:-}
 if [[ -z $tp ]]; then
