@@ -20,6 +20,7 @@
 #include "callbacks.h"
 #include "clock.h"
 #include "loader.h"
+#include "profile.h"
 
 /* Buffer sizing. NVIDIA suggests 1 to 10 MB per activity buffer. A 4 MiB buffer holds about
  * 19,000 kernel records (216 bytes each), so a thread launching at 100,000 kernels/s fills
@@ -48,43 +49,10 @@ static struct {
  * kept apart from G, which every start clears, since it holds for the life of the process. */
 static bool forked_from_active;
 
-/* Adds a one-line message ("tfprof: " + text) to a list. Out of memory drops the message. */
-static void add_msg(char ***list, size_t *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void add_msg(char ***list, size_t *n, const char *fmt, ...)
-{
-	char *body = NULL, *msg = NULL;
-	va_list ap;
-	va_start(ap, fmt);
-	int rc = vasprintf(&body, fmt, ap);
-	va_end(ap);
-	if (rc < 0)
-		return;
-	if (asprintf(&msg, "tfprof: %s", body) < 0) {
-		free(body);
-		return;
-	}
-	free(body);
-	for (char *p = msg; *p; p++)
-		if (*p == '\n' || *p == '\r')
-			*p = ' ';
-	char **nl = realloc(*list, (*n + 1) * sizeof *nl);
-	if (!nl) {
-		free(msg);
-		return;
-	}
-	nl[(*n)++] = msg;
-	*list = nl;
-}
-
-#define GPU_ERROR(...) add_msg(&G.errors, &G.nerrors, __VA_ARGS__)
-#define GPU_WARN(...) add_msg(&G.warnings, &G.nwarnings, __VA_ARGS__)
-
-static void free_msgs(char **list, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(list[i]);
-	free(list);
-}
+/* GPU tracing's messages, each a line starting "tfprof: " (the first argument is always a
+ * format literal). Out of memory drops the message. */
+#define GPU_ERROR(fmt, ...) tfprof__msg_add(&G.errors, &G.nerrors, "tfprof: " fmt, ##__VA_ARGS__)
+#define GPU_WARN(fmt, ...) tfprof__msg_add(&G.warnings, &G.nwarnings, "tfprof: " fmt, ##__VA_ARGS__)
 
 /* A positive integer from the environment, or fallback (with a warning when it was set but is
  * not a number in [lo, hi]). */
@@ -189,8 +157,8 @@ static void report_failure(const char *what, CUptiResult rc, const char *holder)
 
 static void reset_state(void)
 {
-	free_msgs(G.errors, G.nerrors);
-	free_msgs(G.warnings, G.nwarnings);
+	tfprof__msgs_free(G.errors, G.nerrors);
+	tfprof__msgs_free(G.warnings, G.nwarnings);
 	memset(&G, 0, sizeof G);
 }
 
@@ -331,25 +299,7 @@ void tfprof__gpu_fork_child(void)
 		forked_from_active = true;
 	tfprof__activity_fork_child();
 	/* The messages are the parent's; malloc works in a child of a threaded glibc process. */
-	free_msgs(G.errors, G.nerrors);
-	free_msgs(G.warnings, G.nwarnings);
+	tfprof__msgs_free(G.errors, G.nerrors);
+	tfprof__msgs_free(G.warnings, G.nwarnings);
 	memset(&G, 0, sizeof G);
-}
-
-void tfprof__gpu_result_free(struct tfprof__gpu_result *r)
-{
-	if (!r)
-		return;
-	while (r->events) {
-		struct tfprof__dev_chunk *c = r->events;
-		r->events = c->next;
-		free(c);
-	}
-	for (size_t i = 0; i < r->nnames; i++)
-		free(r->names[i]);
-	free(r->names);
-	free(r->devices);
-	free_msgs(r->errors, r->nerrors);
-	free_msgs(r->warnings, r->nwarnings);
-	memset(r, 0, sizeof *r);
 }

@@ -22,7 +22,6 @@ int tfprof__gpu_start(const struct tfprof__gpu_config *cfg);
 /* Disables collection, flushes CUPTI (forced), waits for buffers in flight and fills *out.
  * Safe to call after a failed start. */
 void tfprof__gpu_stop(struct tfprof__gpu_result *out);
-void tfprof__gpu_result_free(struct tfprof__gpu_result *r);
 /* In a fork child (session.c's pthread_atfork child handler): forgets the parent's GPU tracing
  * without one CUPTI call. CUPTI's threads do not exist in the child, and a flush or unsubscribe
  * of the parent's state there can hang (HPCToolkit saw FlushAll hang at exit). When tracing was

@@ -31,19 +31,6 @@ void tfprof__gpu_stop(struct tfprof__gpu_result *out)
 		out->nerrors = 1;
 }
 
-void tfprof__gpu_result_free(struct tfprof__gpu_result *r)
-{
-	if (!r)
-		return;
-	for (size_t i = 0; i < r->nerrors; i++)
-		free(r->errors[i]);
-	free(r->errors);
-	for (size_t i = 0; i < r->nwarnings; i++)
-		free(r->warnings[i]);
-	free(r->warnings);
-	memset(r, 0, sizeof *r);
-}
-
 void tfprof__gpu_fork_child(void)
 {
 	/* Nothing to forget: this build never traces the GPU. */

@@ -117,4 +117,6 @@ struct tfprof__gpu_result {
 	struct tfprof__clock_pair begin, end;
 };
 
+void tfprof__gpu_result_free(struct tfprof__gpu_result *r);
+
 #endif

@@ -26,11 +26,11 @@ int tfprof__profile_init(struct tfprof__profile *p)
 	return tfprof__strtab_init(&p->strs);
 }
 
-static void free_strings(char **s, size_t n)
+void tfprof__msgs_free(char **list, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		free(s[i]);
-	free(s);
+		free(list[i]);
+	free(list);
 }
 
 void tfprof__profile_free(struct tfprof__profile *p)
@@ -46,8 +46,8 @@ void tfprof__profile_free(struct tfprof__profile *p)
 		free(pl->meta_stats);
 	}
 	free(p->planes);
-	free_strings(p->errors, p->nerrors);
-	free_strings(p->warnings, p->nwarnings);
+	tfprof__msgs_free(p->errors, p->nerrors);
+	tfprof__msgs_free(p->warnings, p->nwarnings);
 	free(p->hostname);
 	tfprof__strtab_free(&p->strs);
 	memset(p, 0, sizeof *p);
@@ -153,6 +153,9 @@ static int add_msg(char ***arr, size_t *n, const char *fmt, va_list ap)
 	char *raw, *msg;
 	if (vasprintf(&raw, fmt, ap) < 0)
 		return -1;
+	for (char *c = raw; *c; c++)
+		if (*c == '\n' || *c == '\r')
+			*c = ' ';
 	/* Messages may quote paths and names, which need not be UTF-8. */
 	size_t len;
 	msg = tfprof__utf8_sanitize(raw, strlen(raw), &len);
@@ -167,6 +170,15 @@ static int add_msg(char ***arr, size_t *n, const char *fmt, va_list ap)
 	a[(*n)++] = msg;
 	*arr = a;
 	return 0;
+}
+
+int tfprof__msg_add(char ***list, size_t *n, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int r = add_msg(list, n, fmt, ap);
+	va_end(ap);
+	return r;
 }
 
 int tfprof__profile_add_error(struct tfprof__profile *p, const char *fmt, ...)

@@ -89,6 +89,11 @@ struct tfprof__stat *tfprof__line_add_stat(struct tfprof__line *l, uint32_t key,
 struct tfprof__stat *tfprof__plane_add_stat(struct tfprof__plane *pl, uint32_t key, uint32_t type);
 struct tfprof__stat *tfprof__plane_add_meta_stat(struct tfprof__plane *pl, uint32_t event_name, uint32_t key,
 						 uint32_t type);
+/* A list of one-line messages (errors, warnings): appends a printf-style message, with line
+ * breaks made spaces and invalid UTF-8 repaired (messages quote paths and names). Returns 0, or
+ * -1 when out of memory (the message is then dropped). */
+int tfprof__msg_add(char ***list, size_t *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void tfprof__msgs_free(char **list, size_t n);
 /* printf-style; the message is copied. */
 int tfprof__profile_add_error(struct tfprof__profile *p, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
