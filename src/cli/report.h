@@ -84,12 +84,94 @@ int64_t rp_event_end(const XLine *l, const XEvent *e);
 /* a + b, saturating: sums of many durations from a corrupt file must not overflow. */
 int64_t rp_sat_add(int64_t a, int64_t b);
 
-/* ---- report_load.c: paths -> XSpaces ---------------------------------------------------- */
+/* Length of the valid UTF-8 sequence at s (1 to 4), or 0 when the bytes there are not one
+ * (overlong forms, surrogates and code points above U+10FFFF are not). s is NUL-terminated. */
+size_t rp_utf8_len(const unsigned char *s);
+
+/* ---- report_outfile.c: output files --------------------------------------------------------- */
+
+/* An output file that appears whole or not at all: it is written to "<path>.tmp.XXXXXX" in the
+ * same folder and renamed over path by rp_outfile_commit, so a failed run never leaves half a
+ * file (a pipe or device such as /dev/stdout is written in place instead). The struct owns f and
+ * tmp until commit or abort; path is borrowed and must outlive it. */
+struct rp_outfile {
+	FILE *f;          /* write here */
+	char *tmp;        /* the temporary file's name, "" when path is written in place */
+	const char *path;
+};
+/* option names the command-line option in messages ("--svg"); gzip compresses what is written to
+ * f. Returns 0, or -1 with a one-line
+ * message in err when path cannot be written (a directory, a missing or read-only folder): a
+ * mistake the user can fix. */
+int rp_outfile_open(struct rp_outfile *o, const char *path, const char *option, bool gzip, char *err,
+		    size_t errlen);
+/* Flushes and closes f and renames the file into place. Returns 0, or -1 with a one-line message
+ * in err (a write failed: disk full, I/O error), having removed the temporary file. */
+int rp_outfile_commit(struct rp_outfile *o, char *err, size_t errlen);
+/* Closes f and removes the temporary file; for a writer that gives up before commit. */
+void rp_outfile_abort(struct rp_outfile *o);
+
+/* ---- report_wire.c: an XSpace whose events stay encoded until walked ---------------------- */
+
+struct rp_line {
+	XLine *hdr;          /* the line's own fields (id, names, timestamp_ns); hdr->n_events is 0 */
+	const uint8_t *body; /* the line's encoded message inside the file buffer */
+	size_t len;
+	size_t n_events;
+};
+
+struct rp_plane {
+	XPlane *hdr;         /* id, name, metadata and stats; hdr->n_lines is 0 */
+	struct rp_line *lines;
+	size_t n_lines;
+	uint64_t n_events;
+};
+
+struct rp_space {
+	XSpace *hdr;         /* errors, warnings, hostnames; hdr->n_planes is 0 */
+	struct rp_plane *planes;
+	size_t n_planes;
+	uint8_t *buf;        /* the file, which the lines point into */
+	size_t len;
+};
+
+/* Why rp_space_parse() failed. */
+enum { RP_WIRE_CORRUPT = 1, RP_WIRE_NO_PLANES = 2 };
+
+/* Parses buf (taking ownership of it, also on failure) and checks every event. Returns NULL
+ * with *why set when it is not a well-formed XSpace with planes. */
+struct rp_space *rp_space_parse(uint8_t *buf, size_t n, int *why);
+void rp_space_free(struct rp_space *s);
+
+struct rp_str_span {
+	const uint8_t *data;
+	size_t len;
+};
+
+/* Walks one line's events. The event rp_events_next() returns (and its stats and strings) stays
+ * valid until the next call; copy what must outlive it. One iterator serves many lines. */
+struct rp_events {
+	const uint8_t *p, *end;
+	bool bad;            /* the line ended in malformed bytes (never after rp_space_parse) */
+	XEvent ev;
+	XStat *st;
+	XStat **stp;
+	struct rp_str_span *spans;
+	size_t cap;
+	char *str;
+	size_t str_cap;
+};
+void rp_events_init(struct rp_events *it);
+void rp_events_line(struct rp_events *it, const struct rp_line *l);
+const XEvent *rp_events_next(struct rp_events *it);
+void rp_events_free(struct rp_events *it);
+
+/* ---- report_load.c: paths -> spaces ----------------------------------------------------- */
 
 struct rp_input {
 	char *host; /* file name without ".xplane.pb" (what xprof shows as the host) */
 	char *path;
-	XSpace *space;
+	struct rp_space *space;
 };
 
 struct rp_inputs {
@@ -137,7 +219,7 @@ struct rp_device {
 	size_t skipped_lines;     /* derived lines (XLA Ops, Steps...) that are not device work */
 };
 
-void rp_device_collect(const XSpace *s, struct rp_device *out);
+void rp_device_collect(const struct rp_space *s, struct rp_device *out);
 void rp_device_free(struct rp_device *d);
 
 /* ---- report_steps.c: steps, attribution, summary ---------------------------------------- */
@@ -188,7 +270,7 @@ struct rp_steps {
 };
 
 /* Finds the steps on /host:CPU and attributes each device event in dev to one (sets ev->step). */
-void rp_steps_analyze(const XSpace *s, struct rp_device *dev, struct rp_steps *out);
+void rp_steps_analyze(const struct rp_space *s, struct rp_device *dev, struct rp_steps *out);
 void rp_steps_free(struct rp_steps *st);
 /* Percentile helpers, exposed for the cross-host comparison. */
 int64_t rp_median(int64_t *v, size_t n); /* sorts v */
@@ -274,13 +356,26 @@ struct rp_chrome_stats {
 	uint64_t flows;   /* launch -> device flows written (one per correlated pair) */
 };
 
-/* Writes the profiles as a Chrome trace (JSON; gzip-compressed when path ends in ".gz") through a
- * temporary file in the same folder that is renamed over path at the end, so a failed run never
- * leaves half a trace. progress: report progress on stderr. Returns 0, or -1 with a one-line
- * message in err. */
+/* Writes the profiles as a Chrome trace (JSON; gzip-compressed when path ends in ".gz") through
+ * rp_outfile. progress: report progress on stderr. Returns RP_EXIT_OK, or RP_EXIT_BAD_INPUT (path
+ * cannot be written: the user's to fix) or RP_EXIT_FAIL (a write failed) with a one-line message
+ * in err. */
 int rp_chrome_trace(const struct rp_inputs *in, const char *path, bool progress,
 		    struct rp_chrome_stats *st, char *err, size_t errlen);
 /* The same trace written to f (the fuzz target and tests use it). Returns -1 when f failed. */
 int rp_chrome_write(const struct rp_inputs *in, FILE *f, bool progress, struct rp_chrome_stats *st);
+
+/* ---- report_svg.c: host step time against device busy time, as an SVG chart ---------------- */
+
+/* Writes the chart of the analysed hosts h[0..n) (from rp_analyze on in) to path through an
+ * rp_outfile: per step a bar of host wall time beside a bar of device busy time, one panel per
+ * host on a shared ms scale, steps bucketed when there are more than fit. Returns RP_EXIT_OK, or
+ * RP_EXIT_BAD_INPUT (no host has a step; path cannot be written) or RP_EXIT_FAIL (a write
+ * failed) with a one-line message in err that says what to do; then no file is left behind. */
+int rp_svg(const struct rp_inputs *in, const struct rp_host_report *h, size_t n, const char *path,
+	   char *err, size_t errlen);
+/* The same chart written to f, also when no host has steps (empty panels). Returns -1 when f
+ * failed. */
+int rp_svg_write(const struct rp_inputs *in, const struct rp_host_report *h, size_t n, FILE *f);
 
 #endif

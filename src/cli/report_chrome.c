@@ -252,8 +252,10 @@ static void flow(struct writer *w, const char *ph, uint64_t id, int64_t pid, int
 	fputc('}', f);
 }
 
-static void write_plane(struct writer *w, size_t host, const XPlane *p, int64_t pid, struct corr_set *corr)
+static void write_plane(struct writer *w, size_t host, const struct rp_plane *rp, int64_t pid,
+			struct corr_set *corr, struct rp_events *it)
 {
+	const XPlane *p = rp->hdr;
 	struct rp_plane_index ix;
 	rp_plane_index_init(&ix, p);
 	int64_t corr_stat = rp_stat_id(&ix, "correlation_id");
@@ -264,10 +266,8 @@ static void write_plane(struct writer *w, size_t host, const XPlane *p, int64_t 
 	else
 		snprintf(pname, sizeof pname, "%s", p->name);
 	meta(w, "process_name", pid, NULL, pname, pid);
-	for (size_t li = 0; li < p->n_lines; li++) {
-		const XLine *l = p->lines[li];
-		if (!l)
-			continue;
+	for (size_t li = 0; li < rp->n_lines; li++) {
+		const XLine *l = rp->lines[li].hdr;
 		int64_t tid = l->display_id ? l->display_id : l->id;
 		const char *tname = l->display_name && *l->display_name ? l->display_name : l->name;
 		char fallback[40];
@@ -276,10 +276,8 @@ static void write_plane(struct writer *w, size_t host, const XPlane *p, int64_t 
 			tname = fallback;
 		}
 		meta(w, "thread_name", pid, &tid, tname, (int64_t)li);
-		for (size_t ei = 0; ei < l->n_events; ei++) {
-			const XEvent *e = l->events[ei];
-			if (!e)
-				continue;
+		rp_events_line(it, &rp->lines[li]);
+		for (const XEvent *e; (e = rp_events_next(it));) {
 			progress(w);
 			const char *display = "";
 			const char *name = rp_event_name(&ix, e->metadata_id, &display);
@@ -335,22 +333,22 @@ static void write_plane(struct writer *w, size_t host, const XPlane *p, int64_t 
 
 /* First pass over one host: the earliest event, the event count and which correlation ids have
  * both a host launch and a device event. */
-static void scan_host(const XSpace *s, struct corr_set *corr, int64_t *base, uint64_t *total)
+static void scan_host(const struct rp_space *s, struct corr_set *corr, int64_t *base, uint64_t *total,
+		      struct rp_events *it)
 {
 	for (size_t pi = 0; pi < s->n_planes; pi++) {
-		const XPlane *p = s->planes[pi];
-		if (!p || !(is_host_plane(p) || is_gpu_plane(p)))
+		const struct rp_plane *rp = &s->planes[pi];
+		const XPlane *p = rp->hdr;
+		if (!(is_host_plane(p) || is_gpu_plane(p)))
 			continue;
 		struct rp_plane_index ix;
 		rp_plane_index_init(&ix, p);
 		int64_t corr_stat = rp_stat_id(&ix, "correlation_id");
 		uint8_t side = is_gpu_plane(p) ? CORR_DEV : CORR_HOST;
-		for (size_t li = 0; li < p->n_lines; li++) {
-			const XLine *l = p->lines[li];
-			for (size_t ei = 0; l && ei < l->n_events; ei++) {
-				const XEvent *e = l->events[ei];
-				if (!e)
-					continue;
+		for (size_t li = 0; li < rp->n_lines; li++) {
+			const XLine *l = rp->lines[li].hdr;
+			rp_events_line(it, &rp->lines[li]);
+			for (const XEvent *e; (e = rp_events_next(it));) {
 				int64_t t = rp_event_start(l, e);
 				if (t < *base)
 					*base = t;
@@ -381,8 +379,10 @@ int rp_chrome_write(const struct rp_inputs *in, FILE *f, bool show_progress, str
 			    .first = true, .shown_pct = -1 };
 	if (show_progress)
 		clock_gettime(CLOCK_MONOTONIC, &w.started);
+	struct rp_events it;
+	rp_events_init(&it);
 	for (size_t h = 0; h < in->n; h++)
-		scan_host(in->v[h].space, &corr[h], &w.base, &w.total);
+		scan_host(in->v[h].space, &corr[h], &w.base, &w.total, &it);
 	if (w.base == INT64_MAX)
 		w.base = 0;
 	/* Nanoseconds: a fractional base would shift every timestamp by the same sub-ns amount. */
@@ -391,15 +391,16 @@ int rp_chrome_write(const struct rp_inputs *in, FILE *f, bool show_progress, str
 		   "\"tfprof_time_base_ns\":%" PRId64 "},\"traceEvents\":[",
 		w.base / 1000);
 	for (size_t h = 0; h < in->n; h++) {
-		const XSpace *s = in->v[h].space;
+		const struct rp_space *s = in->v[h].space;
 		/* The host plane first: a launch's flow start then comes before its device end. */
 		for (int pass = 0; pass < 2; pass++)
 			for (size_t pi = 0; pi < s->n_planes; pi++) {
-				const XPlane *p = s->planes[pi];
-				if (p && (pass == 0 ? is_host_plane(p) : is_gpu_plane(p)))
-					write_plane(&w, h, p, plane_pid(h, p), &corr[h]);
+				const XPlane *p = s->planes[pi].hdr;
+				if (pass == 0 ? is_host_plane(p) : is_gpu_plane(p))
+					write_plane(&w, h, &s->planes[pi], plane_pid(h, p), &corr[h], &it);
 			}
 	}
+	rp_events_free(&it);
 	fputs("\n]}\n", f);
 	if (w.progress && w.shown_pct >= 0)
 		fputs("\r\033[K", stderr);
@@ -409,95 +410,16 @@ int rp_chrome_write(const struct rp_inputs *in, FILE *f, bool show_progress, str
 	return fflush(f) || ferror(f) ? -1 : 0;
 }
 
-/* ---- output file: temp file, optional gzip, rename ------------------------------------------ */
-
-static ssize_t gz_cookie_write(void *cookie, const char *buf, size_t n)
-{
-	/* gzwrite takes an unsigned count; stdio hands over at most its buffer size here. */
-	int k = gzwrite((gzFile)cookie, buf, (unsigned)n);
-	return k > 0 ? k : (n ? -1 : 0);
-}
-
-static int gz_cookie_close(void *cookie)
-{
-	return gzclose((gzFile)cookie) == Z_OK ? 0 : -1;
-}
-
-static bool has_suffix(const char *s, const char *suf)
-{
-	size_t a = strlen(s), b = strlen(suf);
-	return a >= b && strcmp(s + a - b, suf) == 0;
-}
-
 int rp_chrome_trace(const struct rp_inputs *in, const char *path, bool show_progress,
 		    struct rp_chrome_stats *st, char *err, size_t errlen)
 {
-	struct stat pst;
-	bool special = stat(path, &pst) == 0 && !S_ISREG(pst.st_mode);
-	if (special && S_ISDIR(pst.st_mode)) {
-		snprintf(err, errlen, "cannot write %s: it is a directory; give --chrome-trace a file name "
-			 "such as %s/trace.json.gz", path, path);
-		return -1;
-	}
 	size_t n = strlen(path);
-	char *tmp = rp_xmalloc(n + 16);
-	int fd;
-	if (special) {
-		/* A pipe or device (/dev/stdout, a FIFO) is written in place: renaming over it would
-		 * replace the device node instead of writing to it. */
-		fd = open(path, O_WRONLY);
-		tmp[0] = '\0';
-	} else {
-		snprintf(tmp, n + 16, "%s.tmp.XXXXXX", path);
-		fd = mkstemp(tmp);
-		if (fd >= 0) {
-			/* mkstemp makes the file 0600; a trace is meant to be shared like any other output. */
-			mode_t um = umask(0);
-			umask(um);
-			fchmod(fd, 0666 & ~um);
-		}
-	}
-	if (fd < 0) {
-		snprintf(err, errlen, "cannot write %s: %s; pick a writable folder for --chrome-trace", path,
-			 strerror(errno));
-		free(tmp);
-		return -1;
-	}
-	FILE *f = NULL;
-	bool gz = has_suffix(path, ".gz");
-	if (gz) {
-		gzFile z = gzdopen(fd, "wb6");
-		if (z) {
-			f = fopencookie(z, "w", (cookie_io_functions_t){ .write = gz_cookie_write,
-									.close = gz_cookie_close });
-			if (!f)
-				gzclose(z);
-		} else {
-			close(fd);
-		}
-	} else {
-		f = fdopen(fd, "w");
-		if (!f)
-			close(fd);
-	}
-	int rc = -1;
-	if (!f) {
-		snprintf(err, errlen, "cannot write %s: %s; check free memory and retry", path, strerror(errno));
-	} else {
-		static char buf[1 << 16];
-		setvbuf(f, buf, _IOFBF, sizeof buf);
-		int wrc = rp_chrome_write(in, f, show_progress, st);
-		int saved = errno;
-		if (fclose(f) || wrc)
-			snprintf(err, errlen, "cannot write %s: %s; check free disk space and retry", path,
-				 strerror(errno ? errno : saved));
-		else if (*tmp && rename(tmp, path))
-			snprintf(err, errlen, "cannot write %s: %s; check the path and retry", path, strerror(errno));
-		else
-			rc = 0;
-	}
-	if (rc && *tmp)
-		unlink(tmp);
-	free(tmp);
-	return rc;
+	struct rp_outfile o;
+	if (rp_outfile_open(&o, path, "--chrome-trace", n > 3 && strcmp(path + n - 3, ".gz") == 0, err, errlen))
+		return RP_EXIT_BAD_INPUT;
+	static char buf[1 << 16];
+	setvbuf(o.f, buf, _IOFBF, sizeof buf);
+	rp_chrome_write(in, o.f, show_progress, st);
+	/* A failed write leaves the stream's error flag set, which commit reports. */
+	return rp_outfile_commit(&o, err, errlen) ? RP_EXIT_FAIL : RP_EXIT_OK;
 }

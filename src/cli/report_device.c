@@ -85,8 +85,9 @@ static uint32_t kernel_name_id(struct rp_device *out, const char *name, const ch
 	return id;
 }
 
-static void collect_plane(const XPlane *p, struct rp_device *out)
+static void collect_plane(const struct rp_plane *rp, struct rp_events *it, struct rp_device *out)
 {
+	const XPlane *p = rp->hdr;
 	struct rp_plane_index ix;
 	rp_plane_index_init(&ix, p);
 	struct roles r = {
@@ -98,13 +99,13 @@ static void collect_plane(const XPlane *p, struct rp_device *out)
 	};
 	/* Kernel names repeat; demangle each event metadata once. */
 	uint32_t *name_cache = rp_xcalloc(ix.nev, sizeof *name_cache);
-	for (size_t li = 0; li < p->n_lines; li++) {
-		const XLine *l = p->lines[li];
+	for (size_t li = 0; li < rp->n_lines; li++) {
+		const XLine *l = rp->lines[li].hdr;
 		const char *lname = l->name && l->name[0] ? l->name : l->display_name ? l->display_name : "";
 		bool stream = starts_with_ci(lname, "Stream #") && !strstr(lname, "synchronization");
 		size_t taken = 0;
-		for (size_t ei = 0; ei < l->n_events; ei++) {
-			const XEvent *e = l->events[ei];
+		rp_events_line(it, &rp->lines[li]);
+		for (const XEvent *e; (e = rp_events_next(it));) {
 			const char *cdet = NULL, *sdet = NULL;
 			bool has_k = false, has_c = false, has_s = false;
 			struct rp_dev_event d = { .step = -1 };
@@ -175,16 +176,31 @@ static void collect_plane(const XPlane *p, struct rp_device *out)
 	rp_plane_index_free(&ix);
 }
 
-void rp_device_collect(const XSpace *s, struct rp_device *out)
+static bool is_gpu(const struct rp_plane *p)
+{
+	return p->hdr->name && strncmp(p->hdr->name, "/device:GPU:", 12) == 0;
+}
+
+void rp_device_collect(const struct rp_space *s, struct rp_device *out)
 {
 	memset(out, 0, sizeof *out);
+	/* Sized once for every event on the GPU planes: growing by doubling could hold twice that. */
+	uint64_t most = 0;
+	for (size_t i = 0; i < s->n_planes; i++)
+		most += is_gpu(&s->planes[i]) ? s->planes[i].n_events : 0;
+	if (most) {
+		out->ev = rp_xcalloc((size_t)most, sizeof *out->ev);
+		out->cap = (size_t)most;
+	}
+	struct rp_events it;
+	rp_events_init(&it);
 	for (size_t i = 0; i < s->n_planes; i++) {
-		const XPlane *p = s->planes[i];
-		if (!p->name || strncmp(p->name, "/device:GPU:", 12) != 0)
+		if (!is_gpu(&s->planes[i]))
 			continue;
 		out->nplanes++;
-		collect_plane(p, out);
+		collect_plane(&s->planes[i], &it, out);
 	}
+	rp_events_free(&it);
 }
 
 void rp_device_free(struct rp_device *d)

@@ -238,7 +238,7 @@ static void format_text(struct out *o, const struct rp_inputs *in, const struct 
 		     r->dev.nplanes, r->dev.nplanes == 1 ? "" : "s", r->dev.n, r->steps.n);
 		if (n > 1 || !in->run_dir)
 			wrap(o, 2, "file: %s", r->in->path);
-		text_messages(o, r->in->space);
+		text_messages(o, r->in->space->hdr);
 		if (!r->steps.has_host_plane)
 			wrap(o, 2, "No /host:CPU plane: this profile has no host events, so it has no steps.");
 		if (sec & RP_SEC_STEPS)
@@ -370,23 +370,6 @@ static void format_csv(struct out *o, const struct rp_host_report *h, size_t n, 
 
 /* ---- JSON -------------------------------------------------------------------------------- */
 
-/* Length of the valid UTF-8 sequence at s, or 0 when the bytes there are not one. */
-static size_t utf8_len(const unsigned char *s)
-{
-	if (s[0] < 0x80)
-		return 1;
-	size_t n = (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3 : (s[0] & 0xf8) == 0xf0 ? 4 : 0;
-	if (!n || (n == 2 && s[0] < 0xc2) || (n == 4 && s[0] > 0xf4))
-		return 0;
-	for (size_t i = 1; i < n; i++)
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-	if ((n == 3 && s[0] == 0xe0 && s[1] < 0xa0) || (n == 3 && s[0] == 0xed && s[1] >= 0xa0) ||
-	    (n == 4 && s[0] == 0xf0 && s[1] < 0x90) || (n == 4 && s[0] == 0xf4 && s[1] >= 0x90))
-		return 0;
-	return n;
-}
-
 /* A JSON string; bytes that are not UTF-8 (a profile's strings are not checked by the reader)
  * become U+FFFD so that the output always parses. */
 static void json_str(FILE *f, const char *s)
@@ -400,7 +383,7 @@ static void json_str(FILE *f, const char *s)
 		} else if (*p < 0x20) {
 			fprintf(f, "\\u%04x", *p++);
 		} else {
-			size_t n = utf8_len(p);
+			size_t n = rp_utf8_len(p);
 			if (!n) {
 				fputs("\\ufffd", f);
 				p++;
@@ -433,7 +416,7 @@ static void json_host(struct out *o, const struct rp_host_report *h)
 {
 	FILE *f = o->f;
 	unsigned sec = o->o->sections;
-	const XSpace *sp = h->in->space;
+	const XSpace *sp = h->in->space->hdr;
 	fputs("{\"host\":", f);
 	json_str(f, h->in->host);
 	fputs(",\"file\":", f);

@@ -3,8 +3,8 @@
  * logdir's plugins/profile folder. Every way this can fail ends in one line that says what to
  * pass instead.
  *
- * Memory: each file is read whole and unpacked whole by protobuf-c, so a report needs a few
- * times the file's size in memory. Streaming the planes would lift that; not done yet. */
+ * Memory: each file is read whole and kept as bytes; report_wire.c unpacks only its small parts,
+ * and the analyses decode the events one at a time. */
 #include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -66,26 +66,25 @@ static const char *sniff(const unsigned char *b, size_t n)
 	       "by tfprof, TensorFlow or JAX";
 }
 
-/* Unpacks and validates one XSpace held in memory; path names it in messages. */
-static XSpace *parse_space(const unsigned char *buf, size_t n, const char *path, char *err, size_t errlen)
+/* Parses and validates one XSpace held in memory (taking buf); path names it in messages. */
+static struct rp_space *parse_space(uint8_t *buf, size_t n, const char *path, char *err, size_t errlen)
 {
-	XSpace *s = tensorflow__profiler__xspace__unpack(NULL, n, buf);
-	/* protobuf-c accepts many non-protobuf byte strings as messages made only of unknown fields,
-	 * so an XSpace also has to have planes and nothing the schema does not define at its top. */
-	if (s && (s->base.n_unknown_fields || s->n_planes == 0)) {
-		bool no_planes = s->n_planes == 0 && !s->base.n_unknown_fields;
-		tensorflow__profiler__xspace__free_unpacked(s, NULL);
-		set_err(err, errlen, "%s is not an XSpace profile: %s", path,
-			no_planes ? "it holds no planes; capture the profile again" : sniff(buf, n));
-		s = NULL;
-	} else if (!s) {
-		set_err(err, errlen, "%s is not a readable XSpace profile: %s", path, sniff(buf, n));
-	}
+	/* The sniff needs the first bytes after the buffer is gone. */
+	unsigned char head[64];
+	size_t nh = n < sizeof head ? n : sizeof head;
+	memcpy(head, buf, nh);
+	int why = 0;
+	struct rp_space *s = rp_space_parse(buf, n, &why);
+	if (!s && why == RP_WIRE_NO_PLANES)
+		set_err(err, errlen, "%s is not an XSpace profile: it holds no planes; capture the profile again",
+			path);
+	else if (!s)
+		set_err(err, errlen, "%s is not a readable XSpace profile: %s", path, sniff(head, nh));
 	return s;
 }
 
-/* Reads and unpacks one file. */
-static XSpace *read_space(const char *path, char *err, size_t errlen)
+/* Reads and parses one file. */
+static struct rp_space *read_space(const char *path, char *err, size_t errlen)
 {
 	FILE *f = fopen(path, "rb");
 	if (!f) {
@@ -116,9 +115,7 @@ static XSpace *read_space(const char *path, char *err, size_t errlen)
 		free(buf);
 		return NULL;
 	}
-	XSpace *s = parse_space(buf, n, path, err, errlen);
-	free(buf);
-	return s;
+	return parse_space(buf, n, path, err, errlen);
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -160,7 +157,7 @@ static void free_list(char **v, size_t n)
 	free(v);
 }
 
-static void add_space(struct rp_inputs *out, XSpace *s, const char *path, const char *name)
+static void add_space(struct rp_inputs *out, struct rp_space *s, const char *path, const char *name)
 {
 	out->v = rp_xrealloc(out->v, (out->n + 1) * sizeof *out->v);
 	struct rp_input *in = &out->v[out->n++];
@@ -175,7 +172,7 @@ static void add_space(struct rp_inputs *out, XSpace *s, const char *path, const 
 
 static int add_file(struct rp_inputs *out, const char *path, const char *name, char *err, size_t errlen)
 {
-	XSpace *s = read_space(path, err, errlen);
+	struct rp_space *s = read_space(path, err, errlen);
 	if (!s)
 		return -1;
 	add_space(out, s, path, name);
@@ -190,7 +187,9 @@ int rp_load_buffer(const void *buf, size_t n, const char *name, struct rp_inputs
 		set_err(err, errlen, "%s is empty (0 bytes): the profile was not written; capture it again", name);
 		return -1;
 	}
-	XSpace *s = parse_space(buf, n, name, err, errlen);
+	uint8_t *copy = rp_xmalloc(n);
+	memcpy(copy, buf, n);
+	struct rp_space *s = parse_space(copy, n, name, err, errlen);
 	if (!s)
 		return -1;
 	add_space(out, s, name, name);
@@ -316,7 +315,7 @@ void rp_inputs_free(struct rp_inputs *in)
 	for (size_t i = 0; i < in->n; i++) {
 		free(in->v[i].host);
 		free(in->v[i].path);
-		tensorflow__profiler__xspace__free_unpacked(in->v[i].space, NULL);
+		rp_space_free(in->v[i].space);
 	}
 	free(in->v);
 	free(in->run_dir);

@@ -1,8 +1,8 @@
 /* tfprof-report: how long each training step took on the host, how much of it the GPU was busy,
  * which kernels and copies took the time, and (for a run with several hosts) which host was
  * slowest. Reads what tfprof, TensorFlow or JAX wrote. This file parses the command line, runs
- * the analysis per host and hands the results to the formatter, or the profiles to the Chrome
- * trace writer (report_chrome.c); exit codes in report.h. */
+ * the analysis per host and hands the results to the formatter or the SVG chart (report_svg.c),
+ * or the profiles to the Chrome trace writer (report_chrome.c); exit codes in report.h. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -13,7 +13,8 @@
 #include "report.h"
 
 #define USAGE_LINE "usage: tfprof-report [--csv|--json] [--top N] [--only SECTIONS] [--run NAME] [--width N] PATH\n" \
-		   "       tfprof-report --chrome-trace OUT.json[.gz] [--run NAME] PATH"
+		   "       tfprof-report --chrome-trace OUT.json[.gz] [--run NAME] PATH\n" \
+		   "       tfprof-report --svg OUT.svg [--run NAME] PATH"
 
 static void help(void)
 {
@@ -41,6 +42,12 @@ static void help(void)
 	      "                   per host thread and GPU stream, each event with its stats as args,\n"
 	      "                   and an arrow from each kernel launch to its kernel. Times are\n"
 	      "                   relative to the earliest event (metadata.tfprof_time_base_ns)\n"
+	      "  --svg OUT.svg    instead of the report, draw a chart (SVG): per step, the host step\n"
+	      "                   time (wall) as a bar beside the device busy time, with their means,\n"
+	      "                   one panel per host on the same ms scale, titled with the host and its\n"
+	      "                   verdict. More than 200 steps are drawn as buckets of consecutive steps\n"
+	      "                   (bar = mean, a thin line up to the slowest step). Needs step scopes\n"
+	      "                   (a step_num stat); prints the file's name on stderr\n"
 	      "  -h, --help       this help\n"
 	      "\n"
 	      "Sections\n"
@@ -64,8 +71,9 @@ static void help(void)
 	      "  hosts    with several hosts in one run: per step the fastest and slowest host wall\n"
 	      "           time, the spread between them and the slowest host\n"
 	      "\n"
-	      "Exit status: 0 success; 2 bad usage or input that is not a readable profile (one line on\n"
-	      "stderr says what to do); 1 the tool itself failed (out of memory, output not written).\n",
+	      "Exit status: 0 success; 2 bad usage, input that is not a readable profile or an output\n"
+	      "path that cannot be written (one line on stderr says what to do); 1 the tool itself\n"
+	      "failed (out of memory, a write failed half way, e.g. a full disk).\n",
 	      stdout);
 }
 
@@ -115,16 +123,17 @@ static bool parse_sections(const char *s, unsigned *out)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_CSV = 256, OPT_JSON, OPT_TOP, OPT_ONLY, OPT_RUN, OPT_WIDTH, OPT_CHROME };
+	enum { OPT_CSV = 256, OPT_JSON, OPT_TOP, OPT_ONLY, OPT_RUN, OPT_WIDTH, OPT_CHROME, OPT_SVG };
 	static const struct option longopts[] = {
 		{ "csv", no_argument, NULL, OPT_CSV },	     { "json", no_argument, NULL, OPT_JSON },
 		{ "top", required_argument, NULL, OPT_TOP }, { "only", required_argument, NULL, OPT_ONLY },
 		{ "run", required_argument, NULL, OPT_RUN }, { "width", required_argument, NULL, OPT_WIDTH },
 		{ "chrome-trace", required_argument, NULL, OPT_CHROME },
+		{ "svg", required_argument, NULL, OPT_SVG },
 		{ "help", no_argument, NULL, 'h' },	     { NULL, 0, NULL, 0 },
 	};
 	struct rp_format_opts fo = { .format = RP_TEXT, .sections = RP_SEC_ALL, .width = 100 };
-	const char *run = NULL, *chrome = NULL;
+	const char *run = NULL, *chrome = NULL, *svg = NULL;
 	bool csv = false, json = false, report_opts = false;
 	long v;
 	opterr = 0; /* getopt's own messages would not say what to do; ours do */
@@ -164,6 +173,11 @@ int main(int argc, char **argv)
 				return usage_error("%s", "--chrome-trace wants an output file name (OUT.json or OUT.json.gz)");
 			chrome = optarg;
 			break;
+		case OPT_SVG:
+			if (!*optarg)
+				return usage_error("%s", "--svg wants an output file name (OUT.svg)");
+			svg = optarg;
+			break;
 		case OPT_WIDTH:
 			report_opts = true;
 			if (!parse_size(optarg, 60, 100000, &v))
@@ -181,6 +195,12 @@ int main(int argc, char **argv)
 	if (chrome && report_opts)
 		return usage_error("%s", "--chrome-trace writes a trace instead of the report: drop --csv, "
 				   "--json, --top, --only and --width");
+	if (svg && report_opts)
+		return usage_error("%s", "--svg draws a chart instead of the report: drop --csv, --json, --top, "
+				   "--only and --width");
+	if (svg && chrome)
+		return usage_error("%s", "--svg and --chrome-trace write one file each: run tfprof-report "
+				   "once per file");
 	if (optind >= argc)
 		return usage_error("%s", "missing PATH (a logdir, a run directory or a .xplane.pb file)");
 	if (argc - optind > 1)
@@ -199,12 +219,18 @@ int main(int argc, char **argv)
 		if (rc)
 			fprintf(stderr, "tfprof-report: %s\n", err);
 		rp_inputs_free(&in);
-		return rc ? RP_EXIT_FAIL : RP_EXIT_OK;
+		return rc;
 	}
 	struct rp_cross cross;
 	struct rp_host_report *h = rp_analyze(&in, &cross);
 	int rc = RP_EXIT_OK;
-	if (rp_format(&fo, &in, h, in.n, &cross)) {
+	if (svg) {
+		rc = rp_svg(&in, h, in.n, svg, err, sizeof err);
+		if (rc)
+			fprintf(stderr, "tfprof-report: %s\n", err);
+		else
+			fprintf(stderr, "tfprof-report: wrote %s\n", svg);
+	} else if (rp_format(&fo, &in, h, in.n, &cross)) {
 		fprintf(stderr, "tfprof-report: cannot write the report to stdout: %s; check the disk or pipe\n",
 			strerror(errno));
 		rc = RP_EXIT_FAIL;

@@ -55,14 +55,15 @@ static bool is_input_name(const char *n)
 	return strcasestr(n, "getnext") != NULL;
 }
 
-struct sorted_ev {
-	int64_t start, end;
-	const XEvent *e;
+/* What the walk needs of one host event, decoded once: the events themselves are not kept. */
+struct host_ev {
+	int64_t start, end, step, corr, meta;
+	bool has_step, has_r, has_corr;
 };
 
-static int cmp_sorted_ev(const void *a, const void *b)
+static int cmp_host_ev(const void *a, const void *b)
 {
-	const struct sorted_ev *x = a, *y = b;
+	const struct host_ev *x = a, *y = b;
 	if (x->start != y->start)
 		return x->start < y->start ? -1 : 1;
 	/* At equal starts the longer event encloses the shorter one, so it comes first. */
@@ -86,59 +87,71 @@ static size_t meta_pos(const struct rp_plane_index *ix, int64_t id)
 	return lo < ix->nev && ix->ev_ids[lo] == id ? lo : SIZE_MAX;
 }
 
+static void decode_host_ev(const struct rp_plane_index *ix, const struct host_roles *r, const XLine *l,
+			   const XEvent *e, struct host_ev *h)
+{
+	*h = (struct host_ev){ .start = rp_event_start(l, e), .end = rp_event_end(l, e), .meta = e->metadata_id };
+	for (size_t si = 0; si < e->n_stats; si++) {
+		const XStat *s = e->stats[si];
+		if (s->metadata_id == r->step) {
+			h->has_step = rp_stat_int(ix, s, &h->step);
+		} else if (s->metadata_id == r->r) {
+			h->has_r = true;
+		} else if (s->metadata_id == r->corr) {
+			h->has_corr = rp_stat_int(ix, s, &h->corr) ||
+				      s->value_case == TENSORFLOW__PROFILER__XSTAT__VALUE_UINT64_VALUE;
+			if (h->has_corr && !h->corr && s->value_case == TENSORFLOW__PROFILER__XSTAT__VALUE_UINT64_VALUE)
+				h->corr = (int64_t)s->uint64_value;
+		}
+	}
+}
+
 /* Walks one line's events in begin order with a stack of enclosing events. */
 static void walk_line(struct ctx *c, const struct rp_plane_index *ix, const struct host_roles *r,
-		      const bool *input_meta, const XLine *l, bool markers_allowed)
+		      const bool *input_meta, const struct rp_line *rl, struct rp_events *it,
+		      bool markers_allowed)
 {
-	size_t n = l->n_events;
+	size_t n = rl->n_events;
 	if (!n)
 		return;
-	struct sorted_ev *v = rp_xmalloc(n * sizeof *v);
-	for (size_t i = 0; i < n; i++)
-		v[i] = (struct sorted_ev){ rp_event_start(l, l->events[i]), rp_event_end(l, l->events[i]),
-					   l->events[i] };
-	qsort(v, n, sizeof *v, cmp_sorted_ev);
+	struct host_ev *v = rp_xmalloc(n * sizeof *v);
+	size_t k = 0;
+	rp_events_line(it, rl);
+	for (const XEvent *e; k < n && (e = rp_events_next(it));)
+		decode_host_ev(ix, r, rl->hdr, e, &v[k++]);
+	n = k;
+	/* tfprof writes lines in begin order; glibc's qsort would still copy and merge them all. */
+	bool sorted = true;
+	for (size_t i = 1; i < n && sorted; i++)
+		sorted = cmp_host_ev(&v[i - 1], &v[i]) <= 0;
+	if (!sorted)
+		qsort(v, n, sizeof *v, cmp_host_ev);
 	size_t depth = 0;
 	for (size_t i = 0; i < n; i++) {
-		const XEvent *e = v[i].e;
-		while (depth && c->f[depth - 1].end <= v[i].start)
+		const struct host_ev *e = &v[i];
+		while (depth && c->f[depth - 1].end <= e->start)
 			depth--;
 		struct frame top = depth ? c->f[depth - 1] : (struct frame){ .marker = -1 };
-		bool has_step = false, has_r = false, has_corr = false;
-		int64_t step = 0, corr = 0;
-		for (size_t si = 0; si < e->n_stats; si++) {
-			const XStat *s = e->stats[si];
-			if (s->metadata_id == r->step)
-				has_step = rp_stat_int(ix, s, &step);
-			else if (s->metadata_id == r->r)
-				has_r = true;
-			else if (s->metadata_id == r->corr)
-				has_corr = rp_stat_int(ix, s, &corr) ||
-					   s->value_case == TENSORFLOW__PROFILER__XSTAT__VALUE_UINT64_VALUE;
-			if (has_corr && !corr && s->metadata_id == r->corr &&
-			    s->value_case == TENSORFLOW__PROFILER__XSTAT__VALUE_UINT64_VALUE)
-				corr = (int64_t)s->uint64_value;
-		}
 		struct frame f = top;
-		f.end = v[i].end;
-		if (markers_allowed && has_step && (!c->use_r || has_r) && top.marker < 0) {
+		f.end = e->end;
+		if (markers_allowed && e->has_step && (!c->use_r || e->has_r) && top.marker < 0) {
 			rp_grow((void **)&c->m, &c->capm, c->nm + 1, sizeof *c->m);
-			c->m[c->nm] = (struct marker){ .step_num = step, .start = v[i].start, .end = v[i].end };
+			c->m[c->nm] = (struct marker){ .step_num = e->step, .start = e->start, .end = e->end };
 			f.marker = (int32_t)c->nm++;
 		}
-		if (has_corr && corr) {
+		if (e->has_corr && e->corr) {
 			rp_grow((void **)&c->l, &c->capl, c->nl + 1, sizeof *c->l);
-			c->l[c->nl++] = (struct launch){ .corr = (uint64_t)corr, .start = v[i].start, .end = v[i].end,
+			c->l[c->nl++] = (struct launch){ .corr = (uint64_t)e->corr, .start = e->start, .end = e->end,
 							 .marker = top.marker, .outer = !top.in_corr };
 			f.in_corr = true;
 		}
 		if (top.marker >= 0 && !top.in_input) {
-			size_t mp = meta_pos(ix, e->metadata_id);
+			size_t mp = meta_pos(ix, e->meta);
 			if (mp != SIZE_MAX && input_meta[mp]) {
 				struct marker *m = &c->m[top.marker];
-				int64_t end = v[i].end < m->end ? v[i].end : m->end;
-				if (end > v[i].start)
-					m->input = rp_sat_add(m->input, end - v[i].start);
+				int64_t end = e->end < m->end ? e->end : m->end;
+				if (end > e->start)
+					m->input = rp_sat_add(m->input, end - e->start);
 				f.in_input = true;
 			}
 		}
@@ -148,18 +161,20 @@ static void walk_line(struct ctx *c, const struct rp_plane_index *ix, const stru
 	free(v);
 }
 
-static void walk_plane(struct ctx *c, const XPlane *p, bool markers_allowed)
+static void walk_plane(struct ctx *c, const struct rp_plane *rp, bool markers_allowed)
 {
 	struct rp_plane_index ix;
-	rp_plane_index_init(&ix, p);
+	rp_plane_index_init(&ix, rp->hdr);
 	struct host_roles r = { rp_stat_id(&ix, "step_num"), rp_stat_id(&ix, "_r"),
 				rp_stat_id(&ix, "correlation_id") };
+	struct rp_events it;
+	rp_events_init(&it);
 	/* _r marks xprof's grouping roots; when a profile has any step event with it, the others
 	 * (step_num on nested or unrelated events) are not steps. */
 	if (markers_allowed && r.step != INT64_MIN && r.r != INT64_MIN)
-		for (size_t li = 0; li < p->n_lines && !c->use_r; li++)
-			for (size_t ei = 0; ei < p->lines[li]->n_events && !c->use_r; ei++) {
-				const XEvent *e = p->lines[li]->events[ei];
+		for (size_t li = 0; li < rp->n_lines && !c->use_r; li++) {
+			rp_events_line(&it, &rp->lines[li]);
+			for (const XEvent *e; !c->use_r && (e = rp_events_next(&it));) {
 				bool s = false, rr = false;
 				for (size_t si = 0; si < e->n_stats; si++) {
 					s |= e->stats[si]->metadata_id == r.step;
@@ -167,11 +182,13 @@ static void walk_plane(struct ctx *c, const XPlane *p, bool markers_allowed)
 				}
 				c->use_r = s && rr;
 			}
+		}
 	bool *input_meta = rp_xcalloc(ix.nev, sizeof *input_meta);
 	for (size_t i = 0; i < ix.nev; i++)
 		input_meta[i] = is_input_name(ix.ev_names[i][0] ? ix.ev_names[i] : ix.ev_display[i]);
-	for (size_t li = 0; li < p->n_lines; li++)
-		walk_line(c, &ix, &r, input_meta, p->lines[li], markers_allowed);
+	for (size_t li = 0; li < rp->n_lines; li++)
+		walk_line(c, &ix, &r, input_meta, &rp->lines[li], &it, markers_allowed);
+	rp_events_free(&it);
 	free(input_meta);
 	rp_plane_index_free(&ix);
 }
@@ -409,22 +426,22 @@ static void summarize(const struct rp_device *dev, struct rp_steps *out)
 		sum->verdict = RP_LAUNCH_BOUND;
 }
 
-void rp_steps_analyze(const XSpace *s, struct rp_device *dev, struct rp_steps *out)
+void rp_steps_analyze(const struct rp_space *s, struct rp_device *dev, struct rp_steps *out)
 {
 	memset(out, 0, sizeof *out);
 	struct ctx c = { 0 };
 	for (size_t i = 0; i < s->n_planes; i++) {
-		const XPlane *p = s->planes[i];
-		if (p->name && strcmp(p->name, "/host:CPU") == 0) {
+		const char *name = s->planes[i].hdr->name;
+		if (name && strcmp(name, "/host:CPU") == 0) {
 			out->has_host_plane = true;
-			walk_plane(&c, p, true);
+			walk_plane(&c, &s->planes[i], true);
 		}
 	}
 	/* TensorFlow may keep CUDA API callbacks on a plane of their own; its launches have no step
 	 * scope around them and are placed by time. */
 	for (size_t i = 0; i < s->n_planes; i++)
-		if (s->planes[i]->name && strcmp(s->planes[i]->name, "/host:CUPTI") == 0)
-			walk_plane(&c, s->planes[i], false);
+		if (s->planes[i].hdr->name && strcmp(s->planes[i].hdr->name, "/host:CUPTI") == 0)
+			walk_plane(&c, &s->planes[i], false);
 
 	/* Step scopes with the same step_num (on one or several threads) make one step. */
 	struct marker **order = rp_xmalloc(c.nm * sizeof *order);

@@ -1,12 +1,16 @@
 /* Small helpers of tfprof-report: allocation that exits on exhaustion, interned strings, name
- * lookups in a plane's metadata maps, and typed reads of XStat values. */
+ * lookups in a plane's metadata maps, typed reads of XStat values, UTF-8 checks and output files
+ * that appear whole or not at all. */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "report.h"
 
@@ -284,4 +288,20 @@ int64_t rp_event_start(const XLine *l, const XEvent *e)
 int64_t rp_event_end(const XLine *l, const XEvent *e)
 {
 	return clamp_time(rp_sat_add(rp_event_start(l, e), e->duration_ps > 0 ? e->duration_ps : 0));
+}
+
+size_t rp_utf8_len(const unsigned char *s)
+{
+	if (s[0] < 0x80)
+		return 1;
+	size_t n = (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3 : (s[0] & 0xf8) == 0xf0 ? 4 : 0;
+	if (!n || (n == 2 && s[0] < 0xc2) || (n == 4 && s[0] > 0xf4))
+		return 0;
+	for (size_t i = 1; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	if ((n == 3 && s[0] == 0xe0 && s[1] < 0xa0) || (n == 3 && s[0] == 0xed && s[1] >= 0xa0) ||
+	    (n == 4 && s[0] == 0xf0 && s[1] < 0x90) || (n == 4 && s[0] == 0xf4 && s[1] >= 0x90))
+		return 0;
+	return n;
 }

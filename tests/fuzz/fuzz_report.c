@@ -1,8 +1,9 @@
 /* libFuzzer target for tfprof-report's profile reader: each input is taken as the bytes of a
  * .xplane.pb file and goes through the path the CLI takes for a file (unpack and validate, every
- * analysis, the text, CSV and JSON reports and the Chrome trace), so that a corrupt or hostile
- * profile can only ever give a one-line error or a report, never a crash. Built and run by
- * scripts/fuzz with clang's -fsanitize=fuzzer,address,undefined; the outputs go to /dev/null. */
+ * analysis, the text, CSV and JSON reports, the Chrome trace and the SVG chart), so that a
+ * corrupt or hostile profile can only ever give a one-line error or a report, never a crash.
+ * Built and run by scripts/fuzz with clang's -fsanitize=fuzzer,address,undefined; the outputs go
+ * to /dev/null. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -50,6 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	struct rp_chrome_stats st;
 	rp_chrome_write(&in, devnull, false, &st);
+	rp_svg_write(&in, h, in.n, devnull);
 	rp_analysis_free(h, in.n, &cross);
 	rp_inputs_free(&in);
 	return 0;

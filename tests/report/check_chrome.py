@@ -175,10 +175,14 @@ def case_errors():
     tf = os.path.join(WORK, "tf.xplane.pb")
     make("tfstyle", tf)
     for out in (os.path.join(WORK, "no/such/dir/t.json"), WORK, "/proc/t.json.gz"):
-        r = run("--chrome-trace", out, tf, expect=1)
+        r = run("--chrome-trace", out, tf, expect=2)
         err = r.stderr.strip("\n")
         check(err.count("\n") == 0 and err.startswith("tfprof-report: cannot write"), f"{out}: one line: {err!r}")
     check(sorted(os.listdir(WORK)) == ["tf.xplane.pb"], f"no temp files left: {os.listdir(WORK)}")
+    # A write that fails half way (a full disk) is the tool's failure, not the user's: exit 1.
+    if os.path.exists("/dev/full"):
+        r = run("--chrome-trace", "/dev/full", tf, expect=1)
+        check("cannot write" in r.stderr and r.stderr.count("\n") == 1, f"/dev/full: one line: {r.stderr!r}")
     for args in (["--chrome-trace", "x.json", "--json", tf], ["--chrome-trace", "x.json", "--top", "3", tf],
                  ["--chrome-trace", "", tf], ["--chrome-trace"]):
         r = run(*args, expect=2)
