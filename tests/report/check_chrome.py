@@ -14,38 +14,13 @@ import collections
 import gzip
 import json
 import os
-import shutil
-import subprocess
 import sys
+
+from report_check import WORK, check, fresh, main, make, run
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "interop"))
 import xspace_pb  # noqa: E402
-
-CASE, REPORT, MAKE, WORK = sys.argv[1:5]
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL:", what)
-
-
-def run(*args, expect=0):
-    p = subprocess.run([REPORT, *args], capture_output=True, text=True, timeout=120)
-    check(p.returncode == expect,
-          f"tfprof-report {' '.join(args)}: exit {p.returncode}, want {expect}; stderr: {p.stderr!r}")
-    return p
-
-
-def make(mode, out):
-    subprocess.run([MAKE, mode, out], check=True, capture_output=True, timeout=60)
-
-
-def fresh():
-    shutil.rmtree(WORK, ignore_errors=True)
-    os.makedirs(WORK)
 
 
 def profiles():
@@ -233,8 +208,4 @@ def case_perfetto():
             print(f"{label}: {slices} slices, {flows} flows")
 
 
-{"json": case_json, "errors": case_errors, "perfetto": case_perfetto}[CASE]()
-if failures:
-    print(f"{len(failures)} check(s) failed")
-    sys.exit(1)
-print("ok")
+main({"json": case_json, "errors": case_errors, "perfetto": case_perfetto})

@@ -7,43 +7,17 @@ Each CASE is one ctest test. Numbers from the simulator are exact up to the cloc
 scales device durations by (1 +- a few 1e-6), hence the small relative tolerance."""
 import json
 import os
-import shutil
-import subprocess
-import sys
 
-CASE, REPORT, MAKE, WORK = sys.argv[1:5]
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL:", what)
+from report_check import WORK, check, fresh, main, make, run
 
 
 def near(got, want, rel=1e-4, abs_ns=200):
     return abs(got - want) <= max(abs_ns, rel * abs(want))
 
 
-def run(*args, expect=0):
-    p = subprocess.run([REPORT, *args], capture_output=True, text=True, timeout=60)
-    check(p.returncode == expect,
-          f"tfprof-report {' '.join(args)}: exit {p.returncode}, want {expect}; stderr: {p.stderr!r}")
-    return p
-
-
 def report_json(path, *extra):
     p = run("--json", *extra, path)
     return json.loads(p.stdout)
-
-
-def make(mode, out):
-    subprocess.run([MAKE, mode, out], check=True, capture_output=True, timeout=60)
-
-
-def fresh():
-    shutil.rmtree(WORK, ignore_errors=True)
-    os.makedirs(WORK)
 
 
 def text_fits(path, *extra):
@@ -246,8 +220,5 @@ def case_width():
         json.loads(run("--json", "--only", sec, WORK).stdout)
 
 
-globals()["case_" + CASE]()
-if failures:
-    print(f"{len(failures)} check(s) failed in case {CASE}")
-    sys.exit(1)
-print(f"case {CASE}: all checks passed")
+main({"sim": case_sim, "multi": case_multi, "devbound": case_devbound, "tfstyle": case_tfstyle,
+      "bad_input": case_bad_input, "usage": case_usage, "width": case_width})

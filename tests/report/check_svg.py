@@ -25,26 +25,16 @@ import tempfile
 import xml.etree.ElementTree as ET
 import zlib
 
-CASE, REPORT, MAKE, WORK = sys.argv[1:5]
+import report_check
+from report_check import WORK, check, fresh, main, make
+
 SVG = "{http://www.w3.org/2000/svg}"
 WALL_RGB, BUSY_RGB = (0x4E, 0x79, 0xA7), (0xF2, 0x8E, 0x2B)
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL:", what)
-    return cond
 
 
 def run(*args, expect=0):
-    p = subprocess.run([REPORT, *args], capture_output=True, timeout=120, cwd=WORK)
-    p.stdout_text = p.stdout.decode("utf-8", "replace")
-    p.stderr_text = p.stderr.decode("utf-8", "replace")
-    check(p.returncode == expect, f"tfprof-report {args}: exit {p.returncode}, want {expect}; "
-          f"stderr: {p.stderr_text!r}")
-    return p
+    """tfprof-report ARGS in WORKDIR, output kept as bytes (the chart may go to stdout)."""
+    return report_check.run(*args, expect=expect, text=False, cwd=WORK)
 
 
 def one_line(p, label, start="tfprof-report: "):
@@ -54,16 +44,8 @@ def one_line(p, label, start="tfprof-report: "):
     return err
 
 
-def make(mode, out):
-    subprocess.run([MAKE, mode, out], check=True, capture_output=True, timeout=60)
-
-
-def fresh():
-    shutil.rmtree(WORK, ignore_errors=True)
-    os.makedirs(WORK)
-
-
 # ---- XSpace bytes, written here so that step counts and names are whatever a case needs -------
+# (tests/interop/xspace_pb.py only reads XSpace; this is the writer side of the wire format.)
 
 def _varint(n):
     n &= (1 << 64) - 1
@@ -471,8 +453,4 @@ def case_chromium():
     check(rc is None or b"parsererror" in dom, f"a broken SVG gives a parsererror: {dom[:200]!r}")
 
 
-{"xml": case_xml, "chromium": case_chromium}[CASE]()
-if failures:
-    print(f"{len(failures)} check(s) failed")
-    sys.exit(1)
-print("ok")
+main({"xml": case_xml, "chromium": case_chromium})
