@@ -18,8 +18,18 @@
  *   own stepping thread, inside its scope begin and end, through the same start_locked() and
  *   stop_and_report() (act_mu is taken there with no tracer or session lock held).
  * - Crashes (SIGSEGV, abort) are not caught: writing a profile from a corrupted process risks a
- *   corrupt file, and files.c never leaves a partial file under a profile's name. */
+ *   corrupt file, and files.c never leaves a partial file under a profile's name.
+ * - Chrome trace (TFPROF_FORMAT=xplane,chrome): once the profile is written, tfprof-report
+ *   (TFPROF_REPORT_BIN, else from PATH) converts it into <stem>.trace.json.gz beside it, as a
+ *   child process (posix_spawn, no shell) that is waited for, never in a signal handler: in the
+ *   exit handler, on the control thread (signal, --duration) before it goes on, and for --steps
+ *   on the control thread too, so that the stepping thread does not wait for it; the exit
+ *   handler then waits for a conversion under way (Cv below). Cv.mu is a leaf lock: nothing is
+ *   taken under it, and it is never held while a conversion runs. */
 #include "activate.h"
+
+#include "chrome_convert.h"
+#include "format.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -73,6 +83,18 @@ static struct {
  * id or TLS address may be reused by a later thread). */
 static __thread uint64_t steps_id;
 static _Atomic uint64_t steps_next_id;
+
+/* The Chrome trace (TFPROF_FORMAT). chrome and report_bin are set at load; the rest is guarded
+ * by mu. */
+static struct {
+	bool chrome;      /* a Chrome trace is wanted beside each profile */
+	bool control;     /* the control thread runs and takes queued conversions */
+	char *report_bin; /* TFPROF_REPORT_BIN, or NULL: tfprof-report from PATH */
+	int running;      /* conversions under way */
+	char *queued;     /* a profile handed to the control thread, not yet taken */
+	pthread_mutex_t mu;
+	pthread_cond_t done;
+} Cv = { .mu = PTHREAD_MUTEX_INITIALIZER, .done = PTHREAD_COND_INITIALIZER };
 
 /* Set by the handler while a signal is being turned into a profile. */
 static volatile sig_atomic_t signal_pending;
@@ -221,14 +243,14 @@ static char *default_run_name(void)
 }
 
 /* True when path names the file this code was loaded from. */
-static bool names_this_library(const char *path)
+bool tfprof__names_this_library(const char *path)
 {
 	if (!path || !*path)
 		return false;
 	Dl_info info;
 	struct stat a, b;
 	const char *self = NULL;
-	if (dladdr((void *)&names_this_library, &info) && info.dli_fname && info.dli_fname[0] == '/')
+	if (dladdr((void *)&tfprof__names_this_library, &info) && info.dli_fname && info.dli_fname[0] == '/')
 		self = info.dli_fname;
 	else
 		self = "/proc/self/exe"; /* linked statically into the program */
@@ -246,6 +268,68 @@ static void act_log(int level, const char *msg, void *ctx)
 		return; /* stop_and_report() always prints this line */
 	else if (env_on("TFPROF_LOG"))
 		fprintf(stderr, "tfprof: %s%s\n", level == TFPROF_LOG_WARN ? "warning: " : "", msg);
+}
+
+/* ---- Chrome trace (TFPROF_FORMAT) ---- */
+
+/* Converts path (taken) now, counted in Cv.running so that the exit handler waits for it. */
+static void convert_counted(char *path, bool counted)
+{
+	if (!counted) {
+		pthread_mutex_lock(&Cv.mu);
+		Cv.running++;
+		pthread_mutex_unlock(&Cv.mu);
+	}
+	tfprof__chrome_convert(path, Cv.report_bin);
+	free(path);
+	pthread_mutex_lock(&Cv.mu);
+	Cv.running--;
+	pthread_cond_broadcast(&Cv.done);
+	pthread_mutex_unlock(&Cv.mu);
+}
+
+/* Converts the queued profile if it is still queued: the control thread and the exit handler
+ * both try, and the first one takes it. */
+static void convert_queued(void)
+{
+	pthread_mutex_lock(&Cv.mu);
+	char *p = Cv.queued;
+	Cv.queued = NULL;
+	if (p)
+		Cv.running++;
+	pthread_mutex_unlock(&Cv.mu);
+	if (p)
+		convert_counted(p, true);
+}
+
+/* Hands path (taken) to the control thread, which converts it while the caller goes on; without
+ * a control thread (or with a profile already queued, which cannot happen: one window per
+ * process), converts it now. */
+static void convert_later(char *path)
+{
+	pthread_mutex_lock(&Cv.mu);
+	bool queued = Cv.control && !Cv.queued;
+	if (queued)
+		Cv.queued = path;
+	pthread_mutex_unlock(&Cv.mu);
+	if (!queued) {
+		convert_counted(path, false);
+		return;
+	}
+	unsigned char b = 0; /* not a signal number: "convert the queued profile" */
+	if (write(A.pipe_wr, &b, 1) != 1)
+		convert_queued();
+}
+
+/* Waits until no conversion is queued or under way (the exit handler, and the control thread
+ * before it re-raises a signal). */
+static void finish_conversions(void)
+{
+	convert_queued();
+	pthread_mutex_lock(&Cv.mu);
+	while (Cv.running)
+		pthread_cond_wait(&Cv.done, &Cv.mu);
+	pthread_mutex_unlock(&Cv.mu);
 }
 
 /* ---- Sessions ---- */
@@ -266,9 +350,10 @@ static void start_locked(void)
 	}
 }
 
-/* Stops the session and says where the profile went. Not with act_mu held: writing takes time
- * and InitializeInjection must not wait for it. */
-static void stop_and_report(void)
+/* Stops the session and says where the profile went, then has its Chrome trace written when
+ * TFPROF_FORMAT asks for one: now (the caller waits), or later, on the control thread. Not with
+ * act_mu held: writing takes time and InitializeInjection must not wait for it. */
+static void stop_and_report(bool convert_in_background)
 {
 	int rc = tfprof_stop();
 	if (rc == 0)
@@ -278,6 +363,16 @@ static void stop_and_report(void)
 				"rerun with a writable --logdir\n", A.logdir);
 	/* TFPROF_ERR_FALLBACK: act_log already printed where the profile went instead.
 	 * TFPROF_ERR_NOT_ACTIVE: already written (--duration, a signal) or never started. */
+	if (!Cv.chrome || (rc != 0 && rc != TFPROF_ERR_FALLBACK) || !*tfprof_last_output())
+		return;
+	char *path = strdup(tfprof_last_output());
+	if (!path)
+		fprintf(stderr, "tfprof: warning: out of memory; no Chrome trace was written: convert the "
+				"profile by hand: tfprof-report --chrome-trace OUT.json.gz %s\n", tfprof_last_output());
+	else if (convert_in_background)
+		convert_later(path);
+	else
+		convert_counted(path, false);
 }
 
 /* ---- Steps (TFPROF_STEPS; the hooks tracer.c calls, see activate.h) ---- */
@@ -314,7 +409,7 @@ static void steps_finish(void)
 	steps_unwatch();
 	pthread_mutex_unlock(&act_mu);
 	if (stop)
-		stop_and_report();
+		stop_and_report(true); /* the program goes on while its Chrome trace is written */
 }
 
 bool tfprof__steps_begin(const struct tfprof_arg *args, size_t nargs)
@@ -424,7 +519,8 @@ static void handle_signal(int sig)
 	St.done = true;
 	steps_unwatch();
 	pthread_mutex_unlock(&act_mu);
-	stop_and_report();
+	stop_and_report(false);
+	finish_conversions(); /* a --steps profile's may still be queued or under way */
 	/* Die of the signal as the program would have without tfprof. */
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
 	sigemptyset(&dfl.sa_mask);
@@ -447,16 +543,18 @@ static void *control_thread(void *arg)
 		struct pollfd p = { .fd = A.pipe_rd, .events = POLLIN };
 		int n = poll(&p, 1, timeout);
 		if (n < 0 && errno != EINTR)
-			return NULL;
+			break;
 		if (n > 0) {
 			unsigned char sig;
 			ssize_t r = read(A.pipe_rd, &sig, 1);
-			if (r == 1) {
+			if (r == 1 && sig == 0) {
+				convert_queued();
+			} else if (r == 1) {
 				handle_signal(sig);
 				return NULL;
+			} else if (r == 0) {
+				break;
 			}
-			if (r == 0)
-				return NULL;
 		}
 
 		bool stop = false;
@@ -471,8 +569,14 @@ static void *control_thread(void *arg)
 		}
 		pthread_mutex_unlock(&act_mu);
 		if (stop)
-			stop_and_report();
+			stop_and_report(false);
 	}
+	/* Gone: the exit handler converts what is queued from now on. */
+	pthread_mutex_lock(&Cv.mu);
+	Cv.control = false;
+	pthread_mutex_unlock(&Cv.mu);
+	convert_queued();
+	return NULL;
 }
 
 /* ---- Exit and fork ---- */
@@ -501,7 +605,9 @@ static void at_exit(void)
 		fprintf(stderr, "tfprof: the program ended before TFPROF_DELAY (%g s) elapsed; no profile was written\n",
 			A.delay);
 	else
-		stop_and_report();
+		stop_and_report(false);
+	/* A --duration or --steps profile's Chrome trace may be under way on the control thread. */
+	finish_conversions();
 }
 
 static void fork_child(void)
@@ -522,6 +628,12 @@ static void fork_child(void)
 	close(A.pipe_rd);
 	close(A.pipe_wr);
 	A.pipe_rd = A.pipe_wr = -1;
+	/* No conversions either: the parent's are the parent's (its profile, its control thread). */
+	pthread_mutex_init(&Cv.mu, NULL);
+	pthread_cond_init(&Cv.done, NULL);
+	Cv.chrome = Cv.control = false;
+	Cv.running = 0;
+	Cv.queued = NULL;
 }
 
 /* ---- Load ---- */
@@ -571,7 +683,14 @@ __attribute__((constructor)) static void activate_init(void)
 		A.delay = A.duration = 0;
 		St.on = true;
 	}
-	A.inject_is_us = names_this_library(getenv("CUDA_INJECTION64_PATH"));
+	const char *fmt = getenv("TFPROF_FORMAT");
+	if (fmt && *fmt && !tfprof__parse_format(fmt, &Cv.chrome))
+		fprintf(stderr, "tfprof: warning: TFPROF_FORMAT=%s is not a comma-separated list of xplane and "
+				"chrome; writing the XSpace (.xplane.pb) only\n", fmt);
+	const char *bin = getenv("TFPROF_REPORT_BIN");
+	if (Cv.chrome && bin && *bin)
+		Cv.report_bin = strdup(bin); /* out of memory: tfprof-report from PATH */
+	A.inject_is_us = tfprof__names_this_library(getenv("CUDA_INJECTION64_PATH"));
 	if (!A.logdir || !A.run || !A.host) {
 		fprintf(stderr, "tfprof: error: out of memory at load; this process is not profiled\n");
 		return;
@@ -608,9 +727,11 @@ __attribute__((constructor)) static void activate_init(void)
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	pthread_t t;
+	Cv.control = true; /* before it runs: it clears this when it ends */
 	int rc = pthread_create(&t, NULL, control_thread, NULL);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc) {
+		Cv.control = false;
 		fprintf(stderr, "tfprof: warning: cannot start tfprof's control thread (%s); --delay, "
 				"--duration and the profile on SIGINT/SIGTERM are off\n", strerror(rc));
 		if (A.start_pending) {

@@ -13,6 +13,11 @@
  *   TFPROF_STEPS=A:B      record training steps A to B (inclusive) only, see "Steps" below; it
  *                         replaces TFPROF_DELAY and TFPROF_DURATION, which are then ignored
  *   TFPROF_GPU=0, TFPROF_MAX_MEMORY_MB  as for any session
+ *   TFPROF_FORMAT         xplane (default) or xplane,chrome ("chrome" alone: the same): once the
+ *                         profile is written, also its Chrome trace, <stem>.trace.json.gz beside
+ *                         it, by tfprof-report run as an unprofiled child process (chrome_convert.c);
+ *                         a bad value: one warning, the XSpace only
+ *   TFPROF_REPORT_BIN     that tfprof-report (default: tfprof-report from PATH)
  * The profile's file is <host>.<pid>.xplane.pb, or <host>.rank<r>.xplane.pb when an MPI or
  * launcher rank is set (OMPI_COMM_WORLD_RANK, PMI_RANK, PMIX_RANK, SLURM_PROCID, RANK,
  * LOCAL_RANK, first found), so that every process of a job has its own file in one run.
@@ -45,6 +50,10 @@
  * (after TFPROF_DELAY) traces the GPU from its start. Idempotent; returns 1 (success) always:
  * a profiler must never make CUDA initialization fail. */
 TFPROF_API int InitializeInjection(void);
+
+/* True when path names the file this code was loaded from (libtfprof.so, or the program when
+ * tfprof is linked statically). */
+bool tfprof__names_this_library(const char *path);
 
 /* ---- Provided by session.c ---- */
 

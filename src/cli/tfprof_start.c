@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "format.h"
+
 #define PROG "tfprof-start"
 #define USAGE_LINE                                                                              \
 	"usage: tfprof-start [options] -- program [args...]\n"                                   \
@@ -25,7 +27,8 @@
 /* Every variable --shell may set, which --deactivate unsets. */
 static const char *const activation_vars[] = { "TFPROF_START", "TFPROF_LOGDIR", "TFPROF_RUN",
 					       "TFPROF_DELAY", "TFPROF_DURATION", "TFPROF_STEPS",
-					       "TFPROF_GPU", "TFPROF_MAX_MEMORY_MB" };
+					       "TFPROF_GPU", "TFPROF_MAX_MEMORY_MB", "TFPROF_FORMAT",
+					       "TFPROF_REPORT_BIN" };
 
 static void help(void)
 {
@@ -56,6 +59,17 @@ static void help(void)
 	      "                    before step B writes what was recorded. Excludes --delay/--duration.\n"
 	      "  --no-gpu          host only: no CUDA or GPU tracing [TFPROF_GPU=0]\n"
 	      "  --max-memory MB   bound on event memory per process (default 256) [TFPROF_MAX_MEMORY_MB]\n"
+	      "  --format xplane[,chrome]  what each process writes [TFPROF_FORMAT] (default xplane):\n"
+	      "                    xplane: the XSpace, <...>.xplane.pb, always written (it is what the\n"
+	      "                    conversion reads); chrome: also a Chrome trace (Perfetto UI,\n"
+	      "                    chrome://tracing), <...>.trace.json.gz beside it, converted by\n"
+	      "                    tfprof-report once the profile is written (\"--format chrome\" is the\n"
+	      "                    same as xplane,chrome). The exit (or the death by a signal) waits\n"
+	      "                    for it; with --duration or --steps the program runs on meanwhile.\n"
+	      "                    The converter, never profiled itself, is the tfprof-report beside\n"
+	      "                    this tool, else the build tree's, else PATH's [TFPROF_REPORT_BIN];\n"
+	      "                    when it fails, one line says why and the .xplane.pb is kept:\n"
+	      "                    tfprof-report --chrome-trace OUT.json.gz FILE converts it by hand\n"
 	      "  --library PATH    the libtfprof.so to load [TFPROF_LIBRARY] (default: the one installed\n"
 	      "                    beside this tool, else the one it was built with)\n"
 	      "  --shell           print `export` commands that activate tfprof in the current shell\n"
@@ -63,16 +77,16 @@ static void help(void)
 	      "                    every program started from that shell is then profiled\n"
 	      "  --deactivate      print the commands that undo --shell (unsets TFPROF_START,\n"
 	      "                    TFPROF_LOGDIR, TFPROF_RUN, TFPROF_DELAY, TFPROF_DURATION, TFPROF_STEPS,\n"
-	      "                    TFPROF_GPU, TFPROF_MAX_MEMORY_MB, tfprof's injection paths, and removes\n"
-	      "                    libtfprof from LD_PRELOAD)\n"
+	      "                    TFPROF_GPU, TFPROF_MAX_MEMORY_MB, TFPROF_FORMAT, TFPROF_REPORT_BIN,\n"
+	      "                    tfprof's injection paths, and removes libtfprof from LD_PRELOAD)\n"
 	      "  -h, --help        this help\n"
-	      "  Not yet: --format chrome.\n"
 	      "\n"
 	      "The profile is written when the program returns from main, calls exit(), or is stopped\n"
 	      "by SIGINT or SIGTERM (the program then still dies of the signal; a second signal kills\n"
 	      "it at once, without a profile). A crash (SIGSEGV, abort) or _exit() writes nothing, and\n"
-	      "never a partial file. The path is printed on stderr. An unwritable logdir is reported\n"
-	      "now and the profile goes to $TMPDIR/tfprof-<uid>/ instead; the program runs either way.\n"
+	      "never a partial file. The path is printed on stderr, and the Chrome trace's with\n"
+	      "--format chrome. An unwritable logdir is reported now and the profile (and its trace)\n"
+	      "goes to $TMPDIR/tfprof-<uid>/ instead; the program runs either way.\n"
 	      "\n"
 	      "Several processes: each writes its own file into the same run, named <host>.<pid>, or\n"
 	      "<host>.rank<r> when a rank is set (OMPI_COMM_WORLD_RANK, PMI_RANK, PMIX_RANK,\n"
@@ -80,10 +94,11 @@ static void help(void)
 	      "that fork()s without exec records nothing; one that execs is profiled as a process of\n"
 	      "its own. Under mpirun or srun, give every rank the same --run.\n"
 	      "\n"
-	      "Set by this tool: TFPROF_START=1, the settings above, LD_PRELOAD (libtfprof first),\n"
-	      "NVTX_INJECTION64_PATH and CUDA_INJECTION64_PATH (libtfprof; left alone when another\n"
-	      "tool such as Nsight already set them, and then the program's NVTX ranges, or the wait\n"
-	      "for CUDA before loading CUPTI, go without). TFPROF_LOG=1 prints the library's warnings.\n"
+	      "Set by this tool: TFPROF_START=1, the settings above (and TFPROF_REPORT_BIN with\n"
+	      "--format chrome), LD_PRELOAD (libtfprof first), NVTX_INJECTION64_PATH and\n"
+	      "CUDA_INJECTION64_PATH (libtfprof; left alone when another tool such as Nsight already\n"
+	      "set them, and then the program's NVTX ranges, or the wait for CUDA before loading\n"
+	      "CUPTI, go without). TFPROF_LOG=1 prints the library's warnings.\n"
 	      "\n"
 	      "Exit status: the program's own; 2 for bad usage (one line on stderr says what to do);\n"
 	      "126 or 127 when the program cannot be run.\n",
@@ -239,6 +254,47 @@ static char *find_library(const char *given)
 	exit(1);
 }
 
+/* The tfprof-report that converts profiles for --format chrome: TFPROF_REPORT_BIN (made absolute
+ * when it is a path; a bare name is looked up on PATH by the library), else the one beside this
+ * tool (installed, both are in bindir; in the build tree, both are in src/cli), else the build
+ * tree's, else the first on PATH. NULL when there is none: the library then says so when it
+ * would convert, and keeps the .xplane.pb. */
+static char *find_report(const char *given)
+{
+	if (given && *given)
+		return strchr(given, '/') ? absolute(given) : xstrdup(given);
+	char exe[PATH_MAX], *cand;
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (n > 0) {
+		exe[n] = 0;
+		char *slash = strrchr(exe, '/');
+		if (slash) {
+			*slash = 0;
+			if (asprintf(&cand, "%s/tfprof-report", exe) >= 0) {
+				if (access(cand, X_OK) == 0)
+					return cand;
+				free(cand);
+			}
+		}
+	}
+	if (access(TFPROF_BUILD_REPORT, X_OK) == 0)
+		return xstrdup(TFPROF_BUILD_REPORT);
+	const char *path = getenv("PATH");
+	char *copy = xstrdup(path && *path ? path : "/usr/bin:/bin"), *save = NULL, *found = NULL;
+	for (char *d = strtok_r(copy, ":", &save); d && !found; d = strtok_r(NULL, ":", &save)) {
+		if (*d != '/')
+			continue; /* relative PATH entries would change meaning when the program chdirs */
+		if (asprintf(&cand, "%s/tfprof-report", d) < 0)
+			break;
+		if (access(cand, X_OK) == 0)
+			found = cand;
+		else
+			free(cand);
+	}
+	free(copy);
+	return found;
+}
+
 static bool same_file(const char *a, const char *b)
 {
 	struct stat sa, sb;
@@ -312,6 +368,7 @@ int main(int argc, char **argv)
 	const char *steps = getenv("TFPROF_STEPS");
 	const char *max_mb = getenv("TFPROF_MAX_MEMORY_MB");
 	const char *library = getenv("TFPROF_LIBRARY");
+	const char *format = getenv("TFPROF_FORMAT");
 	const char *gpu = getenv("TFPROF_GPU");
 	bool no_gpu = gpu && (strcmp(gpu, "0") == 0 || strcmp(gpu, "off") == 0 || strcmp(gpu, "false") == 0);
 	bool shell = false, deactivate = false;
@@ -333,8 +390,9 @@ int main(int argc, char **argv)
 		case OPT_DEACTIVATE: deactivate = true; break;
 		case OPT_STEPS: steps = optarg; break;
 		case OPT_FORMAT:
-			usage_error("--format %s is not supported yet; profiles are written as XSpace (.xplane.pb)",
-				    optarg);
+			if (!*optarg)
+				usage_error("--format needs xplane, chrome or xplane,chrome%s", "");
+			format = optarg;
 			break;
 		case 'h': help(); return 0;
 		case ':':
@@ -361,6 +419,10 @@ int main(int argc, char **argv)
 			    "TFPROF_DURATION)%s", "");
 	if (max_mb && *max_mb && !parse_mb(max_mb))
 		usage_error("--max-memory (TFPROF_MAX_MEMORY_MB) needs a positive whole number of MiB, not '%s'", max_mb);
+	bool chrome = false;
+	if (format && *format && !tfprof__parse_format(format, &chrome))
+		usage_error("--format (TFPROF_FORMAT) needs xplane, chrome or xplane,chrome (a Chrome trace "
+			    "beside the XSpace), not '%s'", format);
 	if (run_given && !valid_run_name(run))
 		usage_error("--run (TFPROF_RUN) needs a directory name without '/', not '%s'", run);
 	if (logdir && !*logdir)
@@ -444,6 +506,11 @@ int main(int argc, char **argv)
 		set[n++] = (struct setting){ "TFPROF_GPU", xstrdup("0") };
 	if (max_mb && *max_mb)
 		set[n++] = (struct setting){ "TFPROF_MAX_MEMORY_MB", xstrdup(max_mb) };
+	if (format && *format)
+		set[n++] = (struct setting){ "TFPROF_FORMAT", xstrdup(chrome ? "xplane,chrome" : "xplane") };
+	char *report = chrome ? find_report(getenv("TFPROF_REPORT_BIN")) : NULL;
+	if (report)
+		set[n++] = (struct setting){ "TFPROF_REPORT_BIN", report };
 	set[n++] = (struct setting){ "LD_PRELOAD", preload };
 	const char *inj[] = { "NVTX_INJECTION64_PATH", "CUDA_INJECTION64_PATH" };
 	const char *what[] = { "the program's own NVTX ranges go to it, not into the profile",

@@ -1,10 +1,12 @@
 /* End-to-end tests of tfprof-start: unmodified programs (nvtx_prog.c, inject_prog.c) run under
  * the real tool, and the profiles they leave are read back with protobuf-c. Covers every exit
  * path, crashes, fork with and without exec, the --delay/--duration window, several ranked
- * processes in one run, --shell/--deactivate, bad options and an unwritable logdir.
+ * processes in one run, --shell/--deactivate, bad options, an unwritable logdir, and
+ * --format chrome (the Chrome trace tfprof-report writes beside each profile, on every path
+ * that writes one, and what happens when the converter is missing or fails).
  *
  * Paths of the tool and the programs come from CMake (TFPROF_START_EXE, NVTX_PROG, INJECT_PROG,
- * CUPTI_SIM). */
+ * CUPTI_SIM; PYTHON3 where CMake found one, to parse the Chrome traces as JSON). */
 #include "tt.h"
 
 #include <dirent.h>
@@ -14,6 +16,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "files.h"
 
@@ -118,13 +121,11 @@ static struct run_result start_prog(const char *dir, const char *run_name, const
 	return r;
 }
 
-/* Profiles (*.xplane.pb) in <dir>/logdir/plugins/profile/<run>, sorted; also fails on leftover
- * temporary files. Returns the count; *names gets malloc'd names when not NULL. */
-static size_t profiles(const char *dir, const char *run_name, char ***names)
+/* Files named *<suffix> in the run directory rd, sorted; also fails on leftover temporary files.
+ * Returns the count; *names gets malloc'd names when not NULL. */
+static size_t files_in(const char *rd, const char *suffix, char ***names)
 {
-	char *rd;
-	assert_true(asprintf(&rd, "%s/logdir/plugins/profile/%s", dir, run_name) > 0);
-	size_t n = 0;
+	size_t n = 0, sl = strlen(suffix);
 	char **list = NULL;
 	DIR *d = opendir(rd);
 	if (d) {
@@ -133,7 +134,7 @@ static size_t profiles(const char *dir, const char *run_name, char ***names)
 			if (strstr(e->d_name, ".tmp."))
 				fail_msg("temporary file left in %s: %s", rd, e->d_name);
 			size_t l = strlen(e->d_name);
-			if (l > 10 && strcmp(e->d_name + l - 10, ".xplane.pb") == 0) {
+			if (l > sl && strcmp(e->d_name + l - sl, suffix) == 0) {
 				list = realloc(list, (n + 1) * sizeof *list);
 				assert_true(asprintf(&list[n++], "%s/%s", rd, e->d_name) > 0);
 			}
@@ -153,6 +154,25 @@ static size_t profiles(const char *dir, const char *run_name, char ***names)
 			free(list[i]);
 		free(list);
 	}
+	return n;
+}
+
+/* Profiles (*.xplane.pb) in <dir>/logdir/plugins/profile/<run>, as files_in(). */
+static size_t profiles(const char *dir, const char *run_name, char ***names)
+{
+	char *rd;
+	assert_true(asprintf(&rd, "%s/logdir/plugins/profile/%s", dir, run_name) > 0);
+	size_t n = files_in(rd, ".xplane.pb", names);
+	free(rd);
+	return n;
+}
+
+/* Chrome traces (*.trace.json.gz, --format chrome) in the same run, as files_in(). */
+static size_t traces(const char *dir, const char *run_name, char ***names)
+{
+	char *rd;
+	assert_true(asprintf(&rd, "%s/logdir/plugins/profile/%s", dir, run_name) > 0);
+	size_t n = files_in(rd, ".trace.json.gz", names);
 	free(rd);
 	return n;
 }
@@ -182,6 +202,117 @@ static void assert_standard_ranges(const XSpace *s)
 	const XPlane *h = tt_host(s);
 	assert_int_equal(tt_count_events(h, "outer"), 1);
 	assert_int_equal(tt_count_events(h, "inner"), 3);
+}
+
+/* ---- Chrome traces (--format chrome) ---- */
+
+/* The Chrome trace that belongs to a profile: <stem>.xplane.pb -> <stem>.trace.json.gz. */
+static char *trace_of(const char *profile)
+{
+	size_t n = strlen(profile);
+	assert_true(n > 10 && strcmp(profile + n - 10, ".xplane.pb") == 0);
+	char *t;
+	assert_true(asprintf(&t, "%.*s.trace.json.gz", (int)(n - 10), profile) > 0);
+	return t;
+}
+
+/* Checks a Chrome trace written by --format chrome: gzip (not plain JSON), a stream that
+ * decompresses to its end, one JSON object with traceEvents that ends where it closes, and an
+ * event for each of names (NULL-terminated); with python3, json.load parses it and finds the
+ * same names among the traceEvents. dir holds python's output files. */
+static void check_chrome_trace(const char *dir, const char *path, const char *const *names)
+{
+	unsigned char magic[2] = { 0 };
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		fail_msg("no Chrome trace at %s", path);
+	assert_int_equal(fread(magic, 1, 2, f), 2);
+	fclose(f);
+	assert_true(magic[0] == 0x1f && magic[1] == 0x8b);
+	gzFile z = gzopen(path, "rb");
+	assert_non_null(z);
+	char *json = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&json, &len);
+	char chunk[1 << 16];
+	int r;
+	while ((r = gzread(z, chunk, sizeof chunk)) > 0)
+		fwrite(chunk, 1, (size_t)r, m);
+	assert_int_equal(r, 0);
+	int zerr;
+	gzerror(z, &zerr);
+	assert_int_equal(zerr, Z_OK);
+	assert_int_equal(gzclose(z), Z_OK);
+	fclose(m);
+	assert_true(len > 0 && json[0] == '{');
+	assert_non_null(strstr(json, "\"traceEvents\":["));
+	size_t end = len;
+	while (end > 0 && (json[end - 1] == '\n' || json[end - 1] == ' '))
+		end--;
+	assert_true(end >= 2 && json[end - 2] == ']' && json[end - 1] == '}');
+	for (size_t i = 0; names[i]; i++) {
+		char *want;
+		assert_true(asprintf(&want, "\"name\":\"%s\"", names[i]) > 0);
+		if (!strstr(json, want))
+			fail_msg("%s has no event %s", path, names[i]);
+		free(want);
+	}
+	free(json);
+#ifdef PYTHON3
+	const char *argv[16] = { PYTHON3, "-c",
+				 "import gzip, json, sys\n"
+				 "d = json.load(gzip.open(sys.argv[1], 'rt'))\n"
+				 "seen = {e.get('name') for e in d['traceEvents'] if e.get('ph') == 'X'}\n"
+				 "missing = set(sys.argv[2:]) - seen\n"
+				 "sys.exit('missing: %s' % sorted(missing) if missing else 0)\n",
+				 path };
+	size_t n = 4;
+	for (size_t i = 0; names[i] && n < 15; i++)
+		argv[n++] = names[i];
+	argv[n] = NULL;
+	struct run_result pr = run(dir, "json", (char *const *)argv, NULL);
+	if (!WIFEXITED(pr.status) || WEXITSTATUS(pr.status) != 0)
+		fail_msg("python's json does not accept %s: status 0x%x, %s", path, pr.status, pr.err);
+	result_free(&pr);
+#else
+	(void)dir;
+#endif
+}
+
+/* How many lines of text contain what. */
+static size_t count_lines_with(const char *text, const char *what)
+{
+	size_t n = 0;
+	for (const char *line = text; line && *line;) {
+		const char *nl = strchr(line, '\n');
+		size_t l = nl ? (size_t)(nl - line) : strlen(line);
+		char *copy = strndup(line, l);
+		n += strstr(copy, what) != NULL;
+		free(copy);
+		line = nl ? nl + 1 : NULL;
+	}
+	return n;
+}
+
+/* The run's only profile and its Chrome trace, both there; returns the trace's path. */
+static char *only_trace(const char *dir, const char *run_name, const struct run_result *r)
+{
+	char **names;
+	size_t n = profiles(dir, run_name, &names);
+	if (n != 1)
+		fail_msg("expected 1 profile in run %s, found %zu; stderr: %s", run_name, n, r->err);
+	char *t = trace_of(names[0]);
+	if (traces(dir, run_name, NULL) != 1 || access(t, R_OK))
+		fail_msg("no Chrome trace %s beside the profile; stderr: %s", t, r->err);
+	/* Both paths are on stderr, the trace's once. */
+	assert_non_null(strstr(r->err, names[0]));
+	char *line;
+	assert_true(asprintf(&line, "tfprof: Chrome trace written to %s\n", t) > 0);
+	assert_non_null(strstr(r->err, line));
+	assert_int_equal(count_lines_with(r->err, "Chrome trace"), 1);
+	free(line);
+	free_names(names, n);
+	return t;
 }
 
 static char *scratch(const char *tag)
@@ -699,6 +830,28 @@ static void t_shell(void **state)
 	assert_non_null(strstr(r.out, "export LD_PRELOAD='/"));
 	assert_non_null(strstr(r.out, "export NVTX_INJECTION64_PATH='/"));
 	assert_non_null(strstr(r.out, "export CUDA_INJECTION64_PATH='/"));
+	assert_null(strstr(r.out, "TFPROF_FORMAT"));
+	result_free(&r);
+
+	/* --format chrome exports the format and the converter's absolute path; --deactivate unsets
+	 * both. */
+	char *argv3[] = { TFPROF_START_EXE, "--shell", "--format", "chrome", NULL };
+	r = run(dir, "shell3", argv3, env);
+	assert_true(WIFEXITED(r.status));
+	assert_int_equal(WEXITSTATUS(r.status), 0);
+	assert_non_null(strstr(r.out, "export TFPROF_FORMAT='xplane,chrome';"));
+	const char *bin = strstr(r.out, "export TFPROF_REPORT_BIN='/");
+	assert_non_null(bin);
+	char *path = strndup(bin + strlen("export TFPROF_REPORT_BIN='"),
+			     strcspn(bin + strlen("export TFPROF_REPORT_BIN='"), "'"));
+	assert_int_equal(access(path, X_OK), 0);
+	assert_non_null(strstr(path, "tfprof-report"));
+	free(path);
+	result_free(&r);
+	char *argv4[] = { TFPROF_START_EXE, "--deactivate", NULL };
+	r = run(dir, "deact", argv4, env);
+	assert_non_null(strstr(r.out, "unset TFPROF_FORMAT;"));
+	assert_non_null(strstr(r.out, "unset TFPROF_REPORT_BIN;"));
 	result_free(&r);
 	free(script);
 	tt_rm_rf(dir);
@@ -721,7 +874,10 @@ static void t_bad_options(void **state)
 		{ "--steps", "5:1", "--", NVTX_PROG, NULL },
 		{ "--steps", "x", "--", NVTX_PROG, NULL },
 		{ "--steps", "1:2", "--delay", "1", "--", NVTX_PROG, NULL },
-		{ "--format", "chrome", "--", NVTX_PROG, NULL },
+		{ "--format", "pdf", "--", NVTX_PROG, NULL },
+		{ "--format", "xplane,", "--", NVTX_PROG, NULL },
+		{ "--format", "", "--", NVTX_PROG, NULL },
+		{ "--format", "xplane,chrome,json", "--", NVTX_PROG, NULL },
 		{ "--shell", "--", NVTX_PROG, NULL },
 		{ "--logdir", NULL },
 		{ NULL },
@@ -758,10 +914,20 @@ static void t_bad_options(void **state)
 	const char *words[] = { "--logdir", "TFPROF_LOGDIR", "--run", "TFPROF_RUN", "--delay", "TFPROF_DELAY",
 				"--duration", "TFPROF_DURATION", "--no-gpu", "TFPROF_GPU", "--max-memory",
 				"TFPROF_MAX_MEMORY_MB", "--shell", "--deactivate", "--steps", "TFPROF_STEPS",
-				"step_num", "SIGTERM" };
+				"step_num", "SIGTERM", "--format", "TFPROF_FORMAT", "TFPROF_REPORT_BIN",
+				"trace.json.gz", "tfprof-report --chrome-trace" };
 	for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
 		if (!strstr(r.out, words[i]))
 			fail_msg("--help does not mention %s", words[i]);
+	assert_null(strstr(r.out, "Not yet"));
+	result_free(&r);
+	/* A bad TFPROF_FORMAT is refused like a bad --format. */
+	char *badenv[] = { "TFPROF_FORMAT=html", NULL };
+	char *argv3[] = { TFPROF_START_EXE, "--", NVTX_PROG, NULL };
+	r = run(dir, "badenv", argv3, badenv);
+	assert_true(WIFEXITED(r.status));
+	assert_int_equal(WEXITSTATUS(r.status), 2);
+	assert_non_null(strstr(r.err, "TFPROF_FORMAT"));
 	result_free(&r);
 	tt_rm_rf(dir);
 	free(dir);
@@ -804,6 +970,24 @@ static void t_unwritable_logdir(void **state)
 	assert_standard_ranges(s);
 	tt_xspace_free(s);
 	free(path);
+	free(rd);
+	result_free(&r);
+
+	/* --format chrome: the trace goes beside the profile, where it was really written. */
+	char *argv2[] = { TFPROF_START_EXE, "--logdir", logdir, "--run", "uc", "--format", "chrome", "--",
+			  NVTX_PROG, "return", "7", NULL };
+	r = run(dir, "uc", argv2, env);
+	assert_true(WIFEXITED(r.status));
+	assert_int_equal(WEXITSTATUS(r.status), 7);
+	assert_true(asprintf(&rd, "%s/tfprof-%ld/plugins/profile/uc", tmp, (long)getuid()) > 0);
+	char **names;
+	assert_int_equal(files_in(rd, ".xplane.pb", &names), 1);
+	char *t = trace_of(names[0]);
+	assert_int_equal(files_in(rd, ".trace.json.gz", NULL), 1);
+	check_chrome_trace(dir, t, (const char *[]){ "outer", "inner", NULL });
+	assert_non_null(strstr(r.err, t));
+	free(t);
+	free_names(names, 1);
 	free(rd);
 	result_free(&r);
 	free(file);
@@ -854,6 +1038,169 @@ static void t_cuda_injection(void **state)
 #endif
 }
 
+/* ---- --format chrome ---- */
+
+static void t_format_chrome(void **state)
+{
+	(void)state;
+	char *dir = scratch("start-chrome");
+	/* Return from main: both files, the program's exit status, and the converter (a child of
+	 * the program, with its environment) was not profiled: still one profile in the run. */
+	struct run_result r = start_prog(dir, "ret", (const char *[]){ "--format", "xplane,chrome", NULL },
+					 "return", "5", NULL);
+	if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != 5)
+		fail_msg("status 0x%x, stderr: %s", r.status, r.err);
+	XSpace *s = only_profile(dir, "ret");
+	assert_standard_ranges(s);
+	tt_xspace_free(s);
+	char *t = only_trace(dir, "ret", &r);
+	check_chrome_trace(dir, t, (const char *[]){ "outer", "inner", NULL });
+	free(t);
+	result_free(&r);
+
+	/* "chrome" alone means both; the program's stdout is its own (the converter's goes
+	 * nowhere). */
+	r = start_prog(dir, "exit", (const char *[]){ "--format", "chrome", NULL }, "exit", NULL, NULL);
+	assert_true(WIFEXITED(r.status));
+	assert_int_equal(WEXITSTATUS(r.status), 3);
+	t = only_trace(dir, "exit", &r);
+	check_chrome_trace(dir, t, (const char *[]){ "outer", "inner", NULL });
+	assert_null(strstr(r.out, "tfprof"));
+	free(t);
+	result_free(&r);
+
+	/* SIGTERM: converted on the control thread before the program dies of the signal. */
+	r = start_prog(dir, "sigterm", (const char *[]){ "--format", "chrome", NULL }, "sigterm", NULL, NULL);
+	if (!WIFSIGNALED(r.status) || WTERMSIG(r.status) != SIGTERM)
+		fail_msg("status 0x%x, stderr: %s", r.status, r.err);
+	t = only_trace(dir, "sigterm", &r);
+	check_chrome_trace(dir, t, (const char *[]){ "outer", "inner", "open_at_signal", NULL });
+	free(t);
+	result_free(&r);
+
+	/* --steps: the profile is written at step 5's end on the stepping thread and converted on
+	 * the control thread; the exit waits for it. */
+	char *logdir;
+	assert_true(asprintf(&logdir, "%s/logdir", dir) > 0);
+	char *argv[] = { TFPROF_START_EXE, "--logdir", logdir, "--run", "steps", "--steps", "3:5", "--format",
+			 "chrome", "--", LINKED_PROG, "steps", NULL };
+	r = run(dir, "steps", argv, NULL);
+	if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != 0)
+		fail_msg("status 0x%x, stderr: %s", r.status, r.err);
+	t = only_trace(dir, "steps", &r);
+	check_chrome_trace(dir, t, (const char *[]){ "train_step", "work", NULL });
+	free(t);
+	result_free(&r);
+
+	/* --duration: written and converted on the control thread while the program runs on. */
+	r = start_prog(dir, "dur", (const char *[]){ "--duration", "0.5", "--format", "chrome", NULL }, "timed",
+		       NULL, NULL);
+	assert_true(WIFEXITED(r.status));
+	assert_int_equal(WEXITSTATUS(r.status), 0);
+	t = only_trace(dir, "dur", &r);
+	check_chrome_trace(dir, t, (const char *[]){ "phase_a", NULL });
+	free(t);
+	result_free(&r);
+
+	/* fork without exec: only the parent writes, and converts, once. */
+	r = start_prog(dir, "fork", (const char *[]){ "--format", "chrome", NULL }, "fork", NULL, NULL);
+	if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != 0)
+		fail_msg("status 0x%x, stderr: %s", r.status, r.err);
+	t = only_trace(dir, "fork", &r);
+	free(t);
+	result_free(&r);
+
+	/* fork + exec: two processes, two profiles, each with its trace. */
+	r = start_prog(dir, "fx", (const char *[]){ "--format", "chrome", NULL }, "forkexec", NULL, NULL);
+	if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != 0)
+		fail_msg("status 0x%x, stderr: %s", r.status, r.err);
+	char **names;
+	size_t n = profiles(dir, "fx", &names);
+	assert_int_equal(n, 2);
+	assert_int_equal(traces(dir, "fx", NULL), 2);
+	for (size_t i = 0; i < n; i++) {
+		t = trace_of(names[i]);
+		check_chrome_trace(dir, t, (const char *[]){ "outer", NULL });
+		free(t);
+	}
+	free_names(names, n);
+	result_free(&r);
+
+	/* Nothing written (a crash): nothing converted, and not a word about a trace. */
+	r = start_prog(dir, "abort", (const char *[]){ "--format", "chrome", NULL }, "abort", NULL, NULL);
+	assert_true(WIFSIGNALED(r.status));
+	assert_int_equal(traces(dir, "abort", NULL), 0);
+	assert_null(strstr(r.err, "Chrome trace"));
+	result_free(&r);
+
+	/* Without --format: no trace. */
+	r = start_prog(dir, "plain", NULL, "return", NULL, NULL);
+	assert_int_equal(profiles(dir, "plain", NULL), 1);
+	assert_int_equal(traces(dir, "plain", NULL), 0);
+	assert_null(strstr(r.err, "Chrome trace"));
+	result_free(&r);
+	free(logdir);
+	tt_rm_rf(dir);
+	free(dir);
+}
+
+/* A converter that is missing or fails: the profile stays, one line says why and how to convert
+ * by hand, and the program's exit status is its own. */
+static void t_format_chrome_fails(void **state)
+{
+	(void)state;
+	char *dir = scratch("start-chrome-fails");
+	const char *bins[] = { "TFPROF_REPORT_BIN=/nonexistent/tfprof-report", "TFPROF_REPORT_BIN=/bin/false" };
+	const char *whys[] = { "cannot run /nonexistent/tfprof-report", "/bin/false exited with status 1" };
+	for (size_t i = 0; i < 2; i++) {
+		char run_name[16];
+		snprintf(run_name, sizeof run_name, "fail%zu", i);
+		char *env[] = { (char *)bins[i], NULL };
+		struct run_result r = start_prog(dir, run_name, (const char *[]){ "--format", "chrome", NULL },
+						 "return", "7", env);
+		if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != 7)
+			fail_msg("status 0x%x, stderr: %s", r.status, r.err);
+		XSpace *s = only_profile(dir, run_name);
+		assert_standard_ranges(s);
+		tt_xspace_free(s);
+		assert_int_equal(traces(dir, run_name, NULL), 0);
+		if (count_lines_with(r.err, "Chrome trace") != 1 || !strstr(r.err, whys[i]) ||
+		    !strstr(r.err, "tfprof-report --chrome-trace "))
+			fail_msg("expected one line about the Chrome trace saying '%s'; stderr: %s", whys[i], r.err);
+		assert_int_equal(count_lines_with(r.err, "tfprof"), 2); /* written to ..., and that */
+		result_free(&r);
+	}
+
+	/* A bad TFPROF_FORMAT reaching the library (not through tfprof-start, which refuses it):
+	 * one warning, and the XSpace only. */
+	char *logdir, *logdir_env, *preload;
+	assert_true(asprintf(&logdir, "%s/logdir", dir) > 0);
+	assert_true(asprintf(&logdir_env, "TFPROF_LOGDIR=%s", logdir) > 0);
+	char *shell[] = { TFPROF_START_EXE, "--shell", "--logdir", logdir, "--run", "badfmt", NULL };
+	struct run_result sh = run(dir, "badfmt-sh", shell, NULL);
+	const char *p = strstr(sh.out, "export LD_PRELOAD='");
+	assert_non_null(p);
+	p += strlen("export LD_PRELOAD='");
+	assert_true(asprintf(&preload, "LD_PRELOAD=%.*s", (int)strcspn(p, "'"), p) > 0);
+	result_free(&sh);
+	char *env[] = { "TFPROF_START=1", logdir_env, "TFPROF_RUN=badfmt", preload, "TFPROF_FORMAT=xplane,svg",
+			NULL };
+	char *argv[] = { NVTX_PROG, "return", "4", NULL };
+	struct run_result r = run(dir, "badfmt", argv, env);
+	assert_true(WIFEXITED(r.status));
+	assert_int_equal(WEXITSTATUS(r.status), 4);
+	XSpace *s = only_profile(dir, "badfmt");
+	tt_xspace_free(s);
+	assert_int_equal(traces(dir, "badfmt", NULL), 0);
+	assert_int_equal(count_lines_with(r.err, "TFPROF_FORMAT=xplane,svg"), 1);
+	result_free(&r);
+	free(logdir);
+	free(logdir_env);
+	free(preload);
+	tt_rm_rf(dir);
+	free(dir);
+}
+
 /* ---- Open MPI ---- */
 
 /* mpirun's path on PATH, or NULL. */
@@ -887,7 +1234,8 @@ static void t_mpi(void **state)
 	char *logdir;
 	assert_true(asprintf(&logdir, "%s/logdir", dir) > 0);
 	char *argv[] = { mpirun, "-np", "4", "--oversubscribe", "--allow-run-as-root", "--stdin", "none",
-			 TFPROF_START_EXE, "--logdir", logdir, "--run", "mpi", "--", NVTX_PROG, "return", NULL };
+			 TFPROF_START_EXE, "--logdir", logdir, "--run", "mpi", "--format", "xplane,chrome", "--",
+			 NVTX_PROG, "return", NULL };
 	/* Variables of an enclosing MPI job would make mpirun join it instead of starting one. */
 	char *env[] = { "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID", "RANK", "LOCAL_RANK",
 			"PMIX_NAMESPACE", "PMIX_SERVER_URI2", "PMIX_SERVER_URI3", "TFPROF_RANK_PID", NULL };
@@ -915,7 +1263,13 @@ static void t_mpi(void **state)
 		tt_check_well_formed(s);
 		assert_standard_ranges(s);
 		tt_xspace_free(s);
+		/* Each rank converted its own profile: <host>.rank<r>.trace.json.gz. */
+		char *t = trace_of(names[i]);
+		check_chrome_trace(dir, t, (const char *[]){ "outer", "inner", NULL });
+		free(t);
 	}
+	assert_int_equal(traces(dir, "mpi", NULL), 4);
+	assert_int_equal(count_lines_with(r.err, "tfprof: Chrome trace written to "), 4);
 	free_names(names, n);
 	result_free(&r);
 	free(logdir);
@@ -957,6 +1311,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(t_bad_options),
 		cmocka_unit_test(t_unwritable_logdir),
 		cmocka_unit_test(t_cuda_injection),
+		cmocka_unit_test(t_format_chrome),
+		cmocka_unit_test(t_format_chrome_fails),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
