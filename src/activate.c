@@ -340,8 +340,7 @@ static void start_locked(void)
 	TFPROF_OPTIONS(o, .run_name = A.run, .host_name = A.host, .log_fn = act_log);
 	/* With our injection in place GPU tracing waits for CUDA (InitializeInjection); otherwise,
 	 * or once CUDA is up, it starts with the session. */
-	int rc = A.inject_is_us && !A.cuda_initialized ? tfprof__start_gpu_deferred(A.logdir, &o)
-							: tfprof_start(A.logdir, &o);
+	int rc = tfprof__start_activated(A.logdir, &o, A.inject_is_us && !A.cuda_initialized);
 	if (rc)
 		fprintf(stderr, "tfprof: error: cannot start profiling: %s\n", tfprof_strerror(rc));
 	else if (A.duration > 0) {
@@ -355,7 +354,7 @@ static void start_locked(void)
  * act_mu held: writing takes time and InitializeInjection must not wait for it. */
 static void stop_and_report(bool convert_in_background)
 {
-	int rc = tfprof_stop();
+	int rc = tfprof__stop_activated();
 	if (rc == 0)
 		fprintf(stderr, "tfprof: profile written to %s\n", tfprof_last_output());
 	else if (rc == TFPROF_ERR_UNWRITTEN)

@@ -57,9 +57,12 @@ bool tfprof__names_this_library(const char *path);
 
 /* ---- Provided by session.c ---- */
 
-/* tfprof_start() for activation: the same, except that GPU tracing (unless disabled) waits for
- * tfprof__session_gpu_attach(). */
-int tfprof__start_gpu_deferred(const char *logdir, const struct tfprof_options *opts);
+/* tfprof_start() for activation: the same, except that the session is activation's (the
+ * program's own tfprof_stop() leaves it running and returns TFPROF_ERR_ACTIVATED) and that,
+ * with defer_gpu, GPU tracing (unless disabled) waits for tfprof__session_gpu_attach(). */
+int tfprof__start_activated(const char *logdir, const struct tfprof_options *opts, bool defer_gpu);
+/* tfprof_stop() for activation: stops activation's session too. */
+int tfprof__stop_activated(void);
 /* Starts the GPU tracing that the running session deferred. Returns 0 when there was nothing to
  * do or tracing started, TFPROF_ERR_NOT_ACTIVE without a session, or the negative code of a
  * failed start (the session goes on host-only and its profile says why). */

@@ -32,6 +32,7 @@ struct session {
 	/* GPU tracing waits for CUDA to initialize (tfprof__session_gpu_attach()); set only for
 	 * sessions that environment activation starts (activate.c). */
 	bool gpu_deferred;
+	bool activated;       /* started by activation (tfprof-start): only activation stops it */
 	struct tfprof__gpu_config gpu_cfg;
 	struct tfprof__anchor begin;
 };
@@ -175,7 +176,8 @@ static void register_fork_handlers(void)
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
-static int start_session(const char *logdir, const struct tfprof_options *opts, bool defer_gpu)
+static int start_session(const char *logdir, const struct tfprof_options *opts, bool defer_gpu,
+			 bool activated)
 {
 	struct tfprof_options o;
 	if (!logdir || !*logdir) {
@@ -227,6 +229,7 @@ static int start_session(const char *logdir, const struct tfprof_options *opts, 
 	S.gpu_cfg = (struct tfprof__gpu_config){ .buffer_size = o.gpu_buffer_size,
 						 .buffer_count = o.gpu_buffer_count,
 						 .max_memory = S.max_memory };
+	S.activated = activated;
 	tfprof__tracer_begin_session(S.max_memory, S.nvtx);
 	tfprof__anchor_take(&S.begin);
 	S.active = true;
@@ -243,12 +246,12 @@ static int start_session(const char *logdir, const struct tfprof_options *opts, 
 
 int tfprof_start(const char *logdir, const struct tfprof_options *opts)
 {
-	return start_session(logdir, opts, false);
+	return start_session(logdir, opts, false, false);
 }
 
-int tfprof__start_gpu_deferred(const char *logdir, const struct tfprof_options *opts)
+int tfprof__start_activated(const char *logdir, const struct tfprof_options *opts, bool defer_gpu)
 {
-	return start_session(logdir, opts, true);
+	return start_session(logdir, opts, defer_gpu, true);
 }
 
 int tfprof__session_gpu_attach(void)
@@ -354,12 +357,21 @@ out:
 	return rc;
 }
 
-int tfprof_stop(void)
+/* Stops the session; activated: the caller is activation, which may stop its own session. */
+static int stop_session(bool activated)
 {
 	pthread_mutex_lock(&session_mu);
 	if (!S.active) {
 		pthread_mutex_unlock(&session_mu);
 		return TFPROF_ERR_NOT_ACTIVE;
+	}
+	if (S.activated && !activated) {
+		/* The program's own stop must not end the whole-program profile that tfprof-start
+		 * promised, nor write it early: the session goes on to the program's end. */
+		pthread_mutex_unlock(&session_mu);
+		tfprof__log(TFPROF_LOG_INFO, "tfprof_stop: the session is tfprof-start's and goes on until "
+			    "the program ends");
+		return TFPROF_ERR_ACTIVATED;
 	}
 	__atomic_and_fetch(&tfprof__state, ~TFPROF_STATE_ON, __ATOMIC_RELEASE);
 	struct tfprof__timebase tb = { .begin = S.begin };
@@ -391,6 +403,16 @@ int tfprof_stop(void)
 	session_clear();
 	pthread_mutex_unlock(&session_mu);
 	return rc;
+}
+
+int tfprof_stop(void)
+{
+	return stop_session(false);
+}
+
+int tfprof__stop_activated(void)
+{
+	return stop_session(true);
 }
 
 int tfprof_stop_retry(const char *logdir)
@@ -433,6 +455,9 @@ const char *tfprof_strerror(int err)
 	case TFPROF_ERR_FALLBACK:
 		return "the logdir could not be written; the profile was saved to the fallback path "
 		       "tfprof_last_output() returns: fix the logdir's permissions or choose another";
+	case TFPROF_ERR_ACTIVATED:
+		return "the running session is tfprof-start's: it goes on and is written when the program "
+		       "ends (run the program without tfprof-start to control sessions yourself)";
 	case TFPROF_ERR_UNWRITTEN:
 		return "the profile could not be written to the logdir nor to $TMPDIR; it is kept in "
 		       "memory: call tfprof_stop_retry() with a writable logdir";

@@ -22,6 +22,7 @@ static void test_start_rules(void **state)
 	/* Each error has its own explanation. */
 	assert_string_not_equal(tfprof_strerror(TFPROF_ERR_ACTIVE), tfprof_strerror(TFPROF_ERR_NOT_ACTIVE));
 	assert_non_null(strstr(tfprof_strerror(TFPROF_ERR_ACTIVE), "tfprof_stop"));
+	assert_non_null(strstr(tfprof_strerror(TFPROF_ERR_ACTIVATED), "tfprof-start"));
 	assert_non_null(tfprof_strerror(-12345678));
 }
 

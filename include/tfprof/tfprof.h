@@ -52,6 +52,9 @@ enum tfprof_error {
 	/* The profile could be written neither to the logdir nor to the fallback directory; it is
 	 * kept in memory and the next tfprof_stop_retry() tries again. */
 	TFPROF_ERR_UNWRITTEN = -(TFPROF_ERR_BASE + 5),
+	/* tfprof_stop() while the running session is tfprof-start's (TFPROF_START=1): it belongs to
+	 * the environment, goes on and is written when the program ends; nothing was stopped. */
+	TFPROF_ERR_ACTIVATED = -(TFPROF_ERR_BASE + 6),
 };
 
 /* Returns a static, NUL-terminated, one-line description of err (0, a negative errno or a
@@ -101,13 +104,14 @@ struct tfprof_options {
 	struct tfprof_options name = { .sz = sizeof(struct tfprof_options), __VA_ARGS__ }
 
 /* Starts a session that writes under logdir (created if missing). opts may be NULL for
- * defaults. Returns 0, TFPROF_ERR_ACTIVE if a session is running, -EINVAL for a NULL or empty
- * logdir, TFPROF_ERR_OPTIONS for a bad options struct. */
+ * defaults. Returns 0, TFPROF_ERR_ACTIVE if a session is running (also tfprof-start's, whose
+ * session then records this program's scopes), -EINVAL for a NULL or empty logdir,
+ * TFPROF_ERR_OPTIONS for a bad options struct. */
 TFPROF_API int tfprof_start(const char *logdir, const struct tfprof_options *opts);
 
 /* Stops the session, merges what was recorded and writes the profile (to a temporary name, then
  * renamed, so no reader ever sees half a file). Returns 0, TFPROF_ERR_NOT_ACTIVE without a
- * session, TFPROF_ERR_FALLBACK when the logdir was unwritable and the profile went to the
+ * session, TFPROF_ERR_ACTIVATED when the session is tfprof-start's (left running), TFPROF_ERR_FALLBACK when the logdir was unwritable and the profile went to the
  * fallback path instead, or TFPROF_ERR_UNWRITTEN when it could not be written at all (it is then
  * kept for tfprof_stop_retry()). Scopes still open are closed at the stop time and marked with
  * the stat `tfprof_open_at_stop`. */

@@ -1,7 +1,8 @@
 /* A program that uses tfprof itself (linked to libtfprof.so) and NVTX, for the tfprof-start
  * tests: run under tfprof-start, libtfprof is both the preloaded profiler and the NVTX tool, and
  * every scope must be recorded exactly once (not again through tfprof's own NVTX ranges).
- * Its own tfprof_start() finds the activated session running and says so.
+ * Its own tfprof_start() finds the activated session running and says so, and its own
+ * tfprof_stop() leaves that session running.
  * With the argument "steps" it runs ten tfprof steps (scopes with step_num 0..9, each with a
  * nested "work") for --steps, and starts no session of its own. */
 #include <stdio.h>
@@ -32,5 +33,13 @@ int main(int argc, char **argv)
 		nvtxRangePushA("linked_nvtx");
 		nvtxRangePop();
 	}
+	/* Its own stop must leave tfprof-start's session running: what follows is recorded too, and
+	 * the profile is written once, at exit. */
+	rc = tfprof_stop();
+	if (rc != TFPROF_ERR_ACTIVATED) {
+		fprintf(stderr, "linked_prog: tfprof_stop returned %d, not TFPROF_ERR_ACTIVATED\n", rc);
+		return 4;
+	}
+	TFPROF_SCOPE("after_own_stop");
 	return 0;
 }

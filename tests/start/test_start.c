@@ -476,6 +476,7 @@ static void t_linked(void **state)
 	const XPlane *h = tt_host(s);
 	assert_int_equal(tt_count_events(h, "linked_scope"), 5);
 	assert_int_equal(tt_count_events(h, "linked_nvtx"), 5);
+	assert_int_equal(tt_count_events(h, "after_own_stop"), 1);
 	tt_xspace_free(s);
 	result_free(&r);
 	free(logdir);
