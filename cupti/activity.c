@@ -853,6 +853,14 @@ void tfprof__activity_abort(void)
 	release_pool(&sum);
 }
 
+/* What a fork child inherits from the parent's session and must never free (a parent thread may
+ * have been half way through changing it, and the child's CUPTI may still hold a buffer): kept
+ * here, reachable, so that it is visibly retained on purpose rather than lost. */
+static struct {
+	struct pool *volatile pool, *volatile retired; /* volatile: stores nothing reads are kept */
+	struct decoder *volatile dec;
+} inherited;
+
 void tfprof__activity_fork_child(void)
 {
 	/* Closed first: a callback the child's CUPTI still makes finds accepting == 0 and leaves
@@ -860,11 +868,13 @@ void tfprof__activity_fork_child(void)
 	atomic_store(&A.accepting, 0);
 	/* Callbacks that were running on the parent's other threads never leave in the child. */
 	atomic_store(&A.inflight, 0);
+	inherited.pool = A.pool;
+	inherited.dec = A.dec;
+	inherited.retired = retired;
 	A.pool = NULL;
 	A.dec = NULL;
 	A.nenabled = 0;
 	A.started = false;
-	/* The retired pools stay reachable from nothing in the child, like the pool above. */
 	retired = NULL;
 }
 

@@ -497,11 +497,13 @@ static int add_event(struct dev_ctx *d, struct tfprof__plane *pl, struct tfprof_
 		 * (framework_op_stats, the op column of kernel_stats); the scope is both. The launch
 		 * map holds the scope's id in this profile's string table already. */
 		uint32_t op = tf_op_of(d, ln->scope_name);
-		struct tfprof__stat *sc, *st;
-		if (op == UINT32_MAX || !(sc = tfprof__line_add_stat(l, d->k_scope, TFPROF_STAT_STR)) ||
-		    !(st = tfprof__line_add_stat(l, d->k_tf_op, TFPROF_STAT_STR)))
+		struct tfprof__stat *st;
+		/* Each add may move the line's stats: fill one before adding the next. */
+		if (op == UINT32_MAX || !(st = tfprof__line_add_stat(l, d->k_scope, TFPROF_STAT_STR)))
 			return -1;
-		sc->v.str = ln->scope_name;
+		st->v.str = ln->scope_name;
+		if (!(st = tfprof__line_add_stat(l, d->k_tf_op, TFPROF_STAT_STR)))
+			return -1;
 		st->v.str = op;
 	}
 	if (ln->has_step && put_i64(l, d->k_step, ln->step_num))

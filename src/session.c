@@ -3,6 +3,7 @@
  * are serialized by session_mu; the recording threads never take it. */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -47,7 +48,8 @@ struct kept_profile {
 static pthread_mutex_t session_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct session S;
 static struct kept_profile kept;
-static char *last_output;
+/* A static buffer, not a heap string: a library that is dlclose()d would leak one. */
+static char last_output[PATH_MAX];
 
 static void session_clear(void)
 {
@@ -271,10 +273,14 @@ int tfprof__session_gpu_attach(void)
 	return rc;
 }
 
+/* Takes path (malloc'd). A written file's path fits PATH_MAX; a longer one is not kept. */
 static void set_last_output(char *path)
 {
-	free(last_output);
-	last_output = path;
+	if (strlen(path) < sizeof last_output)
+		memcpy(last_output, path, strlen(path) + 1);
+	else
+		last_output[0] = '\0';
+	free(path);
 }
 
 /* Writes the encoded profile to the logdir, else to the fallback directory, else keeps it. */
@@ -284,7 +290,7 @@ static int deliver(uint8_t *data, size_t len, const char *logdir, const char *ru
 	int rc = tfprof__write_profile(logdir, run, host, data, len, &path);
 	if (!rc) {
 		set_last_output(path);
-		tfprof__log(TFPROF_LOG_INFO, "profile written to %s", path);
+		tfprof__log(TFPROF_LOG_INFO, "profile written to %s", last_output);
 		free(data);
 		return 0;
 	}
@@ -438,7 +444,7 @@ int tfprof_stop_retry(const char *logdir)
 
 const char *tfprof_last_output(void)
 {
-	return last_output ? last_output : "";
+	return last_output;
 }
 
 const char *tfprof_strerror(int err)

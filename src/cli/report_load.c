@@ -276,9 +276,8 @@ out:
 	return rc;
 }
 
-int rp_load(const char *path, const char *run, struct rp_inputs *out, char *err, size_t errlen)
+static int load_path(const char *path, const char *run, struct rp_inputs *out, char *err, size_t errlen)
 {
-	memset(out, 0, sizeof *out);
 	struct stat st;
 	if (!path[0] || stat(path, &st)) {
 		set_err(err, errlen, "%s: %s; " WHAT_TO_PASS, path[0] ? path : "(empty path)",
@@ -307,6 +306,15 @@ int rp_load(const char *path, const char *run, struct rp_inputs *out, char *err,
 		free(plugins);
 	}
 	free_list(files, nf);
+	return rc;
+}
+
+int rp_load(const char *path, const char *run, struct rp_inputs *out, char *err, size_t errlen)
+{
+	memset(out, 0, sizeof *out);
+	int rc = load_path(path, run, out, err, errlen);
+	if (rc)
+		rp_inputs_free(out); /* the files of a run read before the one that failed */
 	return rc;
 }
 

@@ -184,7 +184,8 @@ static int tfstyle(const char *path)
 	enum { S_CORR = 3, S_STEP = 7, S_R = 9, S_KDET = 4, S_MDET = 5 };
 	enum { E_TRAIN = 21, E_LAUNCH = 22, E_MEMCPY_API = 23, E_FOO = 1001, E_BAR = 1002, E_H2D = 1003,
 	       E_FUSION = 1004 };
-	XPlane host = TENSORFLOW__PROFILER__XPLANE__INIT, gpu = TENSORFLOW__PROFILER__XPLANE__INIT;
+	/* Static: the messages stay reachable until exit instead of being freed one by one. */
+	static XPlane host = TENSORFLOW__PROFILER__XPLANE__INIT, gpu = TENSORFLOW__PROFILER__XPLANE__INIT;
 	host.id = 0;
 	host.name = "/host:CPU";
 	add_stat_meta(&host, S_CORR, "correlation_id");
@@ -247,7 +248,7 @@ static int tfstyle(const char *path)
 	}
 	free(buf);
 	printf("%s\n", path);
-	return 0; /* The messages are the process's until exit; no point freeing them one by one. */
+	return 0;
 }
 
 int main(int argc, char **argv)
