@@ -365,6 +365,11 @@ static void add_device(struct decoder *d, const CUpti_ActivityDevice5 *r)
 	/* CUPTI reports the bandwidth in kB/s (10^3 bytes per second). */
 	dev->memory_bandwidth = r->globalMemoryBandwidth * 1000u;
 	dev->clock_khz = r->coreClockRate;
+	dev->warp_size = r->numThreadsPerWarp;
+	dev->max_warps_per_sm = r->maxWarpsPerMultiprocessor;
+	dev->max_blocks_per_sm = r->maxBlocksPerMultiprocessor;
+	dev->regs_per_sm = r->maxRegistersPerMultiprocessor;
+	dev->smem_per_sm = r->maxSharedMemoryPerMultiprocessor;
 }
 
 static void add_context(struct decoder *d, uint32_t context_id, uint32_t device_id)
@@ -441,6 +446,7 @@ static void decode_record(struct decoder *d, struct name_cache *cache, const CUp
 		e->u.kernel.static_shared = k->staticSharedMemory;
 		e->u.kernel.dynamic_shared = k->dynamicSharedMemory;
 		e->u.kernel.graph_id = k->graphId;
+		e->shared_config = k->sharedMemoryExecuted;
 		return;
 	}
 	case CUPTI_ACTIVITY_KIND_MEMCPY: {

@@ -45,7 +45,10 @@ struct tfprof__dev_event {
 	uint32_t kind;           /* enum tfprof__dev_kind */
 	uint32_t device_id, context_id, stream_id;
 	uint32_t name; /* kernels: index in tfprof__gpu_result.names (mangled); else 0 */
-	uint32_t pad;
+	/* Kernels: the shared memory the driver configured on each SM for this launch (the carveout,
+	 * CUPTI's sharedMemoryExecuted), bytes; 0 = unknown; else 0. Kept out of u.kernel, where it
+	 * would make every event 8 bytes larger, in what was padding. */
+	uint32_t shared_config;
 	union {
 		struct {
 			uint32_t grid[3], block[3];
@@ -80,6 +83,13 @@ struct tfprof__dev_device {
 	uint64_t memory_size;      /* bytes */
 	uint64_t memory_bandwidth; /* bytes/s */
 	uint32_t clock_khz;
+	/* The limits theoretical occupancy is computed from (occupancy.h), as the DEVICE record
+	 * gives them; 0 = not reported. */
+	uint32_t warp_size;         /* threads per warp */
+	uint32_t max_warps_per_sm;  /* resident warps per multiprocessor */
+	uint32_t max_blocks_per_sm; /* resident blocks per multiprocessor */
+	uint32_t regs_per_sm;       /* 32-bit registers per multiprocessor */
+	uint32_t smem_per_sm;       /* shared memory per multiprocessor, bytes (the largest carveout) */
 };
 
 /* Device events in fixed-size chunks (no realloc of millions of events). */

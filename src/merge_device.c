@@ -10,6 +10,7 @@
 
 #include "demangle.h"
 #include "merge.h"
+#include "occupancy.h"
 
 #define SYNC_LINE_BASE ((int64_t)1 << 32)
 #define OVERHEAD_LINE_ID ((int64_t)2 << 32)
@@ -40,7 +41,8 @@ static int cmp_placed(const void *a, const void *b)
 
 /* The details strings of device events repeat (a kernel runs with the same shape again and
  * again), so each distinct set of values is formatted and interned once: a map from the values
- * to the string id. */
+ * to the string id. A kernel's key holds everything its string depends on, the device and the
+ * shared memory configured for it included (they decide occ_pct). */
 struct detail_key {
 	uint32_t v[12];
 };
@@ -155,6 +157,7 @@ struct dev_ctx {
 	uint64_t uncorrelated, multi_launch;
 	uint64_t align_ns;
 	struct detail_map details;
+	const struct tfprof__dev_device *dev; /* of the plane being merged; NULL when not reported */
 	uint32_t *tf_ops; /* scope string id -> tf_op string id + 1 */
 	size_t cap_tf_ops;
 	uint32_t fixed_names[16]; /* string id + 1 of the constant event names, by fixed_name() index */
@@ -364,14 +367,27 @@ static int put_details(struct dev_ctx *d, struct tfprof__line *l, uint32_t key, 
 		return -1;
 	if (!slot->id) {
 		char buf[256];
-		if (e->kind == TFPROF_DEV_KERNEL)
-			snprintf(buf, sizeof buf,
-				 "regs:%u static_shared:%d dynamic_shared:%d grid:%u,%u,%u block:%u,%u,%u",
-				 e->u.kernel.registers_per_thread, e->u.kernel.static_shared,
-				 e->u.kernel.dynamic_shared, e->u.kernel.grid[0], e->u.kernel.grid[1],
-				 e->u.kernel.grid[2], e->u.kernel.block[0], e->u.kernel.block[1],
-				 e->u.kernel.block[2]);
-		else if (e->kind == TFPROF_DEV_MEMCPY)
+		if (e->kind == TFPROF_DEV_KERNEL) {
+			int n = snprintf(buf, sizeof buf,
+					 "regs:%u static_shared:%d dynamic_shared:%d grid:%u,%u,%u block:%u,%u,%u",
+					 e->u.kernel.registers_per_thread, e->u.kernel.static_shared,
+					 e->u.kernel.dynamic_shared, e->u.kernel.grid[0], e->u.kernel.grid[1],
+					 e->u.kernel.grid[2], e->u.kernel.block[0], e->u.kernel.block[1],
+					 e->u.kernel.block[2]);
+			/* Theoretical occupancy as TensorFlow writes it, left out when unknown. */
+			struct tfprof__occ_launch ol = {
+				.threads_per_block = (uint64_t)e->u.kernel.block[0] * e->u.kernel.block[1] *
+						     e->u.kernel.block[2],
+				.regs_per_thread = e->u.kernel.registers_per_thread,
+				.shared_per_block = (int64_t)e->u.kernel.static_shared + e->u.kernel.dynamic_shared,
+				.shared_config = e->shared_config,
+			};
+			double occ = tfprof__occupancy_pct(d->dev, &ol);
+			char pct[32];
+			if (occ >= 0 && n > 0 && (size_t)n < sizeof buf)
+				snprintf(buf + n, sizeof buf - (size_t)n, " occ_pct:%s",
+					 tfprof__occupancy_format(occ, pct, sizeof pct));
+		} else if (e->kind == TFPROF_DEV_MEMCPY)
 			snprintf(buf, sizeof buf, "kind_src:%s kind_dst:%s size:%" PRIu64 " dest:%u async:%u",
 				 mem_kind(e->u.memcpy.src_kind), mem_kind(e->u.memcpy.dst_kind),
 				 e->u.memcpy.bytes, k->v[4], e->u.memcpy.async ? 1u : 0u);
@@ -458,6 +474,8 @@ static int add_event(struct dev_ctx *d, struct tfprof__plane *pl, struct tfprof_
 		k.v[3] = (uint32_t)e->u.kernel.dynamic_shared;
 		memcpy(&k.v[4], e->u.kernel.grid, sizeof e->u.kernel.grid);
 		memcpy(&k.v[7], e->u.kernel.block, sizeof e->u.kernel.block);
+		k.v[10] = e->device_id;
+		k.v[11] = e->shared_config;
 		if (put_details(d, l, d->k_kernel, &k, e))
 			return -1;
 		break;
@@ -574,6 +592,7 @@ static int merge_one_device(struct dev_ctx *d, uint32_t dev_id, const struct pla
 	/* Kernel names (and their mangled_name metadata stat) are per plane. */
 	memset(d->kernel_names, 0, (d->g->nnames + 1) * sizeof *d->kernel_names);
 	const struct tfprof__dev_device *dev = find_device(d->g, dev_id);
+	d->dev = dev;
 	if (dev && add_device_plane_stats(d->p, pl, dev))
 		return -1;
 	/* How far device and host times may be apart: the clock pairing's error bound. */

@@ -224,6 +224,7 @@ static void test_kernel_fields(void **state)
 		.registers_per_thread = 72,
 		.static_shared_bytes = 4096,
 		.dynamic_shared_bytes = 16384,
+		.shared_memory_executed = 100u * 1024u,
 	};
 	uint32_t c = tfsim_launch_kernel_ex(&l);
 	/* A graph: its launch carries the correlation id of every kernel in it. */
@@ -259,6 +260,7 @@ static void test_kernel_fields(void **state)
 	assert_int_equal(e->u.kernel.static_shared, 4096);
 	assert_int_equal(e->u.kernel.dynamic_shared, 16384);
 	assert_int_equal(e->u.kernel.graph_id, 0);
+	assert_int_equal(e->shared_config, 100u * 1024u); /* sharedMemoryExecuted */
 	assert_int_equal(e->device_id, 0);
 	assert_int_equal(e->context_id, 1); /* the simulator numbers contexts ordinal + 1 */
 	assert_int_equal(e->stream_id, s);
@@ -268,6 +270,8 @@ static void test_kernel_fields(void **state)
 		for (size_t i = 0; i < ch->n; i++)
 			if (ch->ev[i].kind == TFPROF_DEV_KERNEL && ch->ev[i].correlation_id == gc) {
 				assert_int_equal(ch->ev[i].u.kernel.graph_id, 7);
+				/* The simulator's default carveout: the whole 228 KiB of an H100 SM. */
+				assert_int_equal(ch->ev[i].shared_config, 228u * 1024u);
 				in_graph++;
 			}
 	assert_int_equal(in_graph, 2);
@@ -453,6 +457,12 @@ static void test_device_properties(void **state)
 	assert_int_equal(d->memory_size, 40ull << 30);
 	assert_int_equal(d->memory_bandwidth, 1555000000000ull); /* CUPTI's kB/s made bytes/s */
 	assert_int_equal(d->clock_khz, 1410000);
+	/* The occupancy limits of an A100 (cc 8.0). */
+	assert_int_equal(d->warp_size, 32);
+	assert_int_equal(d->max_warps_per_sm, 64);
+	assert_int_equal(d->max_blocks_per_sm, 32);
+	assert_int_equal(d->regs_per_sm, 65536);
+	assert_int_equal(d->smem_per_sm, 164u * 1024u);
 	d = find_device(&r, 1);
 	assert_non_null(d);
 	assert_string_equal(d->name, "Test RTX");
@@ -460,6 +470,12 @@ static void test_device_properties(void **state)
 	assert_int_equal(d->sm_count, 84);
 	assert_int_equal(d->memory_bandwidth, 936000000000ull);
 	assert_int_equal(d->clock_khz, 1695000);
+	/* cc 8.6: fewer warps, blocks and shared memory per SM. */
+	assert_int_equal(d->warp_size, 32);
+	assert_int_equal(d->max_warps_per_sm, 48);
+	assert_int_equal(d->max_blocks_per_sm, 16);
+	assert_int_equal(d->regs_per_sm, 65536);
+	assert_int_equal(d->smem_per_sm, 100u * 1024u);
 	tfprof__gpu_result_free(&r);
 }
 

@@ -181,6 +181,9 @@ static void test_train_loop_timeline(void **state)
 				const char *det = str_stat(g, e, "kernel_details");
 				assert_non_null(strstr(det, "grid:64,2,1 block:128,1,1"));
 				assert_non_null(strstr(det, "regs:"));
+				/* A100 (cc 8.0: 64 warps, 32 blocks, 164 KiB): 128 threads = 4 warps,
+				 * 32 registers: 64/4 = 16 blocks = 64 warps: 100. */
+				assert_non_null(strstr(det, " occ_pct:100"));
 			} else if (c == kcorr[step][1]) {
 				assert_string_equal(str_stat(g, e, "scope_name"), "backward");
 			}
@@ -209,6 +212,84 @@ static void test_train_loop_timeline(void **state)
 	for (size_t i = 0; i < lc->n_events; i++)
 		if (strcmp(tt_event_name(g, lc->events[i]), "Memset") == 0)
 			assert_non_null(strstr(str_stat(g, lc->events[i], "Memset_details"), "num_bytes:4096"));
+	tt_xspace_free(s);
+}
+
+/* The kernel_details of the device event with this correlation id on plane g. */
+static const char *details_of(const XPlane *g, uint64_t corr)
+{
+	for (size_t li = 0; li < g->n_lines; li++)
+		for (size_t i = 0; i < g->lines[li]->n_events; i++) {
+			const XEvent *e = g->lines[li]->events[i];
+			const XStat *c = tt_event_stat(g, e, "correlation_id");
+			if (c && c->uint64_value == corr)
+				return str_stat(g, e, "kernel_details");
+		}
+	fail_msg("no kernel with correlation id %llu", (unsigned long long)corr);
+	return NULL;
+}
+
+static uint32_t launch(uint32_t stream, uint32_t threads, uint16_t regs, int32_t static_shared,
+		       uint32_t carveout)
+{
+	struct tfsim_launch l = { .stream = stream, .name = "_Z4stepv", .grid = { 8, 1, 1 },
+				  .block = { threads, 1, 1 }, .duration_ns = 1000, .registers_per_thread = regs,
+				  .static_shared_bytes = static_shared, .shared_memory_executed = carveout };
+	return tfsim_launch_kernel_ex(&l);
+}
+
+/* Theoretical occupancy in kernel_details, from the DEVICE record's limits through the written
+ * file: per device (one string per distinct value, never shared across devices with different
+ * limits), per carveout, and left out where the device reported no limits. */
+static void test_kernel_occupancy(void **state)
+{
+	(void)state;
+	int h100 = tfsim_device_add(NULL); /* 64 warps, 32 blocks, 65536 registers, 228 KiB per SM */
+	struct tfsim_device_desc rtx = { .name = "Sim RTX", .cc_major = 8, .cc_minor = 6 };
+	int sm86 = tfsim_device_add(&rtx); /* 48 warps, 16 blocks, 65536 registers, 100 KiB per SM */
+	struct tfsim_device_desc blind = { .name = "No limits", .no_occupancy_limits = 1 };
+	int none = tfsim_device_add(&blind);
+	uint32_t s0 = tfsim_stream_create(h100), s1 = tfsim_stream_create(sm86), s2 = tfsim_stream_create(none);
+	assert_int_equal(tfprof_start(logdir, NULL), 0);
+	uint32_t c[8];
+	{
+		TFPROF_SCOPE("Train", TFPROF_I64("step_num", 0));
+		/* The same launch on all three devices. 33 threads take 2 warps. H100: min(32 blocks,
+		 * 64/2 warps, registers 32*32 = 1024 per warp: 64 warps / 2, shared 1 KiB reserve:
+		 * 233472/1024) = 32 blocks = 64 of 64 warps: 100. cc 8.6: min(16 blocks, 48/2 = 24,
+		 * 32, 102400/1024 = 100) = 16 blocks = 32 of 48 warps: 66.6667. */
+		c[0] = launch(s0, 33, 32, 0, 0);
+		c[1] = launch(s1, 33, 32, 0, 0);
+		c[2] = launch(s2, 33, 32, 0, 0);
+		/* H100, 256 threads (8 warps), 128 registers: 4096 per warp, 16 warps per SM: 2 blocks
+		 * = 16 of 64 warps: 25. */
+		c[3] = launch(s0, 256, 128, 0, 0);
+		/* H100, 1 warp with 5000 B static shared: 5000 + 1024 reserved rounded to 128 = 6144.
+		 * The default carveout (the record says 228 KiB): 233472/6144 = 38, so 32 blocks = 32
+		 * warps: 50. A 100 KiB carveout: 102400/6144 = 16 blocks = 16 warps: 25. */
+		c[4] = launch(s0, 32, 32, 5000, 0);
+		c[5] = launch(s0, 32, 32, 5000, 100 * 1024);
+		c[6] = launch(s0, 32, 32, 5000, 100 * 1024); /* the same string again */
+		/* Not even one block fits in 233472 B: left out, never made up. */
+		c[7] = launch(s0, 32, 32, 300 * 1024, 0);
+	}
+	XSpace *s = tt_stop_and_read();
+	const XPlane *g0 = gpu_plane(s, h100), *g1 = gpu_plane(s, sm86), *g2 = gpu_plane(s, none);
+	assert_non_null(g0);
+	assert_non_null(g1);
+	assert_non_null(g2);
+	assert_string_equal(details_of(g0, c[0]),
+			    "regs:32 static_shared:0 dynamic_shared:0 grid:8,1,1 block:33,1,1 occ_pct:100");
+	assert_string_equal(details_of(g1, c[1]),
+			    "regs:32 static_shared:0 dynamic_shared:0 grid:8,1,1 block:33,1,1 occ_pct:66.6667");
+	assert_string_equal(details_of(g2, c[2]), "regs:32 static_shared:0 dynamic_shared:0 grid:8,1,1 block:33,1,1");
+	assert_non_null(strstr(details_of(g0, c[3]), "block:256,1,1 occ_pct:25"));
+	assert_string_equal(details_of(g0, c[4]),
+			    "regs:32 static_shared:5000 dynamic_shared:0 grid:8,1,1 block:32,1,1 occ_pct:50");
+	assert_string_equal(details_of(g0, c[5]),
+			    "regs:32 static_shared:5000 dynamic_shared:0 grid:8,1,1 block:32,1,1 occ_pct:25");
+	assert_string_equal(details_of(g0, c[6]), details_of(g0, c[5]));
+	assert_null(strstr(details_of(g0, c[7]), "occ_pct"));
 	tt_xspace_free(s);
 }
 
@@ -361,6 +442,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_train_loop_timeline, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_devices_three_streams_two_threads, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kernel_occupancy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_gpu_falls_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_insufficient_privileges_falls_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_second_subscriber_falls_back, setup, teardown),

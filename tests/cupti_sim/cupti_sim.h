@@ -67,6 +67,15 @@ struct tfsim_device_desc {
     uint64_t global_memory_bytes; /* [80 GiB] */
     uint64_t memory_bandwidth;    /* bytes per second [3.35e12]; the DEVICE record holds kB/s */
     uint32_t core_clock_khz;      /* [1980000] */
+    /* The occupancy limits the DEVICE record reports. Zero fields take the values of the
+     * compute capability (CUDA C++ Programming Guide, "Technical Specifications per Compute
+     * Capability"): 7.0, 7.5, 8.0, 8.6, 8.9 as listed, any other as 9.0 (H100). */
+    uint32_t max_warps_per_sm;    /* [64; 32 on 7.5; 48 on 8.6 and 8.9] */
+    uint32_t max_blocks_per_sm;   /* [32; 16 on 7.5 and 8.6; 24 on 8.9] */
+    uint32_t regs_per_sm;         /* [65536] */
+    uint32_t smem_per_sm;         /* bytes [228 KiB; 96 KiB on 7.0, 64 KiB on 7.5, 164 KiB on
+                                     8.0, 100 KiB on 8.6 and 8.9] */
+    int no_occupancy_limits;      /* nonzero: the record leaves all of these 0 (not reported) */
 };
 
 /* Adds a device with its primary context (context id = ordinal + 1) and its null stream.
@@ -115,6 +124,9 @@ struct tfsim_launch {
     /* Nonzero: no API call is simulated and the record carries this correlation id. Use it for
      * the second and later kernels of one graph launch. */
     uint32_t correlation_id;
+    /* The shared memory the driver configured per SM for the launch (the carveout, the record's
+     * sharedMemoryExecuted), bytes; 0: the device's smem_per_sm. */
+    uint32_t shared_memory_executed;
 };
 
 /* Launches a kernel: on the calling thread runs the API ENTER/EXIT callbacks (if the subscriber

@@ -213,15 +213,15 @@ void sim_fill_device_record(CUpti_ActivityDevice5 *r, const struct sim_device *d
     r->globalMemorySize = d->desc.global_memory_bytes;
     r->constantMemorySize = 64u * 1024u;
     r->l2CacheSize = 50u * 1024u * 1024u;
-    r->numThreadsPerWarp = 32;
+    r->numThreadsPerWarp = d->desc.no_occupancy_limits ? 0 : 32;
     r->coreClockRate = d->desc.core_clock_khz;
     r->numMemcpyEngines = 3;
     r->numMultiprocessors = d->desc.sm_count;
     r->maxIPC = 4;
-    r->maxWarpsPerMultiprocessor = 64;
-    r->maxBlocksPerMultiprocessor = 32;
-    r->maxSharedMemoryPerMultiprocessor = 228u * 1024u;
-    r->maxRegistersPerMultiprocessor = 65536;
+    r->maxWarpsPerMultiprocessor = d->desc.max_warps_per_sm;
+    r->maxBlocksPerMultiprocessor = d->desc.max_blocks_per_sm;
+    r->maxSharedMemoryPerMultiprocessor = d->desc.smem_per_sm;
+    r->maxRegistersPerMultiprocessor = d->desc.regs_per_sm;
     r->maxRegistersPerBlock = 65536;
     r->maxSharedMemoryPerBlock = 48u * 1024u;
     r->maxThreadsPerBlock = 1024;
@@ -256,6 +256,34 @@ void sim_fill_context_record(CUpti_ActivityContext3 *r, const struct sim_device 
     r->cigMode = CUPTI_CONTEXT_CIG_MODE_NONE;
 }
 
+/* The occupancy limits of a compute capability, where the description leaves them 0. */
+static void occupancy_defaults(struct tfsim_device_desc *d)
+{
+    if (d->no_occupancy_limits) {
+        d->max_warps_per_sm = d->max_blocks_per_sm = d->regs_per_sm = d->smem_per_sm = 0;
+        return;
+    }
+    static const struct {
+        int major, minor;
+        uint32_t warps, blocks, smem_kib;
+    } caps[] = {
+        {7, 0, 64, 32, 96}, {7, 5, 32, 16, 64}, {8, 0, 64, 32, 164},
+        {8, 6, 48, 16, 100}, {8, 9, 48, 24, 100}, {9, 0, 64, 32, 228},
+    };
+    size_t i = sizeof caps / sizeof caps[0] - 1; /* anything else: an H100's */
+    for (size_t k = 0; k < sizeof caps / sizeof caps[0]; k++)
+        if (caps[k].major == d->cc_major && caps[k].minor == d->cc_minor)
+            i = k;
+    if (!d->max_warps_per_sm)
+        d->max_warps_per_sm = caps[i].warps;
+    if (!d->max_blocks_per_sm)
+        d->max_blocks_per_sm = caps[i].blocks;
+    if (!d->regs_per_sm)
+        d->regs_per_sm = 65536;
+    if (!d->smem_per_sm)
+        d->smem_per_sm = caps[i].smem_kib * 1024u;
+}
+
 SIM_EXPORT int tfsim_device_add(const struct tfsim_device_desc *in)
 {
     struct tfsim_device_desc d = in ? *in : (struct tfsim_device_desc){0};
@@ -271,6 +299,7 @@ SIM_EXPORT int tfsim_device_add(const struct tfsim_device_desc *in)
         d.memory_bandwidth = 3350000000000ull;
     if (!d.core_clock_khz)
         d.core_clock_khz = 1980000;
+    occupancy_defaults(&d);
     const char *name = sim_intern(d.name ? d.name : "Simulated GPU");
     d.name = name;
 

@@ -78,6 +78,16 @@ static uint64_t device_bandwidth(int dev)
     return bw ? bw : 1000000000000ull;
 }
 
+/* The shared memory per SM of a device: the carveout a launch gets unless it says otherwise. */
+static uint32_t device_smem_per_sm(int dev)
+{
+    sim_lock();
+    struct sim_device *d = sim_device_get_locked(dev);
+    uint32_t smem = d ? d->desc.smem_per_sm : 0;
+    sim_unlock();
+    return smem;
+}
+
 static uint32_t transfer_ns(uint64_t bytes, int dev)
 {
     double ns = (double)bytes * 1e9 / (double)device_bandwidth(dev) + 1000.0;
@@ -233,7 +243,7 @@ SIM_EXPORT uint32_t tfsim_launch_kernel_ex(const struct tfsim_launch *l)
     k.submitted = CUPTI_TIMESTAMP_UNKNOWN;
     k.launchType = is_cooperative(domain, cbid) ? CUPTI_ACTIVITY_LAUNCH_TYPE_COOPERATIVE_SINGLE_DEVICE
                                                 : CUPTI_ACTIVITY_LAUNCH_TYPE_REGULAR;
-    k.sharedMemoryExecuted = (uint32_t)(l->static_shared_bytes + l->dynamic_shared_bytes);
+    k.sharedMemoryExecuted = l->shared_memory_executed ? l->shared_memory_executed : device_smem_per_sm(dev);
     k.graphNodeId = l->graph_node_id;
     k.graphId = l->graph_id;
     k.channelType = CUPTI_CHANNEL_TYPE_COMPUTE;

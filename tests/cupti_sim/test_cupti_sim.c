@@ -932,6 +932,12 @@ static void test_device_context_records(void **state)
             assert_int_equal(d->globalMemorySize, 85520809984ull);
             assert_int_equal(d->globalMemoryBandwidth, 3352320000ull); /* kB/s */
             assert_int_equal(d->coreClockRate, 1980000);
+            /* An H100's occupancy limits (cc 9.0). */
+            assert_int_equal(d->numThreadsPerWarp, 32);
+            assert_int_equal(d->maxWarpsPerMultiprocessor, 64);
+            assert_int_equal(d->maxBlocksPerMultiprocessor, 32);
+            assert_int_equal(d->maxRegistersPerMultiprocessor, 65536);
+            assert_int_equal(d->maxSharedMemoryPerMultiprocessor, 233472);
         } else if (C.recs[i].kind == CUPTI_ACTIVITY_KIND_CONTEXT) {
             const CUpti_ActivityContext3 *c = &C.recs[i].raw.ctx;
             assert_int_equal(c->contextId, 1);

@@ -2,7 +2,8 @@
  * simulator): per step the expected number of kernels, memcpys and memsets on the device planes,
  * each correlated to exactly one host launch on the launching thread's line, inside that launch's
  * step scope, and with --window, each device activity inside its step's host time window within
- * the clock alignment error the profile states. Prints what it found; exits 0 when all holds.
+ * the clock alignment error the profile states, and each kernel's kernel_details with a
+ * theoretical occupancy (occ_pct) in (0, 100]. Prints what it found; exits 0 when all holds.
  *
  *   usage: check_gpu_profile PROFILE --steps N --kernels K --memcpys M --memsets S [--window] */
 #include <setjmp.h>
@@ -77,6 +78,7 @@ static void check_profile(void **state)
 	long *nk = calloc((size_t)steps, sizeof *nk), *nm = calloc((size_t)steps, sizeof *nm),
 	     *ns = calloc((size_t)steps, sizeof *ns);
 	int64_t worst_early = 0, worst_late = 0;
+	double occ_min = 101, occ_max = 0;
 	for (size_t li = 0; li < g->n_lines; li++) {
 		const XLine *l = g->lines[li];
 		for (size_t i = 0; i < l->n_events; i++) {
@@ -102,8 +104,21 @@ static void check_profile(void **state)
 			const XStat *dk = tt_event_stat(g, e, "step_num");
 			if (!dk || dk->int64_value != k)
 				fail_msg("%s does not carry its launch's step_num %ld", name, k);
-			if (is_kernel)
+			if (is_kernel) {
+				const XStat *det = tt_event_stat(g, e, "kernel_details");
+				const char *d = det->value_case == TENSORFLOW__PROFILER__XSTAT__VALUE_REF_VALUE
+							? tt_stat_meta_name(g, det->ref_value)
+							: det->str_value;
+				const char *o = d ? strstr(d, " occ_pct:") : NULL;
+				double occ = o ? strtod(o + 9, NULL) : -1;
+				if (!(occ > 0 && occ <= 100))
+					fail_msg("%s: kernel_details \"%s\" has no occupancy in (0, 100]", name, d ? d : "");
+				if (occ < occ_min)
+					occ_min = occ;
+				if (occ > occ_max)
+					occ_max = occ;
 				nk[k]++;
+			}
 			else if (is_copy)
 				nm[k]++;
 			else
@@ -125,8 +140,9 @@ static void check_profile(void **state)
 			fail_msg("step %ld: %ld kernels, %ld memcpys, %ld memsets; expected %ld, %ld, %ld", k, nk[k],
 				 nm[k], ns[k], kernels, memcpys, memsets);
 	printf("{\"check\":\"gpu_profile\",\"steps\":%ld,\"clock_error_bound_ns\":%lld,"
-	       "\"max_device_before_launch_ns\":%.3f,\"max_device_after_step_ns\":%.3f}\n",
-	       steps, (long long)align->int64_value, worst_early / 1000.0, worst_late / 1000.0);
+	       "\"max_device_before_launch_ns\":%.3f,\"max_device_after_step_ns\":%.3f,"
+	       "\"occ_pct_min\":%g,\"occ_pct_max\":%g}\n",
+	       steps, (long long)align->int64_value, worst_early / 1000.0, worst_late / 1000.0, occ_min, occ_max);
 	free(nk);
 	free(nm);
 	free(ns);

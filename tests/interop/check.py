@@ -367,8 +367,28 @@ def check_kernel_stats(label, path, space):
                     bad.append(f"{ev.raw_name}: {d} shown as grid {v['grid_dim']} block {v['block_dim']}")
     check(f"{label}: kernel_stats grid/block/registers come from our kernel_details", not bad,
           "; ".join(sorted(set(bad))[:3]))
+    # Theoretical occupancy comes from occ_pct in our kernel_details (percent, as TensorFlow writes
+    # it): every row shows the value we wrote for that kernel and launch shape, never 0.
+    ours_occ = {}
+    for pl in device_planes(space):
+        for l in pl.lines:
+            for e in l.events:
+                ev = Ev(pl, l, e)
+                d = ev.stats.get("kernel_details")
+                if d:
+                    kv = dict(p.split(":", 1) for p in d.split())
+                    ours_occ.setdefault((ev.raw_name, kv["grid"], kv["block"]), set()).add(
+                        float(kv["occ_pct"]) if "occ_pct" in kv else None)
+    bad = []
+    for r in ks["rows"]:
+        v = dict(zip(cols, (c["v"] for c in r["c"])))
+        want = ours_occ.get((v["kernel_name"], v["grid_dim"], v["block_dim"]), {None})
+        if None in want or len(want) != 1 or not v["occupancy_pct"] or \
+                abs(v["occupancy_pct"] - next(iter(want))) > 1e-6:
+            bad.append(f"{v['kernel_name']}: shown {v['occupancy_pct']}, ours {sorted(want, key=str)}")
     occ = {k: v[2]["occupancy_pct"] for k, v in shown.items()}
-    print(f"NOTE {label}: kernel_stats occupancy_pct per kernel: {occ}")
+    check(f"{label}: kernel_stats occupancy is our occ_pct, non-zero", not bad,
+          "; ".join(sorted(set(bad))[:3]) or f"{occ}")
 
 
 def check_framework_op_stats(label, paths):
