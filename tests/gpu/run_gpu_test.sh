@@ -3,9 +3,12 @@
 # memcpy present, each correlated to exactly one launch, inside its step within the clock
 # alignment error. Then prints the tracing overhead (traced against untraced loops, interleaved).
 # Without a GPU it says so and exits 77, which CTest shows as skipped, never as passed.
-#   usage: run_gpu_test.sh CUDA_TRAIN_LOOP CHECK_GPU_PROFILE
+# With TFPROF_START and NVTX_CUDA_LOOP it also profiles that unmodified program (no tfprof, NVTX
+# step ranges) through tfprof-start and checks its profile the same way: the CUDA injection and
+# the NVTX tool on a real driver.
+#   usage: run_gpu_test.sh CUDA_TRAIN_LOOP CHECK_GPU_PROFILE [TFPROF_START NVTX_CUDA_LOOP]
 set -euo pipefail
-prog=$1 checker=$2
+prog=$1 checker=$2 start=${3:-} plain=${4:-}
 if ! { command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; } && [[ ! -e /dev/nvidia0 ]]; then
 	echo "SKIPPED: no NVIDIA GPU here (nvidia-smi finds none, no /dev/nvidia0); run tests/gpu on a GPU machine"
 	exit 77
@@ -18,6 +21,15 @@ out=$("$prog" "$logdir" "$steps")
 profile=$(head -n 1 <<<"$out")
 echo "profile: $profile"
 "$checker" "$profile" --steps "$steps" --kernels 5 --memcpys 2 --memsets 1 --window
+
+if [[ -n $start && -n $plain ]]; then
+	echo "unmodified CUDA program under tfprof-start:"
+	"$start" --logdir "$logdir/start" --run plain -- "$plain" "$steps"
+	profile=$(find "$logdir/start/plugins/profile/plain" -name '*.xplane.pb' | head -n 1)
+	[[ -n $profile ]] || { echo "tfprof-start wrote no profile for $plain" >&2; exit 1; }
+	echo "profile: $profile"
+	"$checker" "$profile" --steps "$steps" --kernels 5 --memcpys 2 --memsets 1 --window
+fi
 
 # Overhead: alternate untraced and traced runs so drifts hit both; report the medians.
 traced=() untraced=()
