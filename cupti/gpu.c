@@ -225,37 +225,43 @@ int tfprof__gpu_start(const struct tfprof__gpu_config *cfg)
 static void report_losses(const struct tfprof__gpu_result *r, const struct tfprof__activity_summary *s)
 {
 	if (r->dropped_by_cupti)
-		GPU_WARN("%" PRIu64 " GPU activity records were dropped by CUPTI for lack of buffer space; "
+		GPU_WARN("%" PRIu64 " GPU activity %s dropped by CUPTI for lack of buffer space; "
 		     "raise TFPROF_CUPTI_BUFFERS (now %zu) or TFPROF_CUPTI_BUFFER_KB (now %zu)",
-		     r->dropped_by_cupti, G.cfg.buffer_count, G.cfg.buffer_size >> 10);
+		     r->dropped_by_cupti, TFPROF_PL(r->dropped_by_cupti, "record was", "records were"),
+		     G.cfg.buffer_count, G.cfg.buffer_size >> 10);
 	if (r->dropped_no_buffer)
-		GPU_WARN("%" PRIu64 " CUPTI buffer requests were refused because all %zu buffers of %zu KiB "
-		     "were in use (CUDA gives every launching thread its own buffer); raise "
+		GPU_WARN("%" PRIu64 " CUPTI buffer %s refused because no buffer of the pool (%zu of %zu KiB) "
+		     "was free (CUDA gives every launching thread its own buffer); raise "
 		     "TFPROF_CUPTI_BUFFERS or TFPROF_CUPTI_BUFFER_KB",
-		     r->dropped_no_buffer, G.cfg.buffer_count, G.cfg.buffer_size >> 10);
+		     r->dropped_no_buffer, TFPROF_PL(r->dropped_no_buffer, "request was", "requests were"),
+		     G.cfg.buffer_count, G.cfg.buffer_size >> 10);
 	if (r->dropped_by_bound)
-		GPU_WARN("%" PRIu64 " GPU activity records were dropped because decoded device events "
+		GPU_WARN("%" PRIu64 " GPU activity %s dropped because decoded device events "
 		     "reached their limit of %zu MiB; raise it with TFPROF_MAX_MEMORY_MB or "
 		     "tfprof_options.max_memory",
-		     r->dropped_by_bound, G.cfg.max_memory >> 20);
+		     r->dropped_by_bound, TFPROF_PL(r->dropped_by_bound, "record was", "records were"),
+		     G.cfg.max_memory >> 20);
 	if (r->zero_timestamps)
-		GPU_WARN("%" PRIu64 " GPU activity records had no timestamps and were left out (CUPTI "
+		GPU_WARN("%" PRIu64 " GPU activity %s left out (CUPTI "
 		     "could not time them, for example for lack of device memory or because the work "
 		     "was still running at stop)",
-		     r->zero_timestamps);
+		     r->zero_timestamps, TFPROF_PL(r->zero_timestamps, "record had no timestamps and was",
+						   "records had no timestamps and were"));
 	if (s->buffers_unreturned)
-		GPU_WARN("%" PRIu64 " CUPTI activity buffers had not come back %.1f s after the final flush; "
+		GPU_WARN("%" PRIu64 " CUPTI activity %s not come back %.1f s after the final flush; "
 		     "the records in them are lost and their memory stays allocated",
-		     s->buffers_unreturned, (double)s->wait_ns / 1e9);
+		     s->buffers_unreturned, TFPROF_PL(s->buffers_unreturned, "buffer had", "buffers had"),
+		     (double)s->wait_ns / 1e9);
 	if (s->buffers_bad)
-		GPU_WARN("%" PRIu64 " CUPTI activity buffers ended in a record libcupti could not walk; the "
+		GPU_WARN("%" PRIu64 " CUPTI activity %s in a record libcupti could not walk; the "
 		     "rest of each was skipped (check that %s matches the CUDA 13 headers tfprof was "
 		     "built with)",
-		     s->buffers_bad, G.f->path);
+		     s->buffers_bad, TFPROF_PL(s->buffers_bad, "buffer ended", "buffers ended"), G.f->path);
 	if (s->buffers_late + s->buffers_foreign)
-		GPU_WARN("%" PRIu64 " CUPTI activity buffers arrived after their session had ended and "
-		     "were ignored",
-		     s->buffers_late + s->buffers_foreign);
+		GPU_WARN("%" PRIu64 " CUPTI activity %s after their session had ended and %s ignored",
+		     s->buffers_late + s->buffers_foreign,
+		     TFPROF_PL(s->buffers_late + s->buffers_foreign, "buffer arrived", "buffers arrived"),
+		     TFPROF_PL(s->buffers_late + s->buffers_foreign, "was", "were"));
 	if (s->flush_rc != CUPTI_SUCCESS)
 		GPU_WARN("cuptiActivityFlushAll failed with %s at stop; GPU work of the last moments may "
 		     "be missing",

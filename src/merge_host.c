@@ -406,49 +406,52 @@ int tfprof__merge_host_warnings(struct tfprof__profile *p, const struct tfprof__
 	if (c->dropped)
 		rc |= tfprof__profile_add_warning(
 			p,
-			"tfprof: %" PRIu64 " of %" PRIu64 " host scopes were dropped because the event "
+			"tfprof: %" PRIu64 " of %" PRIu64 " host scopes %s dropped because the event "
 			"buffers reached their limit of %zu MiB; raise it with TFPROF_MAX_MEMORY_MB or "
 			"tfprof_options.max_memory",
-			c->dropped, c->emitted, max_memory >> 20);
+			c->dropped, c->emitted, TFPROF_PL(c->dropped, "was", "were"), max_memory >> 20);
 	if (c->too_deep)
 		rc |= tfprof__profile_add_warning(
 			p,
-			"tfprof: %" PRIu64 " of %" PRIu64 " host scopes were dropped because they nested "
+			"tfprof: %" PRIu64 " of %" PRIu64 " host scopes %s dropped because they nested "
 			"deeper than 256 scopes on their thread",
-			c->too_deep, c->emitted);
+			c->too_deep, c->emitted, TFPROF_PL(c->too_deep, "was", "were"));
 	if (c->meta_dropped)
 		rc |= tfprof__profile_add_warning(
-			p, "tfprof: %" PRIu64 " set_metadata calls were dropped because the event buffers were full",
-			c->meta_dropped);
+			p, "tfprof: %" PRIu64 " %s dropped because the event buffers were full", c->meta_dropped,
+			TFPROF_PL(c->meta_dropped, "set_metadata call was", "set_metadata calls were"));
 	if (c->bad_ends)
 		rc |= tfprof__profile_add_warning(
 			p,
-			"tfprof: %" PRIu64 " scope ends were ignored: ended on another thread than the "
+			"tfprof: %" PRIu64 " %s ignored: ended on another thread than the "
 			"begin, ended twice, or from an earlier session",
-			c->bad_ends);
+			c->bad_ends, TFPROF_PL(c->bad_ends, "scope end was", "scope ends were"));
 	if (c->bad_metadata)
 		rc |= tfprof__profile_add_warning(
-			p, "tfprof: %" PRIu64 " set_metadata calls were ignored: the scope was not open on the calling thread",
-			c->bad_metadata);
+			p, "tfprof: %" PRIu64 " %s ignored: the scope was not open on the calling thread",
+			c->bad_metadata, TFPROF_PL(c->bad_metadata, "set_metadata call was", "set_metadata calls were"));
 	if (c->misnested)
 		rc |= tfprof__profile_add_warning(
 			p,
-			"tfprof: %" PRIu64 " scopes were closed early because an enclosing scope ended "
+			"tfprof: %" PRIu64 " %s closed early because an enclosing scope ended "
 			"first (stat tfprof_closed_by_parent)",
-			c->misnested);
+			c->misnested, TFPROF_PL(c->misnested, "scope was", "scopes were"));
 	if (c->open_at_stop)
 		rc |= tfprof__profile_add_warning(
 			p,
-			"tfprof: %" PRIu64 " scopes were still open at stop; they end at the stop time "
-			"and carry the stat tfprof_open_at_stop",
-			c->open_at_stop);
+			"tfprof: %" PRIu64 " %s still open at stop; %s at the stop time "
+			"and %s the stat tfprof_open_at_stop",
+			c->open_at_stop, TFPROF_PL(c->open_at_stop, "scope was", "scopes were"),
+			TFPROF_PL(c->open_at_stop, "it ends", "they end"),
+			TFPROF_PL(c->open_at_stop, "carries", "carry"));
 	if (c->truncated_args)
 		rc |= tfprof__profile_add_warning(
-			p, "tfprof: %" PRIu64 " arguments were left out: a scope holds at most 65535",
-			c->truncated_args);
+			p, "tfprof: %" PRIu64 " %s left out: a scope holds at most 65535",
+			c->truncated_args, TFPROF_PL(c->truncated_args, "argument was", "arguments were"));
 	if (c->ignored_args)
 		rc |= tfprof__profile_add_warning(
-			p, "tfprof: %" PRIu64 " arguments were ignored: empty key or unknown type", c->ignored_args);
+			p, "tfprof: %" PRIu64 " %s ignored: empty key or unknown type", c->ignored_args,
+			TFPROF_PL(c->ignored_args, "argument was", "arguments were"));
 	return rc ? -1 : 0;
 }
 

@@ -94,6 +94,9 @@ struct tfprof__stat *tfprof__plane_add_meta_stat(struct tfprof__plane *pl, uint3
  * -1 when out of memory (the message is then dropped). */
 int tfprof__msg_add(char ***list, size_t *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void tfprof__msgs_free(char **list, size_t n);
+/* The singular or plural form for a count in a message: "1 scope end was", "3 scope ends were". */
+#define TFPROF_PL(n, one, many) ((n) == 1 ? (one) : (many))
+
 /* printf-style; the message is copied. */
 int tfprof__profile_add_error(struct tfprof__profile *p, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

@@ -768,7 +768,7 @@ static void test_pool_exhaustion(void **state)
 	assert_int_equal(r.dropped_by_cupti, 1);
 	find_one(&r, TFPROF_DEV_KERNEL, mine);
 	assert_int_equal(count_kind(&r, TFPROF_DEV_KERNEL), 1);
-	assert_msg(r.warnings, r.nwarnings, "1 CUPTI buffer requests were refused because all 1 buffers of 64 KiB were in use");
+	assert_msg(r.warnings, r.nwarnings, "1 CUPTI buffer request was refused because no buffer of the pool (1 of 64 KiB) was free");
 	/* Every buffer handed out came back. */
 	struct tfsim_stats st;
 	tfsim_stats(&st);
