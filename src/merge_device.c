@@ -13,6 +13,9 @@
 #include "occupancy.h"
 
 #define SYNC_LINE_BASE ((int64_t)1 << 32)
+/* A synchronization line's id: SYNC_LINE_BASE + stream + (lane << SYNC_LANE_SHIFT), which never
+ * equals OVERHEAD_LINE_ID (lane 0 ends below it, lane 1 starts above). */
+#define SYNC_LANE_SHIFT 33
 #define OVERHEAD_LINE_ID ((int64_t)2 << 32)
 
 /* The line an event goes to, and its start, for sorting. */
@@ -282,12 +285,17 @@ static void line_name(char *buf, size_t cap, int64_t id, unsigned kinds)
 		snprintf(buf, cap, "CUPTI overhead");
 		return;
 	}
-	if (id == SYNC_LINE_BASE + TFPROF_DEV_NONE) {
-		snprintf(buf, cap, "Context synchronization");
-		return;
-	}
 	if (id >= SYNC_LINE_BASE) {
-		snprintf(buf, cap, "Stream #%" PRId64 " synchronization", id - SYNC_LINE_BASE);
+		/* Extra lines of overlapping waits (sync_lanes) are numbered from 2. */
+		int64_t lane = (id - SYNC_LINE_BASE) >> SYNC_LANE_SHIFT;
+		uint32_t stream = (uint32_t)(id - SYNC_LINE_BASE);
+		char suffix[32] = "";
+		if (lane)
+			snprintf(suffix, sizeof suffix, " (%" PRId64 ")", lane + 1);
+		if (stream == TFPROF_DEV_NONE)
+			snprintf(buf, cap, "Context synchronization%s", suffix);
+		else
+			snprintf(buf, cap, "Stream #%" PRIu32 " synchronization%s", stream, suffix);
 		return;
 	}
 	size_t n = (size_t)snprintf(buf, cap, "Stream #%" PRId64 "(", id);
@@ -581,6 +589,83 @@ static int add_messages(struct tfprof__profile *p, const struct tfprof__gpu_resu
 	return 0;
 }
 
+/* Threads that wait for one stream at once make synchronization events that overlap in part
+ * (one began first, the other ends later), which a trace viewer cannot draw on one line: each
+ * such wait moves to the first extra line of its stream where it overlaps nothing in part (it may
+ * nest in a wait there), "Stream #7 synchronization (2)". pe is sorted (sort_placed) and stays
+ * so. Returns 0 or -1 when out of memory. */
+struct sync_lane {
+	int64_t *open; /* ends of the events still open at the current start, innermost last */
+	size_t n, cap;
+};
+
+static int sync_lanes(struct placed *pe, size_t n)
+{
+	struct sync_lane *lanes = NULL;
+	size_t nlanes = 0, cap = 0;
+	bool moved = false;
+	int rc = 0;
+	for (size_t i = 0; i < n && !rc;) {
+		size_t j = i;
+		while (j < n && pe[j].device == pe[i].device && pe[j].line == pe[i].line)
+			j++;
+		bool sync = pe[i].line >= SYNC_LINE_BASE && pe[i].line != OVERHEAD_LINE_ID;
+		for (size_t k = 0; k < nlanes; k++)
+			lanes[k].n = 0;
+		for (size_t k = i; sync && k < j; k++) {
+			size_t lane = 0;
+			for (;; lane++) {
+				if (lane == nlanes) {
+					if (nlanes == cap) {
+						size_t nc = cap ? 2 * cap : 4;
+						struct sync_lane *g = realloc(lanes, nc * sizeof *g);
+						if (!g) {
+							rc = -1;
+							break;
+						}
+						memset(g + cap, 0, (nc - cap) * sizeof *g);
+						lanes = g;
+						cap = nc;
+					}
+					nlanes++;
+				}
+				struct sync_lane *ln = &lanes[lane];
+				/* Events are in start order: what ended by this start is closed for good. */
+				while (ln->n && ln->open[ln->n - 1] <= pe[k].start)
+					ln->n--;
+				if (!ln->n || ln->open[ln->n - 1] >= pe[k].end)
+					break;
+			}
+			if (rc)
+				break;
+			struct sync_lane *ln = &lanes[lane];
+			if (ln->n == ln->cap) {
+				size_t nc = ln->cap ? 2 * ln->cap : 8;
+				int64_t *g = realloc(ln->open, nc * sizeof *g);
+				if (!g) {
+					rc = -1;
+					break;
+				}
+				ln->open = g;
+				ln->cap = nc;
+			}
+			ln->open[ln->n++] = pe[k].end;
+			if (lane) {
+				pe[k].line += (int64_t)lane << SYNC_LANE_SHIFT;
+				moved = true;
+			}
+		}
+		i = j;
+	}
+	for (size_t k = 0; k < nlanes; k++)
+		free(lanes[k].open);
+	free(lanes);
+	/* Rare (two threads waiting at once), so a full sort is cheap enough. */
+	if (!rc && moved)
+		qsort(pe, n, sizeof *pe, cmp_placed);
+	return rc;
+}
+
 /* Adds the plane of one device and the lines of its events, placed[0..n) all on that device. */
 static int merge_one_device(struct dev_ctx *d, uint32_t dev_id, const struct placed *pe, size_t n)
 {
@@ -688,7 +773,7 @@ int tfprof__merge_device(struct tfprof__profile *p, const struct tfprof__timebas
 			else
 				x->line = e->stream_id;
 		}
-	if (sort_placed(&pe, n))
+	if (sort_placed(&pe, n) || sync_lanes(pe, n))
 		goto out;
 	/* Devices known from their properties get a plane even when they ran nothing. */
 	size_t i = 0;
@@ -712,14 +797,16 @@ int tfprof__merge_device(struct tfprof__profile *p, const struct tfprof__timebas
 	}
 	if (d.uncorrelated &&
 	    tfprof__profile_add_warning(p,
-					"tfprof: %" PRIu64 " GPU activities have no host launch in this profile: "
-					"they were launched before the session started or while it stopped, or "
-					"their host event was dropped",
-					d.uncorrelated))
+					"tfprof: %" PRIu64 " GPU %s no host launch in this profile: "
+					"launched before the session started or while it stopped, or "
+					"its host event was dropped",
+					d.uncorrelated,
+					TFPROF_PL(d.uncorrelated, "activity has", "activities have")))
 		goto out;
 	if (d.multi_launch &&
-	    tfprof__profile_add_warning(p, "tfprof: %" PRIu64 " GPU activities match more than one host launch event",
-					d.multi_launch))
+	    tfprof__profile_add_warning(p, "tfprof: %" PRIu64 " GPU %s more than one host launch event",
+					d.multi_launch,
+					TFPROF_PL(d.multi_launch, "activity matches", "activities match")))
 		goto out;
 	rc = 0;
 out:

@@ -348,6 +348,44 @@ static void test_two_devices_three_streams_two_threads(void **state)
 	tt_xspace_free(s);
 }
 
+static const XLine *line_named(const XPlane *p, const char *name)
+{
+	for (size_t i = 0; i < p->n_lines; i++)
+		if (!strcmp(p->lines[i]->name, name))
+			return p->lines[i];
+	return NULL;
+}
+
+/* Two waits for one stream that overlap in part (as when two threads wait for it, one of them
+ * after more work was queued) go to two lines, on each of which events nest. The simulator does not block in
+ * a synchronize: each wait lasts from the call to the stream's drain, so a second kernel queued
+ * between the two waits makes the second end later. */
+static void test_overlapping_waits_get_their_own_line(void **state)
+{
+	(void)state;
+	int dev = tfsim_device_add(NULL);
+	uint32_t s = tfsim_stream_create(dev);
+	assert_int_equal(tfprof_start(logdir, NULL), 0);
+	tfsim_launch_kernel(s, "_Z5firstv", G, B, 10000000);
+	tfsim_stream_synchronize(s);
+	tfsim_launch_kernel(s, "_Z6secondv", G, B, 10000000);
+	tfsim_stream_synchronize(s);
+	tfsim_stream_synchronize(s); /* inside the second wait: nests in it, on its line */
+	XSpace *x = tt_stop_and_read();
+	const XPlane *g = gpu_plane(x, 0);
+	assert_non_null(g);
+	char name[64], name2[64];
+	snprintf(name, sizeof name, "Stream #%u synchronization", s);
+	snprintf(name2, sizeof name2, "Stream #%u synchronization (2)", s);
+	const XLine *a = line_named(g, name), *b = line_named(g, name2);
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_int_equal(a->n_events, 1);
+	assert_int_equal(b->n_events, 2);
+	/* tt_stop_and_read() has checked that every line's events nest (support/xspace_read.c). */
+	tt_xspace_free(x);
+}
+
 static void check_host_only(enum tfsim_fault f, const char *needle)
 {
 	tfsim_device_add(NULL);
@@ -443,6 +481,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_train_loop_timeline, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_devices_three_streams_two_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kernel_occupancy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_overlapping_waits_get_their_own_line, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_gpu_falls_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_insufficient_privileges_falls_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_second_subscriber_falls_back, setup, teardown),
