@@ -35,13 +35,15 @@ static int worker(const char *logdir, const char *run, int id, int steps)
 	}
 	for (int step = 0; step < steps; step++) {
 		TFPROF_SCOPE("Train", TFPROF_I64("step_num", step), TFPROF_STR("worker", host));
+		/* 20 ms steps: a few milliseconds that a loaded machine takes from one worker must not
+		 * shift its steps out of xprof's intersection of the two hosts' steps. */
 		{
 			TFPROF_SCOPE("forward", TFPROF_I64("batch", 32));
-			busy_us(800);
+			busy_us(8000);
 		}
 		{
 			TFPROF_SCOPE("backward");
-			busy_us(1200);
+			busy_us(12000);
 		}
 	}
 	if (id == 0) {

@@ -108,14 +108,24 @@ def case_multi():
         check(h["summary"]["verdict"] == "host/launch-bound", f"{h['host']} verdict {h['summary']['verdict']}")
     x = r["cross_host"]
     check(len(x["steps"]) == 3, "3 steps compared")
+    # The comparison is checked against the hosts' own step times in the same report, not against
+    # the sleeps that made them: a loaded machine can stretch any step of either host.
+    walls = {h["host"]: {s["step"]: s["wall_ns"] for s in h["steps"]} for h in r["hosts"]}
+    slowest_count = {}
     for s in x["steps"]:
-        check(s["hosts"] == 2 and s["slowest_host"] == "hostB", f"step {s['step']} slowest {s['slowest_host']}")
-        # hostB sleeps 15 ms longer per step; sleeps overshoot by milliseconds on a loaded
-        # machine, so only a loose lower bound is safe.
-        check(s["spread_ns"] >= 2_000_000, f"step {s['step']} spread {s['spread_ns']}")
-    check(x["most_often_slowest"] == {"host": "hostB", "steps": 3}, f"most often slowest {x['most_often_slowest']}")
+        w = {host: v[s["step"]] for host, v in walls.items() if s["step"] in v}
+        slow = max(w, key=lambda k: w[k])
+        slowest_count[slow] = slowest_count.get(slow, 0) + 1
+        check(s["hosts"] == 2 and s["slowest_host"] == slow, f"step {s['step']} slowest {s['slowest_host']}, walls {w}")
+        check(s["spread_ns"] == max(w.values()) - min(w.values()), f"step {s['step']} spread {s['spread_ns']} vs {w}")
+    best = max(slowest_count.values())
+    check(x["most_often_slowest"]["steps"] == best and slowest_count[x["most_often_slowest"]["host"]] == best,
+          f"most often slowest {x['most_often_slowest']} vs {slowest_count}")
+    # hostB sleeps 15 ms longer in each of its 3 steps: over the run it is slower by far.
+    check(sum(walls["hostB"].values()) - sum(walls["hostA"].values()) >= 20_000_000, f"hostB slower overall: {walls}")
     out = text_fits(WORK)
-    check("Across 2 hosts" in out and "Slowest most often: hostB" in out, "text cross-host section")
+    check("Across 2 hosts" in out and f"Slowest most often: {x['most_often_slowest']['host']}" in out,
+          "text cross-host section")
 
 
 def case_devbound():
