@@ -6,8 +6,8 @@
  * Threads and signals.
  * - The signal handler does one async-signal-safe thing: it writes the signal number to a pipe.
  *   The control thread reads it, stops the session (which merges and writes: malloc, locks,
- *   files, nothing a handler may do), restores the default action and sends the signal again,
- *   so the program still dies of it and its parent sees that. A second signal while the first
+ *   files, nothing a handler may do), restores the default action and raises the signal again
+ *   on itself, so the program still dies of it and its parent sees that. A second signal while the first
  *   is being handled kills at once, without a profile: a second Ctrl-C means "now".
  * - act_mu guards the activation state below. It is taken before session_mu (the control
  *   thread starts sessions under it) and never inside a session lock.
@@ -23,9 +23,12 @@
  *   (TFPROF_REPORT_BIN, else from PATH) converts it into <stem>.trace.json.gz beside it, as a
  *   child process (posix_spawn, no shell) that is waited for, never in a signal handler: in the
  *   exit handler, on the control thread (signal, --duration) before it goes on, and for --steps
- *   on the control thread too, so that the stepping thread does not wait for it; the exit
- *   handler then waits for a conversion under way (Cv below). Cv.mu is a leaf lock: nothing is
- *   taken under it, and it is never held while a conversion runs. */
+ *   on the control thread too, so that the stepping thread does not wait for it. Every activated
+ *   stop is counted in Cv.running before it begins, and the exit handler and a signal's re-raise
+ *   wait until none is left: an exit during another thread's stop gets the profile and its trace,
+ *   and a re-raise never cuts short an exit handler's stop. An exit while a signal is being
+ *   handled waits for the signal to end the process. Cv.mu is a leaf lock:
+ *   nothing is taken under it, and it is never held while a stop or conversion runs. */
 #include "activate.h"
 
 #include "chrome_convert.h"
@@ -34,6 +37,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h> /* isfinite, a macro */
 #include <stdint.h>
 #include <poll.h>
@@ -90,8 +94,11 @@ static struct {
 	bool chrome;      /* a Chrome trace is wanted beside each profile */
 	bool control;     /* the control thread runs and takes queued conversions */
 	char *report_bin; /* TFPROF_REPORT_BIN, or NULL: tfprof-report from PATH */
-	int running;      /* conversions under way */
-	char *queued;     /* a profile handed to the control thread, not yet taken */
+	int running;      /* activated stops and their conversions under way, counted from before
+			   * the stop begins */
+	char *queued;     /* a profile handed to the control thread, not yet taken (counted) */
+	bool dying;       /* the control thread turns a signal into a profile, then re-raises it */
+	bool raising;     /* ... and is about to re-raise it now */
 	pthread_mutex_t mu;
 	pthread_cond_t done;
 } Cv = { .mu = PTHREAD_MUTEX_INITIALIZER, .done = PTHREAD_COND_INITIALIZER };
@@ -272,20 +279,21 @@ static void act_log(int level, const char *msg, void *ctx)
 
 /* ---- Chrome trace (TFPROF_FORMAT) ---- */
 
-/* Converts path (taken) now, counted in Cv.running so that the exit handler waits for it. */
-static void convert_counted(char *path, bool counted)
+/* One stop or conversion fewer under way: the exit handler may go on when none is left. */
+static void uncount(void)
 {
-	if (!counted) {
-		pthread_mutex_lock(&Cv.mu);
-		Cv.running++;
-		pthread_mutex_unlock(&Cv.mu);
-	}
-	tfprof__chrome_convert(path, Cv.report_bin);
-	free(path);
 	pthread_mutex_lock(&Cv.mu);
 	Cv.running--;
 	pthread_cond_broadcast(&Cv.done);
 	pthread_mutex_unlock(&Cv.mu);
+}
+
+/* Converts path (taken) now; the caller counted it in Cv.running. */
+static void convert_counted(char *path)
+{
+	tfprof__chrome_convert(path, Cv.report_bin);
+	free(path);
+	uncount();
 }
 
 /* Converts the queued profile if it is still queued: the control thread and the exit handler
@@ -295,25 +303,25 @@ static void convert_queued(void)
 	pthread_mutex_lock(&Cv.mu);
 	char *p = Cv.queued;
 	Cv.queued = NULL;
-	if (p)
-		Cv.running++;
 	pthread_mutex_unlock(&Cv.mu);
 	if (p)
-		convert_counted(p, true);
+		convert_counted(p);
 }
 
-/* Hands path (taken) to the control thread, which converts it while the caller goes on; without
- * a control thread (or with a profile already queued, which cannot happen: one window per
- * process), converts it now. */
+/* Hands path (taken, counted) to the control thread, which converts it while the caller goes
+ * on; without a control thread (or with a profile already queued, which cannot happen: one
+ * window per process), converts it now. */
 static void convert_later(char *path)
 {
 	pthread_mutex_lock(&Cv.mu);
 	bool queued = Cv.control && !Cv.queued;
-	if (queued)
+	if (queued) {
 		Cv.queued = path;
+		pthread_cond_broadcast(&Cv.done); /* a finish_conversions() waiting takes it */
+	}
 	pthread_mutex_unlock(&Cv.mu);
 	if (!queued) {
-		convert_counted(path, false);
+		convert_counted(path);
 		return;
 	}
 	unsigned char b = 0; /* not a signal number: "convert the queued profile" */
@@ -321,21 +329,31 @@ static void convert_later(char *path)
 		convert_queued();
 }
 
-/* Waits until no conversion is queued or under way (the exit handler, and the control thread
- * before it re-raises a signal). */
+/* Waits until no stop or conversion is queued or under way (the exit handler, and the control
+ * thread before it re-raises a signal). */
 static void finish_conversions(void)
 {
-	convert_queued();
 	pthread_mutex_lock(&Cv.mu);
-	while (Cv.running)
-		pthread_cond_wait(&Cv.done, &Cv.mu);
+	while (Cv.running) {
+		/* A profile queued meanwhile is converted here: the control thread, which would take
+		 * it, may be the caller. */
+		char *p = Cv.queued;
+		Cv.queued = NULL;
+		if (!p) {
+			pthread_cond_wait(&Cv.done, &Cv.mu);
+			continue;
+		}
+		pthread_mutex_unlock(&Cv.mu);
+		convert_counted(p);
+		pthread_mutex_lock(&Cv.mu);
+	}
 	pthread_mutex_unlock(&Cv.mu);
 }
 
 /* ---- Sessions ---- */
 
-/* Starts the activated session. The caller holds act_mu. */
-static void start_locked(void)
+/* Starts the activated session. The caller holds act_mu. Returns 0 or the error (printed). */
+static int start_locked(void)
 {
 	TFPROF_OPTIONS(o, .run_name = A.run, .host_name = A.host, .log_fn = act_log);
 	/* With our injection in place GPU tracing waits for CUDA (InitializeInjection); otherwise,
@@ -347,31 +365,48 @@ static void start_locked(void)
 		A.stop_at = now_plus(A.duration);
 		A.stop_pending = true;
 	}
+	return rc;
 }
 
 /* Stops the session and says where the profile went, then has its Chrome trace written when
  * TFPROF_FORMAT asks for one: now (the caller waits), or later, on the control thread. Not with
- * act_mu held: writing takes time and InitializeInjection must not wait for it. */
+ * act_mu held: writing takes time and InitializeInjection must not wait for it. The stop is
+ * counted in Cv.running before it begins, so that an exit handler that comes while another
+ * thread writes the profile waits for the profile and its trace instead of ending the process
+ * between the two. */
 static void stop_and_report(bool convert_in_background)
 {
-	int rc = tfprof__stop_activated();
+	/* Counted whether or not a trace follows: a signal's re-raise also waits for an exit
+	 * handler's stop to have said where the profile went. */
+	bool chrome = Cv.chrome;
+	pthread_mutex_lock(&Cv.mu);
+	Cv.running++;
+	pthread_mutex_unlock(&Cv.mu);
+	char written[PATH_MAX];
+	int rc = tfprof__stop_activated(written, sizeof written);
 	if (rc == 0)
-		fprintf(stderr, "tfprof: profile written to %s\n", tfprof_last_output());
+		fprintf(stderr, "tfprof: profile written to %s\n", written);
 	else if (rc == TFPROF_ERR_UNWRITTEN)
 		fprintf(stderr, "tfprof: error: the profile was lost: neither %s nor $TMPDIR could be written; "
 				"rerun with a writable --logdir\n", A.logdir);
 	/* TFPROF_ERR_FALLBACK: act_log already printed where the profile went instead.
-	 * TFPROF_ERR_NOT_ACTIVE: already written (--duration, a signal) or never started. */
-	if (!Cv.chrome || (rc != 0 && rc != TFPROF_ERR_FALLBACK) || !*tfprof_last_output())
+	 * TFPROF_ERR_NOT_ACTIVE: already written (--duration, a signal), never started, or the
+	 * program's own session, which is the program's to stop. */
+	if (!chrome) {
+		uncount();
 		return;
-	char *path = strdup(tfprof_last_output());
-	if (!path)
-		fprintf(stderr, "tfprof: warning: out of memory; no Chrome trace was written: convert the "
-				"profile by hand: tfprof-report --chrome-trace OUT.json.gz %s\n", tfprof_last_output());
-	else if (convert_in_background)
+	}
+	char *path = (rc == 0 || rc == TFPROF_ERR_FALLBACK) && written[0] ? strdup(written) : NULL;
+	if (!path) {
+		if ((rc == 0 || rc == TFPROF_ERR_FALLBACK) && written[0])
+			fprintf(stderr, "tfprof: warning: out of memory; no Chrome trace was written: convert the "
+					"profile by hand: tfprof-report --chrome-trace OUT.json.gz %s\n", written);
+		uncount();
+	} else if (convert_in_background) {
 		convert_later(path);
-	else
-		convert_counted(path, false);
+	} else {
+		convert_counted(path);
+	}
 }
 
 /* ---- Steps (TFPROF_STEPS; the hooks tracer.c calls, see activate.h) ---- */
@@ -438,8 +473,12 @@ bool tfprof__steps_begin(const struct tfprof_arg *args, size_t nargs)
 	}
 	pthread_mutex_lock(&act_mu);
 	if (!St.started && !St.done && !A.exiting) {
-		St.started = true;
-		start_locked();
+		/* A start that fails (the program runs a session of its own) ends the window: its
+		 * error was printed once, and the program's session is not activation's to stop. */
+		if (start_locked() == 0)
+			St.started = true;
+		else
+			St.done = true;
 	}
 	bool recording = St.started && !St.done;
 	pthread_mutex_unlock(&act_mu);
@@ -512,6 +551,9 @@ static void restore_signal_handlers(void)
 
 static void handle_signal(int sig)
 {
+	pthread_mutex_lock(&Cv.mu);
+	Cv.dying = true; /* an exit meanwhile waits for the signal to end the process (at_exit) */
+	pthread_mutex_unlock(&Cv.mu);
 	pthread_mutex_lock(&act_mu);
 	A.exiting = true;
 	A.start_pending = A.stop_pending = false;
@@ -520,11 +562,20 @@ static void handle_signal(int sig)
 	pthread_mutex_unlock(&act_mu);
 	stop_and_report(false);
 	finish_conversions(); /* a --steps profile's may still be queued or under way */
-	/* Die of the signal as the program would have without tfprof. */
+	/* Die of the signal as the program would have without tfprof: on this thread, which blocks
+	 * every signal but this one now, so that no thread's mask can keep it pending. */
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
 	sigemptyset(&dfl.sa_mask);
 	sigaction(sig, &dfl, NULL);
-	kill(getpid(), sig);
+	pthread_mutex_lock(&Cv.mu);
+	Cv.raising = true;
+	pthread_cond_broadcast(&Cv.done);
+	pthread_mutex_unlock(&Cv.mu);
+	sigset_t one;
+	sigemptyset(&one);
+	sigaddset(&one, sig);
+	pthread_sigmask(SIG_UNBLOCK, &one, NULL);
+	raise(sig);
 }
 
 static void *control_thread(void *arg)
@@ -607,6 +658,19 @@ static void at_exit(void)
 		stop_and_report(false);
 	/* A --duration or --steps profile's Chrome trace may be under way on the control thread. */
 	finish_conversions();
+	/* The program returned while a signal is being turned into a profile: the process must die
+	 * of that signal, as it would have without tfprof, not exit with main's status. */
+	pthread_mutex_lock(&Cv.mu);
+	bool dying = Cv.dying;
+	while (Cv.dying && !Cv.raising)
+		pthread_cond_wait(&Cv.done, &Cv.mu);
+	pthread_mutex_unlock(&Cv.mu);
+	if (dying) {
+		/* The signal is raised now; should it not end the process, exit as asked. */
+		struct timespec t = { 5, 0 };
+		while (nanosleep(&t, &t))
+			;
+	}
 }
 
 static void fork_child(void)
@@ -630,7 +694,7 @@ static void fork_child(void)
 	/* No conversions either: the parent's are the parent's (its profile, its control thread). */
 	pthread_mutex_init(&Cv.mu, NULL);
 	pthread_cond_init(&Cv.done, NULL);
-	Cv.chrome = Cv.control = false;
+	Cv.chrome = Cv.control = Cv.dying = Cv.raising = false;
 	Cv.running = 0;
 	Cv.queued = NULL;
 }

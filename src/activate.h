@@ -41,6 +41,7 @@
 #define TFPROF_ACTIVATE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "tfprof/tfprof.h"
 
@@ -61,8 +62,9 @@ bool tfprof__names_this_library(const char *path);
  * program's own tfprof_stop() leaves it running and returns TFPROF_ERR_ACTIVATED) and that,
  * with defer_gpu, GPU tracing (unless disabled) waits for tfprof__session_gpu_attach(). */
 int tfprof__start_activated(const char *logdir, const struct tfprof_options *opts, bool defer_gpu);
-/* tfprof_stop() for activation: stops activation's session too. */
-int tfprof__stop_activated(void);
+/* tfprof_stop() for activation: stops activation's own session only (TFPROF_ERR_NOT_ACTIVE for
+ * one the program started) and copies the written profile's path into path ("" when none). */
+int tfprof__stop_activated(char *path, size_t pathlen);
 /* Starts the GPU tracing that the running session deferred. Returns 0 when there was nothing to
  * do or tracing started, TFPROF_ERR_NOT_ACTIVE without a session, or the negative code of a
  * failed start (the session goes on host-only and its profile says why). */

@@ -7,6 +7,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -117,6 +119,26 @@ static void last_line(const char *text, char *out, size_t outlen)
 	snprintf(out, outlen, "%.*s", (int)(end - start), text + start);
 }
 
+/* Reads what is there of a non-blocking fd into buf (cap bytes with its NUL), keeping the tail
+ * when it overflows. Returns false at end of file or on an error, true when it would block. */
+static bool read_tail(int fd, char *buf, size_t *len, size_t cap)
+{
+	for (;;) {
+		if (*len == cap - 1) {
+			memmove(buf, buf + *len / 2, *len - *len / 2);
+			*len -= *len / 2;
+		}
+		ssize_t r = read(fd, buf + *len, cap - 1 - *len);
+		if (r > 0) {
+			*len += (size_t)r;
+			continue;
+		}
+		if (r < 0 && errno == EINTR)
+			continue;
+		return r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+	}
+}
+
 /* Runs tfprof-report to write the Chrome trace of the profile at xplane beside it
  * (<stem>.trace.json.gz), waits for it and says on stderr what came of it: one line either way.
  * The converter gets /dev/null for stdin and stdout (the program's output stays its own), a pipe
@@ -148,8 +170,12 @@ void tfprof__chrome_convert(const char *xplane, const char *report_bin)
 		goto done;
 	if (pipe2(pfd, O_CLOEXEC))
 		pfd[0] = pfd[1] = -1; /* then its stderr goes to /dev/null and we only see its status */
-	sigset_t none;
+	sigset_t none, dfl;
 	sigemptyset(&none);
+	/* Signals the program ignores (SIGPIPE, SIGHUP...) are the converter's to handle. */
+	sigfillset(&dfl);
+	sigdelset(&dfl, SIGKILL);
+	sigdelset(&dfl, SIGSTOP);
 	if ((rc = posix_spawn_file_actions_init(&fa)))
 		goto done;
 	have_fa = true;
@@ -160,8 +186,14 @@ void tfprof__chrome_convert(const char *xplane, const char *report_bin)
 	    (rc = posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0)) ||
 	    (rc = pfd[1] >= 0 ? posix_spawn_file_actions_adddup2(&fa, pfd[1], 2)
 			      : posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0)) ||
-	    (rc = posix_spawnattr_setsigmask(&attr, &none)) || (rc = posix_spawnattr_setpgroup(&attr, 0)) ||
-	    (rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP)))
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+	    /* Nor does it keep the program's other descriptors (sockets, pipes) open. */
+	    (rc = posix_spawn_file_actions_addclosefrom_np(&fa, 3)) ||
+#endif
+	    (rc = posix_spawnattr_setsigmask(&attr, &none)) || (rc = posix_spawnattr_setsigdefault(&attr, &dfl)) ||
+	    (rc = posix_spawnattr_setpgroup(&attr, 0)) ||
+	    (rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
+							  POSIX_SPAWN_SETPGROUP)))
 		goto done;
 	rc = strchr(bin, '/') ? posix_spawn(&pid, bin, &fa, &attr, argv, env)
 			      : posix_spawnp(&pid, bin, &fa, &attr, argv, env);
@@ -173,29 +205,29 @@ void tfprof__chrome_convert(const char *xplane, const char *report_bin)
 	if (pfd[1] >= 0) {
 		close(pfd[1]);
 		pfd[1] = -1;
-		/* Its stderr, up to EOF (it exits or closes it); only the tail is kept. */
-		char buf[4096];
-		size_t len = 0;
-		for (;;) {
-			if (len == sizeof buf - 1) {
-				memmove(buf, buf + len / 2, len - len / 2);
-				len -= len / 2;
-			}
-			ssize_t r = read(pfd[0], buf + len, sizeof buf - 1 - len);
-			if (r < 0 && errno == EINTR)
-				continue;
-			if (r <= 0)
-				break;
-			len += (size_t)r;
-		}
-		buf[len] = 0;
-		last_line(buf, why, sizeof why);
+		fcntl(pfd[0], F_SETFL, O_NONBLOCK);
 	}
+	/* Its stderr (only the tail is kept) until it exits. Not until end of file alone: a process
+	 * that another thread of the program forks meanwhile may hold the pipe's write end open. */
+	char buf[4096];
+	size_t len = 0;
+	bool eof = pfd[0] < 0;
 	int st = 0;
 	pid_t w;
-	do
-		w = waitpid(pid, &st, 0);
-	while (w < 0 && errno == EINTR);
+	for (;;) {
+		if (!eof) {
+			struct pollfd pp = { .fd = pfd[0], .events = POLLIN };
+			if (poll(&pp, 1, 100) > 0)
+				eof = !read_tail(pfd[0], buf, &len, sizeof buf);
+		}
+		w = waitpid(pid, &st, eof ? 0 : WNOHANG);
+		if (w == pid || (w < 0 && errno != EINTR))
+			break;
+	}
+	if (!eof)
+		read_tail(pfd[0], buf, &len, sizeof buf); /* what it wrote just before it exited */
+	buf[len] = 0;
+	last_line(buf, why, sizeof why);
 	if (w < 0) {
 		/* The program reaped it (wait(-1), SIGCHLD ignored): the file tells. */
 		if (access(out, F_OK) == 0)

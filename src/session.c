@@ -363,11 +363,17 @@ out:
 	return rc;
 }
 
-/* Stops the session; activated: the caller is activation, which may stop its own session. */
-static int stop_session(bool activated)
+/* Stops the session; activated: the caller is activation, which stops only its own session and
+ * receives the written profile's path in out (taken under the lock: tfprof_last_output() may
+ * change as soon as it is released). */
+static int stop_session(bool activated, char *out, size_t outlen)
 {
+	if (out && outlen)
+		out[0] = '\0';
 	pthread_mutex_lock(&session_mu);
-	if (!S.active) {
+	if (!S.active || (activated && !S.activated)) {
+		/* A session the program started itself is the program's to stop, also under
+		 * tfprof-start (whose own session could then not start). */
 		pthread_mutex_unlock(&session_mu);
 		return TFPROF_ERR_NOT_ACTIVE;
 	}
@@ -406,6 +412,8 @@ static int stop_session(bool activated)
 		rc = deliver(data, len, S.logdir, S.run, S.host);
 	else
 		tfprof__log(TFPROF_LOG_ERROR, "out of memory while merging the profile; it was not written");
+	if (out && outlen && (rc == 0 || rc == TFPROF_ERR_FALLBACK))
+		snprintf(out, outlen, "%s", last_output);
 	session_clear();
 	pthread_mutex_unlock(&session_mu);
 	return rc;
@@ -413,12 +421,12 @@ static int stop_session(bool activated)
 
 int tfprof_stop(void)
 {
-	return stop_session(false);
+	return stop_session(false, NULL, 0);
 }
 
-int tfprof__stop_activated(void)
+int tfprof__stop_activated(char *path, size_t pathlen)
 {
-	return stop_session(true);
+	return stop_session(true, path, pathlen);
 }
 
 int tfprof_stop_retry(const char *logdir)

@@ -3,6 +3,7 @@
  * under the name asked for; optionally gzip-compressed through zlib. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,6 +102,21 @@ int rp_outfile_commit(struct rp_outfile *o, char *err, size_t errlen)
 			 strerror(saved ? saved : EIO));
 		rp_outfile_abort(o);
 		return -1;
+	}
+	/* On disk before it takes the name: after a crash the name holds the whole file or the old
+	 * one, never an empty one. Through a new descriptor, since the gzip stream closed its own. */
+	if (o->tmp[0]) {
+		int fd = open(o->tmp, O_RDONLY);
+		bool synced = fd >= 0 && fsync(fd) == 0;
+		int saved_sync = errno;
+		if (fd >= 0)
+			close(fd);
+		if (!synced) {
+			snprintf(err, errlen, "cannot write %s: %s; check the disk and retry", o->path,
+				 strerror(saved_sync));
+			rp_outfile_abort(o);
+			return -1;
+		}
 	}
 	if (o->tmp[0] && rename(o->tmp, o->path)) {
 		snprintf(err, errlen, "cannot write %s: %s; check the path and retry", o->path, strerror(errno));

@@ -4,9 +4,14 @@
  * Its own tfprof_start() finds the activated session running and says so, and its own
  * tfprof_stop() leaves that session running.
  * With the argument "steps" it runs ten tfprof steps (scopes with step_num 0..9, each with a
- * nested "work") for --steps, and starts no session of its own. */
+ * nested "work") for --steps, and starts no session of its own; "own_steps LOGDIR" runs the same
+ * steps inside a session of its own in LOGDIR, which tfprof-start must leave to it; "busy
+ * SECONDS" records scopes nonstop for that long and returns (an exit while a --duration profile
+ * is still being written). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define NVTX_AS_SYSTEM_HEADER 1
 #include <nvtx3/nvToolsExt.h>
@@ -21,6 +26,36 @@ int main(int argc, char **argv)
 			TFPROF_SCOPE("train_step", TFPROF_I64("step_num", i));
 			TFPROF_SCOPE("work");
 		}
+		return 0;
+	}
+	if (argc > 2 && strcmp(argv[1], "own_steps") == 0) {
+		int rc = tfprof_start(argv[2], NULL);
+		if (rc) {
+			fprintf(stderr, "linked_prog: its own tfprof_start: %s\n", tfprof_strerror(rc));
+			return 5;
+		}
+		for (int i = 0; i < 10; i++) {
+			TFPROF_SCOPE("train_step", TFPROF_I64("step_num", i));
+			TFPROF_SCOPE("work");
+		}
+		rc = tfprof_stop();
+		if (rc) {
+			fprintf(stderr, "linked_prog: its own tfprof_stop: %s\n", tfprof_strerror(rc));
+			return 6;
+		}
+		printf("%s\n", tfprof_last_output());
+		return 0;
+	}
+	if (argc > 2 && strcmp(argv[1], "busy") == 0) {
+		struct timespec t0, t;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		double secs = atof(argv[2]);
+		do {
+			for (int i = 0; i < 1000; i++) {
+				TFPROF_SCOPE("busy");
+			}
+			clock_gettime(CLOCK_MONOTONIC, &t);
+		} while ((double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) * 1e-9 < secs);
 		return 0;
 	}
 	int rc = tfprof_start("unused-logdir", NULL);

@@ -6,6 +6,7 @@
  *   return [N]  return N (default 0) from main
  *   exit        exit(3)
  *   sigint, sigterm  open "open_at_signal", send the signal to itself and wait to be killed
+ *   sigterm_return   the same with SIGTERM, but return 98 from main at once
  *   abort, segv crash
  *   fork        a thread pushes and pops "spin" ranges nonstop while the main thread forks 20
  *               children; each child records "child_range" and calls exit(0). Then "after_fork".
@@ -216,6 +217,12 @@ int main(int argc, char **argv)
 		kill(getpid(), strcmp(mode, "sigint") == 0 ? SIGINT : SIGTERM);
 		sleep_ms(10000);
 		return 99; /* the signal should have ended the program */
+	}
+	if (strcmp(mode, "sigterm_return") == 0) {
+		/* Returns at once, while tfprof's control thread is still writing the profile. */
+		nvtxRangePushA("open_at_signal");
+		kill(getpid(), SIGTERM);
+		return 98;
 	}
 	if (strcmp(mode, "abort") == 0)
 		abort();

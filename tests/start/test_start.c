@@ -383,6 +383,14 @@ static void t_sigint(void **state)
 	check_signal("sigint", SIGINT);
 }
 
+/* main returns while the control thread turns the signal into a profile: the program must still
+ * die of the signal (not exit with main's 98), with the profile written. */
+static void t_sigterm_then_return(void **state)
+{
+	(void)state;
+	check_signal("sigterm_return", SIGTERM);
+}
+
 static void t_sigterm(void **state)
 {
 	(void)state;
@@ -479,6 +487,36 @@ static void t_linked(void **state)
 	assert_int_equal(tt_count_events(h, "after_own_stop"), 1);
 	tt_xspace_free(s);
 	result_free(&r);
+	free(logdir);
+	tt_rm_rf(dir);
+	free(dir);
+}
+
+/* A program that runs a session of its own under tfprof-start --steps: tfprof-start's session
+ * cannot start (one error line) and never takes over the program's, which records all its steps
+ * and is stopped and written by the program itself. */
+static void t_steps_own_session(void **state)
+{
+	(void)state;
+	char *dir = scratch("start-own");
+	char *logdir, *own;
+	assert_true(asprintf(&logdir, "%s/logdir", dir) > 0);
+	assert_true(asprintf(&own, "%s/own", dir) > 0);
+	char *argv[] = { TFPROF_START_EXE, "--logdir", logdir, "--run", "own", "--steps", "2:4", "--",
+			 LINKED_PROG, "own_steps", own, NULL };
+	struct run_result r = run(dir, "own", argv, NULL);
+	if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != 0)
+		fail_msg("status 0x%x, stderr: %s", r.status, r.err);
+	assert_int_equal(count_lines_with(r.err, "cannot start profiling"), 1);
+	assert_int_equal(profiles(dir, "own", NULL), 0);
+	char *path = strtok(r.out, "\n");
+	assert_non_null(path);
+	assert_non_null(strstr(path, own));
+	XSpace *s = tt_read_xspace(path);
+	assert_int_equal(tt_count_events(tt_host(s), "train_step"), 10);
+	tt_xspace_free(s);
+	result_free(&r);
+	free(own);
 	free(logdir);
 	tt_rm_rf(dir);
 	free(dir);
@@ -1103,6 +1141,18 @@ static void t_format_chrome(void **state)
 	free(t);
 	result_free(&r);
 
+	/* The program returns while the --duration profile is still being written (0.2 s of scopes
+	 * recorded nonstop take longer than 0.1 s to write): the exit waits for the profile and its
+	 * trace instead of ending the process between the two. */
+	char *busy[] = { TFPROF_START_EXE, "--logdir", logdir, "--run", "busy", "--duration", "0.2",
+			 "--max-memory", "64", "--format", "chrome", "--", LINKED_PROG, "busy", "0.3", NULL };
+	r = run(dir, "busy", busy, NULL);
+	if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != 0)
+		fail_msg("status 0x%x, stderr: %s", r.status, r.err);
+	t = only_trace(dir, "busy", &r);
+	free(t);
+	result_free(&r);
+
 	/* fork without exec: only the parent writes, and converts, once. */
 	r = start_prog(dir, "fork", (const char *[]){ "--format", "chrome", NULL }, "fork", NULL, NULL);
 	if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != 0)
@@ -1298,10 +1348,12 @@ int main(int argc, char **argv)
 		cmocka_unit_test(t_exit),
 		cmocka_unit_test(t_sigint),
 		cmocka_unit_test(t_sigterm),
+		cmocka_unit_test(t_sigterm_then_return),
 		cmocka_unit_test(t_abort),
 		cmocka_unit_test(t_segv),
 		cmocka_unit_test(t_nvtx_forms),
 		cmocka_unit_test(t_linked),
+		cmocka_unit_test(t_steps_own_session),
 		cmocka_unit_test(t_steps),
 		cmocka_unit_test(t_fork),
 		cmocka_unit_test(t_fork_exec),
