@@ -63,6 +63,7 @@ static struct {
 	bool exiting;          /* exit or a signal: no session may start any more */
 	bool cuda_initialized; /* InitializeInjection() ran */
 	bool inject_is_us;     /* CUDA_INJECTION64_PATH names this library */
+	bool is_root;          /* the program tfprof-start ran (TFPROF_START_PID): writes even empty */
 	bool start_pending;    /* waiting for TFPROF_DELAY */
 	bool stop_pending;     /* a session of ours runs until TFPROF_DURATION */
 	double delay, duration;
@@ -383,7 +384,7 @@ static void stop_and_report(bool convert_in_background)
 	Cv.running++;
 	pthread_mutex_unlock(&Cv.mu);
 	char written[PATH_MAX];
-	int rc = tfprof__stop_activated(written, sizeof written);
+	int rc = tfprof__stop_activated(!A.is_root, written, sizeof written);
 	if (rc == 0)
 		fprintf(stderr, "tfprof: profile written to %s\n", written);
 	else if (rc == TFPROF_ERR_UNWRITTEN)
@@ -754,6 +755,8 @@ __attribute__((constructor)) static void activate_init(void)
 	if (Cv.chrome && bin && *bin)
 		Cv.report_bin = strdup(bin); /* out of memory: tfprof-report from PATH */
 	A.inject_is_us = tfprof__names_this_library(getenv("CUDA_INJECTION64_PATH"));
+	const char *root = getenv("TFPROF_START_PID");
+	A.is_root = root && *root && strtol(root, NULL, 10) == (long)getpid();
 	if (!A.logdir || !A.run || !A.host) {
 		fprintf(stderr, "tfprof: error: out of memory at load; this process is not profiled\n");
 		return;

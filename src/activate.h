@@ -18,6 +18,10 @@
  *                         it, by tfprof-report run as an unprofiled child process (chrome_convert.c);
  *                         a bad value: one warning, the XSpace only
  *   TFPROF_REPORT_BIN     that tfprof-report (default: tfprof-report from PATH)
+ *   TFPROF_START_PID      the pid of the program tfprof-start ran (it keeps tfprof-start's pid
+ *                         through exec): that process always writes its profile; any other
+ *                         (helpers the program runs: sh, ldconfig, nvidia-smi...; every command
+ *                         of a --shell) writes one only when it recorded something
  * The profile's file is <host>.<pid>.xplane.pb, or <host>.rank<r>.xplane.pb when an MPI or
  * launcher rank is set (OMPI_COMM_WORLD_RANK, PMI_RANK, PMIX_RANK, SLURM_PROCID, RANK,
  * LOCAL_RANK, first found), so that every process of a job has its own file in one run.
@@ -63,8 +67,11 @@ bool tfprof__names_this_library(const char *path);
  * with defer_gpu, GPU tracing (unless disabled) waits for tfprof__session_gpu_attach(). */
 int tfprof__start_activated(const char *logdir, const struct tfprof_options *opts, bool defer_gpu);
 /* tfprof_stop() for activation: stops activation's own session only (TFPROF_ERR_NOT_ACTIVE for
- * one the program started) and copies the written profile's path into path ("" when none). */
-int tfprof__stop_activated(char *path, size_t pathlen);
+ * one the program started) and copies the written profile's path into path ("" when none).
+ * With skip_empty, a session that recorded nothing writes no file and returns
+ * TFPROF__STOP_EMPTY. */
+int tfprof__stop_activated(bool skip_empty, char *path, size_t pathlen);
+#define TFPROF__STOP_EMPTY 1
 /* Starts the GPU tracing that the running session deferred. Returns 0 when there was nothing to
  * do or tracing started, TFPROF_ERR_NOT_ACTIVE without a session, or the negative code of a
  * failed start (the session goes on host-only and its profile says why). */

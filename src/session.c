@@ -366,7 +366,7 @@ out:
 /* Stops the session; activated: the caller is activation, which stops only its own session and
  * receives the written profile's path in out (taken under the lock: tfprof_last_output() may
  * change as soon as it is released). */
-static int stop_session(bool activated, char *out, size_t outlen)
+static int stop_session(bool activated, bool skip_empty, char *out, size_t outlen)
 {
 	if (out && outlen)
 		out[0] = '\0';
@@ -400,6 +400,14 @@ static int stop_session(bool activated, char *out, size_t outlen)
 	uint8_t *data = NULL;
 	size_t len = 0;
 	int rc = tfprof__tracer_harvest(&h, &n);
+	if (!rc && skip_empty) {
+		/* Nothing recorded: no scope began and the GPU did nothing (or was never traced). */
+		uint64_t seen = S.gpu ? g.nevents + g.nerrors : 0;
+		for (size_t i = 0; i < n; i++)
+			seen += h[i].emitted + h[i].bad_ends + h[i].bad_metadata;
+		if (!seen)
+			rc = TFPROF__STOP_EMPTY;
+	}
 	if (!rc)
 		rc = build_profile(&p, &tb, h, n, S.gpu ? &g : NULL);
 	tfprof__tracer_harvest_free(h, n);
@@ -410,6 +418,8 @@ static int stop_session(bool activated, char *out, size_t outlen)
 	tfprof__profile_free(&p);
 	if (!rc)
 		rc = deliver(data, len, S.logdir, S.run, S.host);
+	else if (rc == TFPROF__STOP_EMPTY)
+		tfprof__log(TFPROF_LOG_INFO, "nothing was recorded; no profile was written");
 	else
 		tfprof__log(TFPROF_LOG_ERROR, "out of memory while merging the profile; it was not written");
 	if (out && outlen && (rc == 0 || rc == TFPROF_ERR_FALLBACK))
@@ -421,12 +431,12 @@ static int stop_session(bool activated, char *out, size_t outlen)
 
 int tfprof_stop(void)
 {
-	return stop_session(false, NULL, 0);
+	return stop_session(false, false, NULL, 0);
 }
 
-int tfprof__stop_activated(char *path, size_t pathlen)
+int tfprof__stop_activated(bool skip_empty, char *path, size_t pathlen)
 {
-	return stop_session(true, path, pathlen);
+	return stop_session(true, skip_empty, path, pathlen);
 }
 
 int tfprof_stop_retry(const char *logdir)

@@ -28,7 +28,7 @@
 static const char *const activation_vars[] = { "TFPROF_START", "TFPROF_LOGDIR", "TFPROF_RUN",
 					       "TFPROF_DELAY", "TFPROF_DURATION", "TFPROF_STEPS",
 					       "TFPROF_GPU", "TFPROF_MAX_MEMORY_MB", "TFPROF_FORMAT",
-					       "TFPROF_REPORT_BIN" };
+					       "TFPROF_REPORT_BIN", "TFPROF_START_PID" };
 
 static void help(void)
 {
@@ -92,9 +92,12 @@ static void help(void)
 	      "<host>.rank<r> when a rank is set (OMPI_COMM_WORLD_RANK, PMI_RANK, PMIX_RANK,\n"
 	      "SLURM_PROCID, RANK, LOCAL_RANK: the first found), so xprof shows them as hosts. A child\n"
 	      "that fork()s without exec records nothing; one that execs is profiled as a process of\n"
-	      "its own. Under mpirun or srun, give every rank the same --run.\n"
+	      "its own, and writes a file only if it recorded something (helpers such as sh,\n"
+	      "ldconfig or nvidia-smi leave none; the program itself always writes one). Under mpirun\n"
+	      "or srun, give every rank the same --run.\n"
 	      "\n"
-	      "Set by this tool: TFPROF_START=1, the settings above (and TFPROF_REPORT_BIN with\n"
+	      "Set by this tool: TFPROF_START=1, TFPROF_START_PID (its pid, which the program keeps),\n"
+	      "the settings above (and TFPROF_REPORT_BIN with\n"
 	      "--format chrome), LD_PRELOAD (libtfprof first), NVTX_INJECTION64_PATH and\n"
 	      "CUDA_INJECTION64_PATH (libtfprof; left alone when another tool such as Nsight already\n"
 	      "set them, and then the program's NVTX ranges, or the wait for CUDA before loading\n"
@@ -533,6 +536,11 @@ int main(int argc, char **argv)
 		}
 		return 0;
 	}
+	/* The program keeps this pid through exec: its profile is written even when empty, while
+	 * the processes it starts write one only when they recorded something (activate.c). */
+	char pid[32];
+	snprintf(pid, sizeof pid, "%ld", (long)getpid());
+	set[n++] = (struct setting){ "TFPROF_START_PID", xstrdup(pid) };
 	for (size_t i = 0; i < n; i++)
 		if (setenv(set[i].name, set[i].value, 1)) {
 			fprintf(stderr, PROG ": cannot set %s (%s)\n", set[i].name, strerror(errno));

@@ -11,6 +11,7 @@
  *   fork        a thread pushes and pops "spin" ranges nonstop while the main thread forks 20
  *               children; each child records "child_range" and calls exit(0). Then "after_fork".
  *   forkexec    one child execs this program with "return"; then "after_fork"
+ *   helpers     runs /bin/true, directly and through sh -c, and waits for them
  *   timed       "phase_a" at 0 s, "phase_b" at 1.0 s, "phase_c" at 2.2 s, each 50 ms
  *   ex          the other NVTX forms: PushEx (ASCII, registered, Unicode, payload), a domain's
  *               push/pop, start/end, and naming the thread
@@ -111,6 +112,27 @@ static int do_forkexec(void)
 	nvtxRangePushA("after_fork");
 	nvtxRangePop();
 	return 0;
+}
+
+/* Runs helpers that record nothing, as programs do (a shell, ldconfig...): /bin/true directly
+ * and through sh, each a profiled process of its own. */
+static int do_helpers(void)
+{
+	int bad = 0;
+	char *const direct[] = { "true", NULL }, *const viash[] = { "sh", "-c", "true", NULL };
+	char *const *cmds[] = { direct, viash };
+	for (int i = 0; i < 2; i++) {
+		pid_t pid = fork();
+		if (pid < 0)
+			return 12;
+		if (pid == 0) {
+			execvp(cmds[i][0], cmds[i]);
+			_exit(127);
+		}
+		int st;
+		bad |= waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0;
+	}
+	return bad ? 13 : 0;
 }
 
 static void timed_range(const char *name, double at, double t0)
@@ -232,6 +254,8 @@ int main(int argc, char **argv)
 		return do_fork();
 	if (strcmp(mode, "forkexec") == 0)
 		return do_forkexec();
+	if (strcmp(mode, "helpers") == 0)
+		return do_helpers();
 	if (strcmp(mode, "timed") == 0) {
 		timed_range("phase_a", 0.0, t0);
 		timed_range("phase_b", 1.0, t0);

@@ -655,6 +655,24 @@ static void t_fork_exec(void **state)
 	free(dir);
 }
 
+/* Helper processes that record nothing (true, sh) write no file: the run holds the program's
+ * profile only, and stderr names it alone. */
+static void t_helpers_write_nothing(void **state)
+{
+	(void)state;
+	char *dir = scratch("start-helpers");
+	struct run_result r = start_prog(dir, "hp", NULL, "helpers", NULL, NULL);
+	if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != 0)
+		fail_msg("status 0x%x, stderr: %s", r.status, r.err);
+	XSpace *s = only_profile(dir, "hp");
+	assert_standard_ranges(s);
+	tt_xspace_free(s);
+	assert_int_equal(count_lines_with(r.err, "profile written to"), 1);
+	result_free(&r);
+	tt_rm_rf(dir);
+	free(dir);
+}
+
 /* The same fork rules for a program that runs its own session (no tfprof-start): the child
  * finds no session, records nothing of the parent's, and can run a session of its own. */
 static volatile int spin_on = 1;
@@ -1357,6 +1375,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(t_steps),
 		cmocka_unit_test(t_fork),
 		cmocka_unit_test(t_fork_exec),
+		cmocka_unit_test(t_helpers_write_nothing),
 		cmocka_unit_test(t_fork_in_process),
 		cmocka_unit_test(t_window),
 		cmocka_unit_test(t_ranks),
