@@ -47,6 +47,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -715,9 +716,39 @@ static bool is_tfprof_start(void)
 	return strcmp(base ? base + 1 : exe, "tfprof-start") == 0;
 }
 
+/* Claims activation for this copy of the library in this process image; false when another
+ * copy already did (a program that links tfprof statically, or a libtfprof.so other than the
+ * preloaded one, next to the preloaded copy), which would otherwise write a second profile.
+ * The claim is an environment variable that names the process image: the pid and the random
+ * bytes the kernel gives each exec (AT_RANDOM), so that a program exec'd in place (same pid)
+ * and children (which inherit the variable) claim anew. */
+static bool claim_activation(void)
+{
+	const unsigned char *r = (const unsigned char *)getauxval(AT_RANDOM);
+	char id[64];
+	snprintf(id, sizeof id, "%ld:%02x%02x%02x%02x%02x%02x%02x%02x", (long)getpid(), r ? r[0] : 0,
+		 r ? r[1] : 0, r ? r[2] : 0, r ? r[3] : 0, r ? r[4] : 0, r ? r[5] : 0, r ? r[6] : 0,
+		 r ? r[7] : 0);
+	const char *claimed = getenv("TFPROF_ACTIVE_IMAGE");
+	if (claimed && strcmp(claimed, id) == 0) {
+		Dl_info info;
+		bool shared = dladdr((void *)&claim_activation, &info) && info.dli_fname &&
+			      strstr(info.dli_fname, ".so");
+		fprintf(stderr, "tfprof: warning: this program carries its own copy of tfprof (%s) besides the one "
+				"tfprof-start loaded; the program's tfprof scopes are not recorded (its NVTX ranges "
+				"and GPU work are): %s\n",
+			shared ? info.dli_fname : "linked statically",
+			shared ? "pass this library to tfprof-start --library"
+			       : "link libtfprof.so instead, or call tfprof_start() without tfprof-start");
+		return false;
+	}
+	setenv("TFPROF_ACTIVE_IMAGE", id, 1);
+	return true;
+}
+
 __attribute__((constructor)) static void activate_init(void)
 {
-	if (!env_on("TFPROF_START") || is_tfprof_start())
+	if (!env_on("TFPROF_START") || is_tfprof_start() || !claim_activation())
 		return;
 	const char *dir = getenv("TFPROF_LOGDIR");
 	A.logdir = absolute_dir(dir && *dir ? dir : DEFAULT_LOGDIR);

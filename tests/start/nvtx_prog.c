@@ -12,6 +12,7 @@
  *               children; each child records "child_range" and calls exit(0). Then "after_fork".
  *   forkexec    one child execs this program with "return"; then "after_fork"
  *   helpers     runs /bin/true, directly and through sh -c, and waits for them
+ *   exec_self   execs this program with "return" in place (no fork)
  *   timed       "phase_a" at 0 s, "phase_b" at 1.0 s, "phase_c" at 2.2 s, each 50 ms
  *   ex          the other NVTX forms: PushEx (ASCII, registered, Unicode, payload), a domain's
  *               push/pop, start/end, and naming the thread
@@ -256,6 +257,13 @@ int main(int argc, char **argv)
 		return do_forkexec();
 	if (strcmp(mode, "helpers") == 0)
 		return do_helpers();
+	if (strcmp(mode, "exec_self") == 0) {
+		/* Replaced in place (same pid), as a wrapper script's exec does: the new image is a
+		 * process of its own for tfprof and writes the profile. */
+		char *args[] = { "nvtx_prog", "return", NULL };
+		execv("/proc/self/exe", args);
+		return 14;
+	}
 	if (strcmp(mode, "timed") == 0) {
 		timed_range("phase_a", 0.0, t0);
 		timed_range("phase_b", 1.0, t0);

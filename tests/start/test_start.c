@@ -673,6 +673,47 @@ static void t_helpers_write_nothing(void **state)
 	free(dir);
 }
 
+/* exec without fork keeps the pid: the new image still activates and writes its profile (the
+ * first image never exits, so it writes none). */
+static void t_exec_in_place(void **state)
+{
+	(void)state;
+	char *dir = scratch("start-execself");
+	struct run_result r = start_prog(dir, "xs", NULL, "exec_self", NULL, NULL);
+	if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != 0)
+		fail_msg("status 0x%x, stderr: %s", r.status, r.err);
+	XSpace *s = only_profile(dir, "xs");
+	assert_standard_ranges(s);
+	tt_xspace_free(s);
+	assert_null(strstr(r.err, "warning"));
+	result_free(&r);
+	tt_rm_rf(dir);
+	free(dir);
+}
+
+/* A program with tfprof linked statically carries a second copy next to the preloaded one:
+ * one profile, not two, and one line that says the program's own scopes are not recorded. */
+static void t_static_copy(void **state)
+{
+	(void)state;
+	char *dir = scratch("start-static");
+	char *logdir;
+	assert_true(asprintf(&logdir, "%s/logdir", dir) > 0);
+	char *argv[] = { TFPROF_START_EXE, "--logdir", logdir, "--run", "st", "--", STATIC_PROG, "steps", NULL };
+	struct run_result r = run(dir, "st", argv, NULL);
+	if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != 0)
+		fail_msg("status 0x%x, stderr: %s", r.status, r.err);
+	/* A second profile of the same process would go to run st_1 (files.c never overwrites). */
+	assert_int_equal(profiles(dir, "st", NULL), 1);
+	assert_int_equal(profiles(dir, "st_1", NULL), 0);
+	assert_int_equal(count_lines_with(r.err, "profile written to"), 1);
+	assert_int_equal(count_lines_with(r.err, "carries its own copy of tfprof (linked statically)"), 1);
+	result_free(&r);
+	free(logdir);
+	tt_rm_rf(dir);
+	free(dir);
+}
+
 /* The same fork rules for a program that runs its own session (no tfprof-start): the child
  * finds no session, records nothing of the parent's, and can run a session of its own. */
 static volatile int spin_on = 1;
@@ -1376,6 +1417,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(t_fork),
 		cmocka_unit_test(t_fork_exec),
 		cmocka_unit_test(t_helpers_write_nothing),
+		cmocka_unit_test(t_exec_in_place),
+		cmocka_unit_test(t_static_copy),
 		cmocka_unit_test(t_fork_in_process),
 		cmocka_unit_test(t_window),
 		cmocka_unit_test(t_ranks),
