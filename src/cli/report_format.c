@@ -140,7 +140,7 @@ static void text_summary(struct out *o, const struct rp_host_report *h)
 	const struct rp_summary *s = &h->steps.sum;
 	if (!s->nsteps)
 		return;
-	fprintf(o->f, "Summary over %zu steps\n", s->nsteps);
+	fprintf(o->f, "Summary over %zu step%s\n", s->nsteps, s->nsteps == 1 ? "" : "s");
 	wrap(o, 4, "  step time: mean %.3f ms, median %.3f ms, p90 %.3f ms (min %.3f, max %.3f)", ms(s->mean),
 	     ms(s->median), ms(s->p90), ms(s->min), ms(s->max));
 	wrap(o, 4, "  of step time: device busy %.1f%%, device idle %.1f%%, CUDA launch calls %.1f%%, "
@@ -234,8 +234,9 @@ static void format_text(struct out *o, const struct rp_inputs *in, const struct 
 	for (size_t i = 0; i < n; i++) {
 		const struct rp_host_report *r = &h[i];
 		fprintf(o->f, "\n");
-		wrap(o, 2, "== Host %s: %zu GPU plane%s, %zu device events, %zu steps ==", r->in->host,
-		     r->dev.nplanes, r->dev.nplanes == 1 ? "" : "s", r->dev.n, r->steps.n);
+		wrap(o, 2, "== Host %s: %zu GPU plane%s, %zu device event%s, %zu step%s ==", r->in->host,
+		     r->dev.nplanes, r->dev.nplanes == 1 ? "" : "s", r->dev.n, r->dev.n == 1 ? "" : "s",
+		     r->steps.n, r->steps.n == 1 ? "" : "s");
 		if (n > 1 || !in->run_dir)
 			wrap(o, 2, "file: %s", r->in->path);
 		text_messages(o, r->in->space->hdr);
