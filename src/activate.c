@@ -663,8 +663,10 @@ static void at_exit(void)
 	/* The program returned while a signal is being turned into a profile: the process must die
 	 * of that signal, as it would have without tfprof, not exit with main's status. */
 	pthread_mutex_lock(&Cv.mu);
-	bool dying = Cv.dying;
-	while (Cv.dying && !Cv.raising)
+	/* signal_pending: the handler ran (the program may have signalled itself and returned at
+	 * once) but the control thread may not have read the pipe yet. */
+	bool dying = Cv.dying || (signal_pending && Cv.control);
+	while (dying && !Cv.raising)
 		pthread_cond_wait(&Cv.done, &Cv.mu);
 	pthread_mutex_unlock(&Cv.mu);
 	if (dying) {
