@@ -32,6 +32,7 @@
 #include "activate.h"
 
 #include "chrome_convert.h"
+#include "files.h"
 #include "format.h"
 
 #include <dlfcn.h>
@@ -239,16 +240,6 @@ static char *absolute_dir(const char *dir)
 	if (!getcwd(cwd, sizeof cwd) || asprintf(&out, "%s/%s", cwd, dir) < 0)
 		return strdup(dir);
 	return out;
-}
-
-static char *default_run_name(void)
-{
-	char buf[64];
-	time_t now = time(NULL);
-	struct tm tm;
-	localtime_r(&now, &tm);
-	strftime(buf, sizeof buf, "%Y_%m_%d_%H_%M_%S", &tm);
-	return strdup(buf);
 }
 
 /* True when path names the file this code was loaded from. */
@@ -760,7 +751,7 @@ __attribute__((constructor)) static void activate_init(void)
 	} else {
 		/* Chosen once, here, and inherited by the programs this one starts, so that a job's
 		 * processes share one run directory. */
-		A.run = default_run_name();
+		A.run = tfprof__default_run_name();
 		if (A.run)
 			setenv("TFPROF_RUN", A.run, 1);
 	}

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 int tfprof__mkdirs(const char *dir)
@@ -174,3 +175,13 @@ int tfprof__write_profile(const char *logdir, const char *run, const char *host,
 	}
 	return -EEXIST;
 }
+char *tfprof__default_run_name(void)
+{
+	char buf[64];
+	time_t now = time(NULL);
+	struct tm tm;
+	localtime_r(&now, &tm);
+	strftime(buf, sizeof buf, "%Y_%m_%d_%H_%M_%S", &tm);
+	return strdup(buf);
+}
+

@@ -12,6 +12,9 @@ int tfprof__mkdirs(const char *dir);
  * (not a symlink) owned by the calling user and closed to others. Returns 0 or a negative errno
  * (-EPERM when someone else owns it or can enter it). */
 int tfprof__private_dir(const char *dir);
+/* The default run name: the local time as %Y_%m_%d_%H_%M_%S (what TensorFlow names runs), malloc'd,
+ * or NULL when out of memory. */
+char *tfprof__default_run_name(void);
 /* Makes a host name usable as a file name stem: ':' and '/' become '_', "" becomes
  * "localhost". Returns a malloc'd string. */
 char *tfprof__host_file_stem(const char *host);

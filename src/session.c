@@ -124,16 +124,6 @@ static bool valid_run_name(const char *r)
 	return *r && !strchr(r, '/') && strcmp(r, ".") != 0 && strcmp(r, "..") != 0;
 }
 
-static char *default_run_name(void)
-{
-	char buf[64];
-	time_t now = time(NULL);
-	struct tm tm;
-	localtime_r(&now, &tm);
-	strftime(buf, sizeof buf, "%Y_%m_%d_%H_%M_%S", &tm);
-	return strdup(buf);
-}
-
 static char *default_host(void)
 {
 	char buf[256] = { 0 };
@@ -205,7 +195,7 @@ static int start_session(const char *logdir, const struct tfprof_options *opts, 
 	tfprof__log_configure(o.log_fn, o.log_ctx);
 	tfprof__clock_init();
 	S.logdir = strdup(logdir);
-	S.run = o.run_name ? strdup(o.run_name) : default_run_name();
+	S.run = o.run_name ? strdup(o.run_name) : tfprof__default_run_name();
 	S.host = o.host_name ? tfprof__host_file_stem(o.host_name) : default_host();
 	if (!S.logdir || !S.run || !S.host) {
 		session_clear();
