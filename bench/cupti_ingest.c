@@ -95,20 +95,6 @@ static const char *b2s(bool b)
 	return b ? "true" : "false";
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
-static double median(const double *v, int n)
-{
-	double s[MAX_REPS];
-	memcpy(s, v, (size_t)n * sizeof *s);
-	qsort(s, (size_t)n, sizeof *s, cmp_double);
-	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-}
-
 /* A small deterministic generator (xorshift64*), so that every run decodes the same records. */
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 

@@ -31,6 +31,7 @@
 
 #include <tfprof/tfprof.h>
 
+#include "bench_util.h"
 #include "cupti_sim.h"
 #include "xplane.pb-c.h"
 
@@ -46,18 +47,6 @@ static double now_s(void)
 	struct timespec t;
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof *v, cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 static const struct tfsim_dim3 grid = { 1024, 1, 1 }, block = { 256, 1, 1 };
