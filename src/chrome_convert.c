@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "activate.h"
+#include "preload_list.h"
 
 #define XPLANE_SUFFIX ".xplane.pb"
 #define CHROME_SUFFIX ".trace.json.gz"
@@ -33,35 +34,23 @@ static const char *env_value(const char *entry, const char *name)
 }
 
 /* An LD_PRELOAD entry that loads libtfprof: this very file, or any libtfprof.so*. */
-static bool preload_is_tfprof(const char *t)
+static bool preload_is_tfprof(const char *t, const void *unused)
 {
+	(void)unused;
 	const char *base = strrchr(t, '/');
 	base = base ? base + 1 : t;
 	return strncmp(base, "libtfprof.so", 12) == 0 || tfprof__names_this_library(t);
 }
 
-/* "LD_PRELOAD=<v without libtfprof>" (entries are separated by ':' or spaces), malloc'd, with
- * *empty set when nothing is left; NULL when out of memory. */
+/* "LD_PRELOAD=<v without libtfprof>", malloc'd, with *empty set when nothing is left; NULL when
+ * out of memory. */
 static char *preload_without_tfprof(const char *v, bool *empty)
 {
-	char *copy = strdup(v), *out = malloc(strlen(v) + sizeof "LD_PRELOAD=");
-	if (!copy || !out) {
-		free(copy);
-		free(out);
-		return NULL;
-	}
-	strcpy(out, "LD_PRELOAD=");
-	*empty = true;
-	char *save = NULL;
-	for (char *t = strtok_r(copy, ": ", &save); t; t = strtok_r(NULL, ": ", &save)) {
-		if (preload_is_tfprof(t))
-			continue;
-		if (!*empty)
-			strcat(out, ":");
-		strcat(out, t);
-		*empty = false;
-	}
-	free(copy);
+	char *rest = tfprof__preload_without(v, preload_is_tfprof, NULL), *out = NULL;
+	if (rest && asprintf(&out, "LD_PRELOAD=%s", rest) < 0)
+		out = NULL;
+	*empty = !rest || !*rest;
+	free(rest);
 	return out;
 }
 

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "format.h"
+#include "preload_list.h"
 
 #define PROG "tfprof-start"
 #define USAGE_LINE                                                                              \
@@ -305,24 +306,10 @@ static bool same_file(const char *a, const char *b)
 	       sa.st_ino == sb.st_ino;
 }
 
-/* LD_PRELOAD with lib removed (entries are separated by ':' or spaces). Malloc'd. */
-static char *preload_without(const char *preload, const char *lib)
+/* An LD_PRELOAD entry that is lib (tfprof__preload_without's test). */
+static bool is_lib(const char *entry, const void *lib)
 {
-	char *out = calloc(1, strlen(preload ? preload : "") + 1);
-	if (!out)
-		return NULL;
-	if (!preload)
-		return out;
-	char *copy = xstrdup(preload), *save = NULL;
-	for (char *t = strtok_r(copy, ": ", &save); t; t = strtok_r(NULL, ": ", &save)) {
-		if (same_file(t, lib) || strcmp(t, lib) == 0)
-			continue;
-		if (*out)
-			strcat(out, ":");
-		strcat(out, t);
-	}
-	free(copy);
-	return out;
+	return same_file(entry, lib) || strcmp(entry, lib) == 0;
 }
 
 /* Prints a value quoted for POSIX shells. */
@@ -448,8 +435,12 @@ int main(int argc, char **argv)
 		for (size_t i = 0; i < 2; i++)
 			if (same_file(getenv(inj[i]), lib))
 				printf("unset %s;\n", inj[i]);
-		char *rest = preload_without(getenv("LD_PRELOAD"), lib);
-		if (rest && *rest) {
+		char *rest = tfprof__preload_without(getenv("LD_PRELOAD"), is_lib, lib);
+		if (!rest) {
+			fprintf(stderr, PROG ": out of memory\n");
+			return 1;
+		}
+		if (*rest) {
 			fputs("export LD_PRELOAD=", stdout);
 			shell_quote(rest);
 			puts(";");
@@ -485,7 +476,7 @@ int main(int argc, char **argv)
 
 	char *preload = NULL;
 	{
-		char *rest = preload_without(getenv("LD_PRELOAD"), lib);
+		char *rest = tfprof__preload_without(getenv("LD_PRELOAD"), is_lib, lib);
 		if (!rest || asprintf(&preload, "%s%s%s", lib, rest && *rest ? ":" : "", rest ? rest : "") < 0) {
 			fprintf(stderr, PROG ": out of memory\n");
 			return 1;
