@@ -10,7 +10,7 @@ import gzip
 import json
 import os
 
-from report_check import REPORT, WORK, check, main, run
+from report_check import REPORT, WORK, check, main, run, words
 
 LOGDIR = os.path.join(WORK, "logdir")
 STEPS = 5
@@ -47,7 +47,7 @@ def case_jax():
     walls = sorted(truth.values())
     check(abs(s["median_ns"] - walls[STEPS // 2]) <= 1.0, f"median {s['median_ns']} vs {walls[STEPS // 2]}")
 
-    text = run(pbs[0]).stdout
+    text = words(run(pbs[0]).stdout)
     check("5 steps" in text and "verdict: host only" in text, f"text report: {text[:400]!r}")
     csv = run("--csv", "--only", "steps", pbs[0]).stdout.strip().splitlines()
     check(len(csv) == STEPS + 1, f"CSV: a header and {STEPS} rows: {csv}")

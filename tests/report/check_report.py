@@ -8,7 +8,7 @@ scales device durations by (1 +- a few 1e-6), hence the small relative tolerance
 import json
 import os
 
-from report_check import WORK, check, fresh, main, make, run
+from report_check import WORK, check, fresh, main, make, run, words
 
 
 def near(got, want, rel=1e-4, abs_ns=200):
@@ -91,7 +91,7 @@ def case_sim():
     p = run("--csv", "--only", "steps", WORK)
     rows = list(csv.DictReader(io.StringIO(p.stdout)))
     check([int(x["device_busy_ns"]) for x in rows] == [s["device_busy_ns"] for s in steps], "CSV = JSON")
-    out = text_fits(WORK)
+    out = words(text_fits(WORK))
     check("verdict: input-bound" in out and "rule:" in out, "text has the verdict and its rule")
 
 
@@ -123,7 +123,7 @@ def case_multi():
           f"most often slowest {x['most_often_slowest']} vs {slowest_count}")
     # hostB sleeps 15 ms longer in each of its 3 steps: over the run it is slower by far.
     check(sum(walls["hostB"].values()) - sum(walls["hostA"].values()) >= 20_000_000, f"hostB slower overall: {walls}")
-    out = text_fits(WORK)
+    out = words(text_fits(WORK))
     check("Across 2 hosts" in out and f"Slowest most often: {x['most_often_slowest']['host']}" in out,
           "text cross-host section")
 
@@ -218,7 +218,7 @@ def case_width():
     make("sim", WORK)
     make("multi", WORK)
     # Two runs in the logdir: the newest is read unless --run names one, and the text says so.
-    out = text_fits(WORK)
+    out = words(text_fits(WORK))
     check("--run NAME picks another" in out, "text says which run it read")
     r = report_json(WORK, "--run", "single")
     check(r["run_dir"].endswith("single") and len(r["hosts"]) == 1, "--run picks the run")

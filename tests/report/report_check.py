@@ -34,6 +34,12 @@ def run(*args, expect=0, text=True, cwd=None, timeout=120):
     return p
 
 
+def words(text):
+    """TEXT with its whitespace runs as single spaces: the text report wraps long lines at word
+    boundaries (paths and host names decide where), so phrases are looked for in this form."""
+    return " ".join(text.split())
+
+
 def make(mode, out):
     """report_make_profiles MODE OUT (see make_profiles.c)."""
     subprocess.run([MAKE, mode, out], check=True, capture_output=True, timeout=60)
