@@ -16,9 +16,13 @@
  *   timed       "phase_a" at 0 s, "phase_b" at 1.0 s, "phase_c" at 2.2 s, each 50 ms
  *   ex          the other NVTX forms: PushEx (ASCII, registered, Unicode, payload), a domain's
  *               push/pop, start/end, and naming the thread
+ *   threads     4 waves of 16 threads, each named "worker_<wave>_<i>", record "worker" around 5
+ *               "task" ranges and exit; the first of each wave leaves "left_open" pushed as it
+ *               exits. A last thread pushes "still_running" and is still in it when main returns.
  *   none        no NVTX at all */
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,6 +138,51 @@ static int do_helpers(void)
 		bad |= waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0;
 	}
 	return bad ? 13 : 0;
+}
+
+enum { WAVES = 4, PER_WAVE = 16 };
+
+static void *worker(void *arg)
+{
+	int id = (int)(intptr_t)arg;
+	char name[32];
+	snprintf(name, sizeof name, "worker_%d_%d", id / PER_WAVE, id % PER_WAVE);
+	nvtxNameOsThreadA((uint32_t)syscall(SYS_gettid), name);
+	nvtxRangePushA("worker");
+	for (int i = 0; i < 5; i++) {
+		nvtxRangePushA("task");
+		nvtxRangePop();
+	}
+	nvtxRangePop();
+	if (id % PER_WAVE == 0)
+		nvtxRangePushA("left_open"); /* and the thread ends with it open */
+	return NULL;
+}
+
+static void *lingerer(void *arg)
+{
+	(void)arg;
+	nvtxRangePushA("still_running");
+	for (;;)
+		pause();
+	return NULL;
+}
+
+static int do_threads(void)
+{
+	for (int w = 0; w < WAVES; w++) {
+		pthread_t t[PER_WAVE];
+		for (int i = 0; i < PER_WAVE; i++)
+			if (pthread_create(&t[i], NULL, worker, (void *)(intptr_t)(w * PER_WAVE + i)))
+				return 15;
+		for (int i = 0; i < PER_WAVE; i++)
+			pthread_join(t[i], NULL);
+	}
+	pthread_t l;
+	if (pthread_create(&l, NULL, lingerer, NULL))
+		return 15;
+	sleep_ms(20);
+	return 0;
 }
 
 static void timed_range(const char *name, double at, double t0)
@@ -274,6 +323,8 @@ int main(int argc, char **argv)
 		do_steps();
 		return 0;
 	}
+	if (strcmp(mode, "threads") == 0)
+		return do_threads();
 	if (strcmp(mode, "ex") == 0) {
 		do_ex();
 		return 0;

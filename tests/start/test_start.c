@@ -1,9 +1,9 @@
 /* End-to-end tests of tfprof-start: unmodified programs (nvtx_prog.c, inject_prog.c) run under
  * the real tool, and the profiles they leave are read back with protobuf-c. Covers every exit
- * path, crashes, fork with and without exec, the --delay/--duration window, several ranked
- * processes in one run, --shell/--deactivate, bad options, an unwritable logdir, and
- * --format chrome (the Chrome trace tfprof-report writes beside each profile, on every path
- * that writes one, and what happens when the converter is missing or fails).
+ * path, crashes, many threads that exit early, fork with and without exec, the --delay/--duration
+ * window, several ranked processes in one run, --shell/--deactivate, bad options, an unwritable
+ * logdir, and --format chrome (the Chrome trace tfprof-report writes beside each profile, on
+ * every path that writes one, and what happens when the converter is missing or fails).
  *
  * Paths of the tool and the programs come from CMake (TFPROF_START_EXE, NVTX_PROG, INJECT_PROG,
  * CUPTI_SIM; PYTHON3 where CMake found one, to parse the Chrome traces as JSON). */
@@ -463,6 +463,55 @@ static void t_nvtx_forms(void **state)
 	assert_true(payload);
 	assert_true(domain);
 	assert_true(named);
+	tt_xspace_free(s);
+	result_free(&r);
+	tt_rm_rf(dir);
+	free(dir);
+}
+
+/* 64 short-lived threads and one still running at exit: every thread's ranges are kept on its
+ * own named line, and ranges a thread never closed end at the stop, marked as open. */
+static void t_threads(void **state)
+{
+	(void)state;
+	char *dir = scratch("start-threads");
+	struct run_result r = start_prog(dir, "thr", NULL, "threads", NULL, NULL);
+	if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != 0)
+		fail_msg("threads: status 0x%x, stderr: %s", r.status, r.err);
+	XSpace *s = only_profile(dir, "thr");
+	const XPlane *h = tt_host(s);
+	assert_standard_ranges(s);
+	assert_int_equal(tt_count_events(h, "worker"), 64);
+	assert_int_equal(tt_count_events(h, "task"), 320);
+	assert_int_equal(tt_count_events(h, "left_open"), 4);
+	assert_int_equal(tt_count_events(h, "still_running"), 1);
+	size_t worker_lines = 0, open_marked = 0;
+	for (size_t i = 0; i < h->n_lines; i++) {
+		const XLine *l = h->lines[i];
+		size_t workers = 0, tasks = 0;
+		for (size_t j = 0; j < l->n_events; j++) {
+			const XEvent *e = l->events[j];
+			const char *name = tt_event_name(h, e);
+			workers += strcmp(name, "worker") == 0;
+			tasks += strcmp(name, "task") == 0;
+			if (strcmp(name, "left_open") == 0 || strcmp(name, "still_running") == 0) {
+				const XStat *st = tt_event_stat(h, e, "tfprof_open_at_stop");
+				if (!st || st->int64_value != 1)
+					fail_msg("%s on line %s is not marked open", name, l->name ? l->name : "?");
+				open_marked++;
+			}
+		}
+		if (l->name && strncmp(l->name, "worker_", 7) == 0) {
+			/* Each thread's own events, on its own line: one "worker" around five "task". */
+			worker_lines++;
+			if (workers != 1 || tasks != 5)
+				fail_msg("line %s: %zu worker, %zu task events", l->name, workers, tasks);
+		} else if (workers || tasks) {
+			fail_msg("worker events on line %s", l->name ? l->name : "(unnamed)");
+		}
+	}
+	assert_int_equal(worker_lines, 64);
+	assert_int_equal(open_marked, 5);
 	tt_xspace_free(s);
 	result_free(&r);
 	tt_rm_rf(dir);
@@ -1411,6 +1460,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(t_abort),
 		cmocka_unit_test(t_segv),
 		cmocka_unit_test(t_nvtx_forms),
+		cmocka_unit_test(t_threads),
 		cmocka_unit_test(t_linked),
 		cmocka_unit_test(t_steps_own_session),
 		cmocka_unit_test(t_steps),
