@@ -19,6 +19,7 @@
 #include "activity.h"
 #include "callbacks.h"
 #include "clock.h"
+#include "env.h"
 #include "loader.h"
 #include "profile.h"
 
@@ -58,7 +59,7 @@ static bool forked_from_active;
  * not a number in [lo, hi]). */
 static size_t env_size(const char *name, size_t fallback, size_t lo, size_t hi)
 {
-	const char *e = getenv(name);
+	const char *e = tfprof__getenv(name);
 	if (!e || !*e)
 		return fallback;
 	char *end;

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "env.h"
+
 /* Libraries that loaded and resolved, each with its table. Distinct libraries in one process are
  * rare (a test that switches TFPROF_CUPTI_LIBRARY between sessions), so a few slots suffice. */
 #define MAX_LIBS 8
@@ -139,7 +141,7 @@ int tfprof__cupti_load(const struct tfprof__cupti_fns **out, char *err, size_t e
 	if (errlen)
 		err[0] = '\0';
 
-	const char *env = getenv("TFPROF_CUPTI_LIBRARY");
+	const char *env = tfprof__getenv("TFPROF_CUPTI_LIBRARY");
 	if (env && *env) {
 		why[0] = '\0';
 		const struct lib *l = try_load(env, why, sizeof why);
@@ -159,7 +161,7 @@ int tfprof__cupti_load(const struct tfprof__cupti_fns **out, char *err, size_t e
 	size_t n = 0;
 	snprintf(cands[n++], sizeof cands[0], "libcupti.so.13");
 	snprintf(cands[n++], sizeof cands[0], "libcupti.so");
-	const char *home = getenv("CUDA_HOME");
+	const char *home = tfprof__getenv("CUDA_HOME");
 	if (home && *home) {
 		snprintf(cands[n++], sizeof cands[0], "%s/lib64/libcupti.so.13", home);
 		snprintf(cands[n++], sizeof cands[0], "%s/extras/CUPTI/lib64/libcupti.so.13", home);

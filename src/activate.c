@@ -32,8 +32,10 @@
 #include "activate.h"
 
 #include "chrome_convert.h"
+#include "env.h"
 #include "files.h"
 #include "format.h"
+#include "job_rank.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -113,14 +115,14 @@ static volatile sig_atomic_t signal_pending;
 
 static bool env_on(const char *name)
 {
-	const char *e = getenv(name);
+	const char *e = tfprof__getenv(name);
 	return e && *e && strcmp(e, "0") != 0 && strcmp(e, "off") != 0 && strcmp(e, "false") != 0;
 }
 
 /* Reads a number of seconds >= 0 from the environment; warns and uses 0 for a bad value. */
 static double env_seconds(const char *name)
 {
-	const char *e = getenv(name);
+	const char *e = tfprof__getenv(name);
 	if (!e || !*e)
 		return 0;
 	char *end;
@@ -181,26 +183,6 @@ static int ms_until(int64_t deadline)
 	return ms > 1000000000 ? 1000000000 : (int)ms;
 }
 
-/* The rank of this process in an MPI or launcher job, or -1. */
-static long job_rank(const char **from)
-{
-	static const char *const vars[] = { "OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK",
-					    "SLURM_PROCID", "RANK", "LOCAL_RANK" };
-	for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
-		const char *e = getenv(vars[i]);
-		if (!e || !*e)
-			continue;
-		char *end;
-		errno = 0;
-		long r = strtol(e, &end, 10);
-		if (!errno && !*end && r >= 0) {
-			*from = vars[i];
-			return r;
-		}
-	}
-	return -1;
-}
-
 /* The profile's file stem: <host>.rank<r>, or <host>.<pid> outside a job. A process that
  * inherited its rank from another profiled process (a fork+exec child of a rank) would collide
  * with that rank's file: the first process of a rank records its pid in TFPROF_RANK_PID, and a
@@ -210,22 +192,21 @@ static char *host_stem(void)
 	char host[256] = { 0 };
 	if (gethostname(host, sizeof host - 1) || !host[0])
 		strcpy(host, "localhost");
-	const char *from = NULL;
-	long rank = job_rank(&from);
+	long rank = tfprof__job_rank(tfprof__getenv);
 	long pid = (long)getpid();
 	char *stem = NULL;
 	int n;
 	if (rank < 0) {
 		n = asprintf(&stem, "%s.%ld", host, pid);
 	} else {
-		const char *owner = getenv("TFPROF_RANK_PID");
+		const char *owner = tfprof__getenv("TFPROF_RANK_PID");
 		char mine[32];
 		snprintf(mine, sizeof mine, "%ld", pid);
 		if (owner && *owner && strcmp(owner, mine) != 0) {
 			n = asprintf(&stem, "%s.rank%ld.%ld", host, rank, pid);
 		} else {
 			n = asprintf(&stem, "%s.rank%ld", host, rank);
-			setenv("TFPROF_RANK_PID", mine, 1);
+			tfprof__setenv("TFPROF_RANK_PID", mine);
 		}
 	}
 	return n < 0 ? NULL : stem;
@@ -722,7 +703,7 @@ static bool claim_activation(void)
 	snprintf(id, sizeof id, "%ld:%02x%02x%02x%02x%02x%02x%02x%02x", (long)getpid(), r ? r[0] : 0,
 		 r ? r[1] : 0, r ? r[2] : 0, r ? r[3] : 0, r ? r[4] : 0, r ? r[5] : 0, r ? r[6] : 0,
 		 r ? r[7] : 0);
-	const char *claimed = getenv("TFPROF_ACTIVE_IMAGE");
+	const char *claimed = tfprof__getenv("TFPROF_ACTIVE_IMAGE");
 	if (claimed && strcmp(claimed, id) == 0) {
 		Dl_info info;
 		bool shared = dladdr((void *)&claim_activation, &info) && info.dli_fname &&
@@ -735,7 +716,7 @@ static bool claim_activation(void)
 			       : "link libtfprof.so instead, or call tfprof_start() without tfprof-start");
 		return false;
 	}
-	setenv("TFPROF_ACTIVE_IMAGE", id, 1);
+	tfprof__setenv("TFPROF_ACTIVE_IMAGE", id);
 	return true;
 }
 
@@ -743,9 +724,9 @@ __attribute__((constructor)) static void activate_init(void)
 {
 	if (!env_on("TFPROF_START") || is_tfprof_start() || !claim_activation())
 		return;
-	const char *dir = getenv("TFPROF_LOGDIR");
+	const char *dir = tfprof__getenv("TFPROF_LOGDIR");
 	A.logdir = absolute_dir(dir && *dir ? dir : DEFAULT_LOGDIR);
-	const char *run = getenv("TFPROF_RUN");
+	const char *run = tfprof__getenv("TFPROF_RUN");
 	if (run && *run) {
 		A.run = strdup(run);
 	} else {
@@ -753,12 +734,12 @@ __attribute__((constructor)) static void activate_init(void)
 		 * processes share one run directory. */
 		A.run = tfprof__default_run_name();
 		if (A.run)
-			setenv("TFPROF_RUN", A.run, 1);
+			tfprof__setenv("TFPROF_RUN", A.run);
 	}
 	A.host = host_stem();
 	A.delay = env_seconds("TFPROF_DELAY");
 	A.duration = env_seconds("TFPROF_DURATION");
-	const char *steps = getenv("TFPROF_STEPS");
+	const char *steps = tfprof__getenv("TFPROF_STEPS");
 	if (steps && *steps) {
 		if (!parse_steps(steps, &St.first, &St.last)) {
 			fprintf(stderr, "tfprof: error: TFPROF_STEPS=%s is not A:B (whole numbers, A <= B); this "
@@ -771,15 +752,15 @@ __attribute__((constructor)) static void activate_init(void)
 		A.delay = A.duration = 0;
 		St.on = true;
 	}
-	const char *fmt = getenv("TFPROF_FORMAT");
+	const char *fmt = tfprof__getenv("TFPROF_FORMAT");
 	if (fmt && *fmt && !tfprof__parse_format(fmt, &Cv.chrome))
 		fprintf(stderr, "tfprof: warning: TFPROF_FORMAT=%s is not a comma-separated list of xplane and "
 				"chrome; writing the XSpace (.xplane.pb) only\n", fmt);
-	const char *bin = getenv("TFPROF_REPORT_BIN");
+	const char *bin = tfprof__getenv("TFPROF_REPORT_BIN");
 	if (Cv.chrome && bin && *bin)
 		Cv.report_bin = strdup(bin); /* out of memory: tfprof-report from PATH */
-	A.inject_is_us = tfprof__names_this_library(getenv("CUDA_INJECTION64_PATH"));
-	const char *root = getenv("TFPROF_START_PID");
+	A.inject_is_us = tfprof__names_this_library(tfprof__getenv("CUDA_INJECTION64_PATH"));
+	const char *root = tfprof__getenv("TFPROF_START_PID");
 	A.is_root = root && *root && strtol(root, NULL, 10) == (long)getpid();
 	if (!A.logdir || !A.run || !A.host) {
 		fprintf(stderr, "tfprof: error: out of memory at load; this process is not profiled\n");

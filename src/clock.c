@@ -9,12 +9,14 @@
 #include <cpuid.h>
 #endif
 
+#include "env.h"
+
 bool tfprof__clock_tsc;
 static pthread_once_t clock_once = PTHREAD_ONCE_INIT;
 
 static void clock_pick(void)
 {
-	const char *env = getenv("TFPROF_CLOCK");
+	const char *env = tfprof__getenv("TFPROF_CLOCK");
 	bool want_tsc = !(env && strcmp(env, "monotonic") == 0);
 #ifdef TFPROF_HAVE_TSC
 	unsigned a, b, c, d;

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "env.h"
+
 static tfprof_log_fn log_fn;
 static void *log_ctx;
 
@@ -18,7 +20,7 @@ void tfprof__log_configure(tfprof_log_fn fn, void *ctx)
 void tfprof__log(int level, const char *fmt, ...)
 {
 	tfprof_log_fn fn = __atomic_load_n(&log_fn, __ATOMIC_ACQUIRE);
-	const char *env = getenv("TFPROF_LOG");
+	const char *env = tfprof__getenv("TFPROF_LOG");
 	bool to_stderr = !fn && env && *env && strcmp(env, "0") != 0;
 	if (!fn && !to_stderr)
 		return;

@@ -14,6 +14,7 @@
 
 #include "activate.h"
 #include "clock.h"
+#include "env.h"
 #include "gpu.h"
 #include "files.h"
 #include "log.h"
@@ -98,7 +99,7 @@ static int read_options(const struct tfprof_options *in, struct tfprof_options *
 
 static size_t env_max_memory(void)
 {
-	const char *e = getenv("TFPROF_MAX_MEMORY_MB");
+	const char *e = tfprof__getenv("TFPROF_MAX_MEMORY_MB");
 	if (!e || !*e)
 		return DEFAULT_MAX_MEMORY;
 	char *end;
@@ -115,7 +116,7 @@ static size_t env_max_memory(void)
 
 static bool env_off(const char *name)
 {
-	const char *e = getenv(name);
+	const char *e = tfprof__getenv(name);
 	return e && (strcmp(e, "0") == 0 || strcmp(e, "off") == 0 || strcmp(e, "false") == 0);
 }
 
@@ -284,7 +285,7 @@ static int deliver(uint8_t *data, size_t len, const char *logdir, const char *ru
 		free(data);
 		return 0;
 	}
-	const char *tmp = getenv("TMPDIR");
+	const char *tmp = tfprof__getenv("TMPDIR");
 	char *fallback = NULL;
 	/* The fallback lives in a shared directory: it must be ours alone, or another user could
 	 * read the profile or redirect where it goes. */

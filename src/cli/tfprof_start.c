@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "format.h"
+#include "job_rank.h"
 #include "preload_list.h"
 
 #define PROG "tfprof-start"
@@ -189,6 +190,12 @@ static int mkdirs(const char *dir)
 			rc = errno;
 	}
 	return rc;
+}
+
+/* getenv with the signature tfprof__job_rank takes. */
+static const char *env_get(const char *name)
+{
+	return getenv(name);
 }
 
 static char *xstrdup(const char *s)
@@ -532,6 +539,13 @@ int main(int argc, char **argv)
 	char pid[32];
 	snprintf(pid, sizeof pid, "%ld", (long)getpid());
 	set[n++] = (struct setting){ "TFPROF_START_PID", xstrdup(pid) };
+	/* In a job, the program is its rank's first process: its file is <host>.rank<r>, and
+	 * processes it starts with the same rank add their pid. Said here rather than left to the
+	 * program's copy of the library, whose own setenv a shell running a job script would not
+	 * pass on (bash builds its children's environment from its own variables). An owner
+	 * already set belongs to an ancestor of the same rank and stays. */
+	if (tfprof__job_rank(env_get) >= 0 && !getenv("TFPROF_RANK_PID"))
+		set[n++] = (struct setting){ "TFPROF_RANK_PID", xstrdup(pid) };
 	for (size_t i = 0; i < n; i++)
 		if (setenv(set[i].name, set[i].value, 1)) {
 			fprintf(stderr, PROG ": cannot set %s (%s)\n", set[i].name, strerror(errno));

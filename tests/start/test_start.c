@@ -933,6 +933,68 @@ static void t_ranks(void **state)
 	free(dir);
 }
 
+/* A job script: bash runs the program, as `tfprof-start -- bash job.sh` and `mpirun tfprof-start
+ * -- job.sh` do. bash defines its own getenv and setenv, and the library's copy in bash must
+ * still see every setting (logdir, run, --no-gpu), and under a rank bash's file and the
+ * program's must not collide. */
+static void t_job_script(void **state)
+{
+	(void)state;
+	char *dir = scratch("start-script");
+	char *logdir, *cmd;
+	assert_true(asprintf(&logdir, "%s/logdir", dir) > 0);
+	/* The builtin at the end keeps bash from replacing itself with the program. */
+	assert_true(asprintf(&cmd, "'%s' return; :", NVTX_PROG) > 0);
+	char host[256] = { 0 };
+	gethostname(host, sizeof host - 1);
+	char *stem = tfprof__host_file_stem(host);
+	for (int ranked = 0; ranked < 2; ranked++) {
+		const char *run_name = ranked ? "script_rank" : "script";
+		char *argv[] = { TFPROF_START_EXE, "--logdir", logdir, "--run", (char *)run_name, "--no-gpu", "--",
+				 "/bin/bash", "-c", cmd, NULL };
+		char *env[] = { ranked ? "RANK=3" : "RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK",
+				"SLURM_PROCID", "LOCAL_RANK", "TFPROF_RANK_PID", NULL };
+		struct run_result r = run(dir, run_name, argv, env);
+		if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != 0)
+			fail_msg("%s: status 0x%x, stderr: %s", run_name, r.status, r.err);
+		/* bash's profile and the program's, both in the run asked for. */
+		char **names;
+		size_t n = profiles(dir, run_name, &names);
+		if (n != 2)
+			fail_msg("%s: %zu profiles in the run, not 2; stderr: %s", run_name, n, r.err);
+		assert_int_equal(count_lines_with(r.err, "profile written to"), 2);
+		size_t with_ranges = 0;
+		for (size_t i = 0; i < n; i++) {
+			XSpace *s = tt_read_xspace(names[i]);
+			/* --no-gpu reached both: no GPU tracing was tried, so no error says why it is off. */
+			for (size_t k = 0; k < s->n_errors; k++)
+				if (strstr(s->errors[k], "GPU"))
+					fail_msg("%s: %s", names[i], s->errors[k]);
+			bool is_prog = tt_count_events(tt_host(s), "outer") == 1;
+			with_ranges += is_prog;
+			const char *base = strrchr(names[i], '/') + 1;
+			char *want;
+			if (ranked && !is_prog)
+				assert_true(asprintf(&want, "%s.rank3.xplane.pb", stem) > 0);
+			else
+				assert_true(asprintf(&want, "%s.%s", stem, ranked ? "rank3." : "") > 0);
+			/* bash is the rank's first process; the program it starts adds its pid. */
+			if (strncmp(base, want, strlen(want)) != 0 || (ranked && !is_prog && strcmp(base, want) != 0))
+				fail_msg("%s: %s is not named %s...", run_name, base, want);
+			free(want);
+			tt_xspace_free(s);
+		}
+		assert_int_equal(with_ranges, 1);
+		free_names(names, n);
+		result_free(&r);
+	}
+	free(stem);
+	free(cmd);
+	free(logdir);
+	tt_rm_rf(dir);
+	free(dir);
+}
+
 /* ---- Shell activation ---- */
 
 static void t_shell(void **state)
@@ -1472,6 +1534,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(t_fork_in_process),
 		cmocka_unit_test(t_window),
 		cmocka_unit_test(t_ranks),
+		cmocka_unit_test(t_job_script),
 		cmocka_unit_test(t_shell),
 		cmocka_unit_test(t_bad_options),
 		cmocka_unit_test(t_unwritable_logdir),
