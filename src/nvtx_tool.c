@@ -15,8 +15,11 @@
  *   tfprof-report and for TFPROF_STEPS (activate.h): its name contains "step" in any case and
  *   ends in a whole number ("step 12", "Step#12", "train_step_12", "step12": 12), or, a name
  *   with "step" and no number ("train_step"), an integer payload gives the number.
+ * - nvtxMark{A,W,Ex} / nvtxDomainMarkEx record an instant: a scope that ends as it begins, with
+ *   the stat nvtx_mark = 1 and the same name and stats as a range. A mark is never a step, even
+ *   when named like one: a step needs a duration.
  * - nvtxNameOsThread{A,W} for the calling thread names its line in the profile.
- * - Marks, categories, resources and counters are not handled: NVTX makes them no-ops.
+ * - Categories, resources and counters are not handled: NVTX makes them no-ops.
  * While no session records, every handler costs one load and a branch (tfprof_scope_begin's),
  * plus the per-thread bookkeeping that keeps pops matched to pushes across a session's start.
  *
@@ -172,20 +175,23 @@ static bool step_from_name(const char *name, int64_t *out)
 	return true;
 }
 
-/* Begins the scope for a range: named by ascii, else by the attributes' message. */
+/* Begins the scope for a range, or for a mark: named by ascii, else by the attributes'
+ * message. */
 static tfprof_scope begin_range(const struct tool_domain *d, const nvtxEventAttributes_t *a,
-				const char *ascii)
+				const char *ascii, bool mark)
 {
 	/* Any bit, not only recording: while TFPROF_STEPS waits for its first step, a step range's
 	 * begin is what starts the session. */
 	if (!__atomic_load_n(&tfprof__state, __ATOMIC_RELAXED))
 		return (tfprof_scope){ 0, 0 };
-	struct tfprof_arg args[4];
+	struct tfprof_arg args[5];
 	bool int_payload = false;
 	int64_t payload = 0;
 	size_t nargs = 0;
 	if (d)
 		args[nargs++] = TFPROF_STR("nvtx_domain", d->name);
+	if (mark)
+		args[nargs++] = TFPROF_I64("nvtx_mark", 1);
 	const char *name = ascii;
 	struct tfprof_site *site = NULL;
 	char buf[NAME_MAX_BYTES];
@@ -242,8 +248,8 @@ static tfprof_scope begin_range(const struct tool_domain *d, const nvtxEventAttr
 	}
 	const char *text = site ? site->name : name;
 	int64_t step = 0;
-	bool is_step = step_from_name(text, &step);
-	if (!is_step && int_payload && payload >= 0 && names_a_step(text)) {
+	bool is_step = !mark && step_from_name(text, &step);
+	if (!is_step && !mark && int_payload && payload >= 0 && names_a_step(text)) {
 		step = payload;
 		is_step = true;
 	}
@@ -275,7 +281,7 @@ static int push(nvtxDomainHandle_t h, const nvtxEventAttributes_t *a, const char
 	}
 	int level = domain_depth(st, d);
 	st->r[st->depth].domain = d;
-	st->r[st->depth].scope = begin_range(d, a, ascii);
+	st->r[st->depth].scope = begin_range(d, a, ascii, false);
 	st->depth++;
 	return level;
 }
@@ -310,7 +316,7 @@ static int pop(nvtxDomainHandle_t h)
 /* A start/end range's id is its scope handle; 0 when it was not recorded. */
 static nvtxRangeId_t range_start(nvtxDomainHandle_t h, const nvtxEventAttributes_t *a, const char *ascii)
 {
-	tfprof_scope s = begin_range(as_domain(h), a, ascii);
+	tfprof_scope s = begin_range(as_domain(h), a, ascii, false);
 	return ((uint64_t)s.tag << 32) | s.serial;
 }
 
@@ -320,7 +326,33 @@ static void range_end(nvtxRangeId_t id)
 	tfprof_scope_end(s);
 }
 
+static void mark(nvtxDomainHandle_t h, const nvtxEventAttributes_t *a, const char *ascii)
+{
+	tfprof_scope_end(begin_range(as_domain(h), a, ascii, true));
+}
+
 /* ---- Handlers ---- */
+
+static void NVTX_API h_MarkA(const char *msg)
+{
+	mark(NULL, NULL, msg ? msg : "");
+}
+
+static void NVTX_API h_MarkW(const wchar_t *msg)
+{
+	char buf[NAME_MAX_BYTES];
+	mark(NULL, NULL, wide_to_utf8(msg, buf, sizeof buf));
+}
+
+static void NVTX_API h_MarkEx(const nvtxEventAttributes_t *a)
+{
+	mark(NULL, a, NULL);
+}
+
+static void NVTX_API h_DomainMarkEx(nvtxDomainHandle_t d, const nvtxEventAttributes_t *a)
+{
+	mark(d, a, NULL);
+}
 
 static int NVTX_API h_RangePushA(const char *msg)
 {
@@ -479,6 +511,9 @@ int NVTX_API InitializeInjectionNvtx2(NvtxGetExportTableFunc_t get_table)
 	if (!cb || cb->struct_size < sizeof *cb || !cb->GetModuleFunctionTable)
 		return 0;
 	bool ok = true;
+	ok &= install(cb, NVTX_CB_MODULE_CORE, NVTX_CBID_CORE_MarkEx, FN(h_MarkEx));
+	ok &= install(cb, NVTX_CB_MODULE_CORE, NVTX_CBID_CORE_MarkA, FN(h_MarkA));
+	ok &= install(cb, NVTX_CB_MODULE_CORE, NVTX_CBID_CORE_MarkW, FN(h_MarkW));
 	ok &= install(cb, NVTX_CB_MODULE_CORE, NVTX_CBID_CORE_RangeStartEx, FN(h_RangeStartEx));
 	ok &= install(cb, NVTX_CB_MODULE_CORE, NVTX_CBID_CORE_RangeStartA, FN(h_RangeStartA));
 	ok &= install(cb, NVTX_CB_MODULE_CORE, NVTX_CBID_CORE_RangeStartW, FN(h_RangeStartW));
@@ -489,6 +524,7 @@ int NVTX_API InitializeInjectionNvtx2(NvtxGetExportTableFunc_t get_table)
 	ok &= install(cb, NVTX_CB_MODULE_CORE, NVTX_CBID_CORE_RangePop, FN(h_RangePop));
 	ok &= install(cb, NVTX_CB_MODULE_CORE, NVTX_CBID_CORE_NameOsThreadA, FN(h_NameOsThreadA));
 	ok &= install(cb, NVTX_CB_MODULE_CORE, NVTX_CBID_CORE_NameOsThreadW, FN(h_NameOsThreadW));
+	ok &= install(cb, NVTX_CB_MODULE_CORE2, NVTX_CBID_CORE2_DomainMarkEx, FN(h_DomainMarkEx));
 	ok &= install(cb, NVTX_CB_MODULE_CORE2, NVTX_CBID_CORE2_DomainRangeStartEx, FN(h_DomainRangeStartEx));
 	ok &= install(cb, NVTX_CB_MODULE_CORE2, NVTX_CBID_CORE2_DomainRangeEnd, FN(h_DomainRangeEnd));
 	ok &= install(cb, NVTX_CB_MODULE_CORE2, NVTX_CBID_CORE2_DomainRangePushEx, FN(h_DomainRangePushEx));

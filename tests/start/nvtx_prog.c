@@ -15,7 +15,8 @@
  *   exec_self   execs this program with "return" in place (no fork)
  *   timed       "phase_a" at 0 s, "phase_b" at 1.0 s, "phase_c" at 2.2 s, each 50 ms
  *   ex          the other NVTX forms: PushEx (ASCII, registered, Unicode, payload), a domain's
- *               push/pop, start/end, and naming the thread
+ *               push/pop, start/end, marks (three "ex_mark" inside "ex_around_marks", a
+ *               domain's registered "ex_registered", and "step 7"), and naming the thread
  *   threads     4 waves of 16 threads, each named "worker_<wave>_<i>", record "worker" around 5
  *               "task" ranges and exit; the first of each wave leaves "left_open" pushed as it
  *               exits. A last thread pushes "still_running" and is still in it when main returns.
@@ -230,6 +231,22 @@ static void do_ex(void)
 	nvtxRangeId_t id = nvtxRangeStartA("ex_startend");
 	sleep_ms(1);
 	nvtxRangeEnd(id);
+
+	/* Marks: inside a range and on their own, in each form; one is named like a step. */
+	nvtxRangePushA("ex_around_marks");
+	nvtxMarkA("ex_mark");
+	nvtxMarkW(L"ex_mark");
+	nvtxEventAttributes_t m = { 0 };
+	m.version = NVTX_VERSION;
+	m.size = NVTX_EVENT_ATTRIB_STRUCT_SIZE;
+	m.messageType = NVTX_MESSAGE_TYPE_ASCII;
+	m.message.ascii = "ex_mark";
+	m.payloadType = NVTX_PAYLOAD_TYPE_INT64;
+	m.payload.llValue = 7;
+	nvtxMarkEx(&m);
+	nvtxRangePop();
+	nvtxDomainMarkEx(d, &r);
+	nvtxMarkA("step 7");
 
 	nvtxNameOsThreadA((uint32_t)syscall(SYS_gettid), "ex_main_thread");
 }

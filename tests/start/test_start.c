@@ -436,10 +436,13 @@ static void t_nvtx_forms(void **state)
 	const XPlane *h = tt_host(s);
 	assert_standard_ranges(s);
 	assert_int_equal(tt_count_events(h, "ex_ascii"), 1);
-	assert_int_equal(tt_count_events(h, "ex_registered"), 2);
+	assert_int_equal(tt_count_events(h, "ex_registered"), 3); /* two ranges and a mark */
+	assert_int_equal(tt_count_events(h, "ex_mark"), 3);
+	assert_int_equal(tt_count_events(h, "step 7"), 1);
 	assert_int_equal(tt_count_events(h, "ex_w\xc3\xa9"), 1);
 	assert_int_equal(tt_count_events(h, "ex_startend"), 1);
 	bool payload = false, domain = false, named = false;
+	size_t marks = 0, mark_payload = 0;
 	for (size_t i = 0; i < h->n_lines; i++) {
 		const XLine *l = h->lines[i];
 		if (l->name && strcmp(l->name, "ex_main_thread") == 0)
@@ -458,11 +461,24 @@ static void t_nvtx_forms(void **state)
 				assert_non_null(st);
 				domain = true;
 			}
+			const XStat *mk = tt_event_stat(h, e, "nvtx_mark");
+			if (strcmp(name, "ex_mark") == 0 || strcmp(name, "step 7") == 0 || mk) {
+				/* A mark is an instant with nvtx_mark, and never a step. */
+				assert_non_null(mk);
+				assert_int_equal(mk->int64_value, 1);
+				assert_true(e->duration_ps < 1000000); /* under a microsecond */
+				assert_null(tt_event_stat(h, e, "step_num"));
+				marks++;
+				const XStat *p = tt_event_stat(h, e, "nvtx_payload");
+				mark_payload += p && p->int64_value == 7;
+			}
 		}
 	}
 	assert_true(payload);
 	assert_true(domain);
 	assert_true(named);
+	assert_int_equal(marks, 5);
+	assert_int_equal(mark_payload, 1);
 	tt_xspace_free(s);
 	result_free(&r);
 	tt_rm_rf(dir);
