@@ -27,20 +27,13 @@ const char *tfprof__getenv(const char *name)
 	return NULL;
 }
 
-typedef int (*setenv_fn)(const char *, const char *, int);
-
 int tfprof__setenv(const char *name, const char *value)
 {
 	/* The next setenv after this object is the C library's, also where the program defines
 	 * one (the program comes first in the search order) and where tfprof is linked into the
-	 * program itself. */
-	static setenv_fn libc_setenv;
-	setenv_fn f = __atomic_load_n(&libc_setenv, __ATOMIC_ACQUIRE);
-	if (!f) {
-		f = (setenv_fn)dlsym(RTLD_NEXT, "setenv");
-		if (!f)
-			f = setenv;
-		__atomic_store_n(&libc_setenv, f, __ATOMIC_RELEASE);
-	}
-	return f(name, value, 1) ? -errno : 0;
+	 * program itself. A handful of calls at load, so it is looked up each time. */
+	int (*libc_setenv)(const char *, const char *, int) = dlsym(RTLD_NEXT, "setenv");
+	if (!libc_setenv)
+		libc_setenv = setenv;
+	return libc_setenv(name, value, 1) ? -errno : 0;
 }

@@ -196,23 +196,35 @@ static void timed_range(const char *name, double at, double t0)
 	nvtxRangePop();
 }
 
-static void do_ex(void)
+/* Event attributes of this NVTX version, with nothing set yet. */
+static nvtxEventAttributes_t attrs(void)
 {
 	nvtxEventAttributes_t a = { 0 };
 	a.version = NVTX_VERSION;
 	a.size = NVTX_EVENT_ATTRIB_STRUCT_SIZE;
+	return a;
+}
+
+/* Attributes naming an event by an ASCII message, with an int64 payload. */
+static nvtxEventAttributes_t ascii_i64(const char *name, int64_t payload)
+{
+	nvtxEventAttributes_t a = attrs();
 	a.messageType = NVTX_MESSAGE_TYPE_ASCII;
-	a.message.ascii = "ex_ascii";
+	a.message.ascii = name;
 	a.payloadType = NVTX_PAYLOAD_TYPE_INT64;
-	a.payload.llValue = -42;
+	a.payload.llValue = payload;
+	return a;
+}
+
+static void do_ex(void)
+{
+	nvtxEventAttributes_t a = ascii_i64("ex_ascii", -42);
 	nvtxRangePushEx(&a);
 	nvtxRangePop();
 
 	nvtxDomainHandle_t d = nvtxDomainCreateA("mydomain");
 	nvtxStringHandle_t s = nvtxDomainRegisterStringA(d, "ex_registered");
-	nvtxEventAttributes_t r = { 0 };
-	r.version = NVTX_VERSION;
-	r.size = NVTX_EVENT_ATTRIB_STRUCT_SIZE;
+	nvtxEventAttributes_t r = attrs();
 	r.messageType = NVTX_MESSAGE_TYPE_REGISTERED;
 	r.message.registered = s;
 	for (int i = 0; i < 2; i++) {
@@ -220,9 +232,7 @@ static void do_ex(void)
 		nvtxDomainRangePop(d);
 	}
 
-	nvtxEventAttributes_t w = { 0 };
-	w.version = NVTX_VERSION;
-	w.size = NVTX_EVENT_ATTRIB_STRUCT_SIZE;
+	nvtxEventAttributes_t w = attrs();
 	w.messageType = NVTX_MESSAGE_TYPE_UNICODE;
 	w.message.unicode = L"ex_w\u00e9";
 	nvtxRangePushEx(&w);
@@ -236,13 +246,7 @@ static void do_ex(void)
 	nvtxRangePushA("ex_around_marks");
 	nvtxMarkA("ex_mark");
 	nvtxMarkW(L"ex_mark");
-	nvtxEventAttributes_t m = { 0 };
-	m.version = NVTX_VERSION;
-	m.size = NVTX_EVENT_ATTRIB_STRUCT_SIZE;
-	m.messageType = NVTX_MESSAGE_TYPE_ASCII;
-	m.message.ascii = "ex_mark";
-	m.payloadType = NVTX_PAYLOAD_TYPE_INT64;
-	m.payload.llValue = 7;
+	nvtxEventAttributes_t m = ascii_i64("ex_mark", 7);
 	nvtxMarkEx(&m);
 	nvtxRangePop();
 	nvtxDomainMarkEx(d, &r);
@@ -262,9 +266,7 @@ static void do_steps(void)
 			snprintf(name, sizeof name, "Step#%d", i);
 			nvtxRangePushA(name);
 		} else {
-			nvtxEventAttributes_t a = { 0 };
-			a.version = NVTX_VERSION;
-			a.size = NVTX_EVENT_ATTRIB_STRUCT_SIZE;
+			nvtxEventAttributes_t a = attrs();
 			a.messageType = NVTX_MESSAGE_TYPE_ASCII;
 			a.message.ascii = "train_step";
 			a.payloadType = NVTX_PAYLOAD_TYPE_INT32;
