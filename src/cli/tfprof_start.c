@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "files.h"
 #include "format.h"
 #include "job_rank.h"
 #include "preload_list.h"
@@ -159,36 +159,13 @@ static bool valid_run_name(const char *r)
 	return *r && !strchr(r, '/') && strcmp(r, ".") != 0 && strcmp(r, "..") != 0;
 }
 
-/* mkdir -p; returns 0 or an errno. */
-static int mkdirs(const char *dir)
+/* mkdir -p (files.c's, as the library's), then whether this user may write there; returns 0 or
+ * an errno. */
+static int writable_dir(const char *dir)
 {
-	char *p = strdup(dir);
-	if (!p)
-		return ENOMEM;
-	int rc = 0;
-	for (char *s = p + 1;; s++) {
-		if (*s == '/' || *s == 0) {
-			char c = *s;
-			*s = 0;
-			if (mkdir(p, 0777) && errno != EEXIST) {
-				rc = errno;
-				break;
-			}
-			*s = c;
-			if (!c)
-				break;
-		}
-	}
-	free(p);
-	if (!rc) {
-		struct stat st;
-		if (stat(dir, &st))
-			rc = errno;
-		else if (!S_ISDIR(st.st_mode))
-			rc = ENOTDIR;
-		else if (access(dir, W_OK | X_OK))
-			rc = errno;
-	}
+	int rc = -tfprof__mkdirs(dir);
+	if (!rc && access(dir, W_OK | X_OK))
+		rc = errno;
 	return rc;
 }
 
@@ -461,7 +438,7 @@ int main(int argc, char **argv)
 	char *abs_logdir = absolute(logdir && *logdir ? logdir : "tfprof-logdir");
 	/* Checked now, so that the user hears of it before a long run; the program runs anyway and
 	 * the library saves the profile in the fallback directory. */
-	int werr = mkdirs(abs_logdir);
+	int werr = writable_dir(abs_logdir);
 	if (werr) {
 		const char *tmp = getenv("TMPDIR");
 		fprintf(stderr, PROG ": warning: cannot write to logdir %s (%s); the profile will go to "
@@ -471,13 +448,12 @@ int main(int argc, char **argv)
 
 	/* One run name for the whole job: the program and everything it starts inherit it. With
 	 * --shell it is left out unless given, so that each command gets a run of its own. */
-	char default_run[64];
 	if (!run_given && !shell) {
-		time_t now = time(NULL);
-		struct tm tm;
-		localtime_r(&now, &tm);
-		strftime(default_run, sizeof default_run, "%Y_%m_%d_%H_%M_%S", &tm);
-		run = default_run;
+		run = tfprof__default_run_name();
+		if (!run) {
+			fprintf(stderr, PROG ": out of memory\n");
+			return 1;
+		}
 		run_given = true;
 	}
 
