@@ -36,6 +36,7 @@
 #include <string.h>
 
 #include "tfprof/tfprof.h"
+#include "activate.h"
 #include "tracer.h"
 
 #define RT(name) CUPTI_RUNTIME_TRACE_CBID_##name
@@ -320,6 +321,13 @@ void CUPTIAPI tfprof__callbacks_api(void *userdata, CUpti_CallbackDomain domain,
 	}
 
 	if (d->callbackSite == CUPTI_API_ENTER) {
+		/* The first CUDA call of the process: the exit handler must now run before libcupti
+		 * is finalized (activate.c says why). One relaxed load per call after that. */
+		static atomic_bool cuda_seen;
+		if (!atomic_load_explicit(&cuda_seen, memory_order_relaxed)) {
+			atomic_store_explicit(&cuda_seen, true, memory_order_relaxed);
+			tfprof__activate_cuda_up();
+		}
 		if (t->depth++ > 0) {
 			/* Inside a traced call on this thread: see the nesting rule above. */
 			if (d->correlationData)

@@ -607,6 +607,10 @@ static void *control_thread(void *arg)
 
 static void at_exit(void)
 {
+	/* Registered twice (tfprof__activate_cuda_up): the first call does the work. */
+	static atomic_flag ran = ATOMIC_FLAG_INIT;
+	if (atomic_flag_test_and_set(&ran))
+		return;
 	pthread_mutex_lock(&act_mu);
 	bool ours = A.activated;
 	bool never_started = A.start_pending;
@@ -820,6 +824,23 @@ __attribute__((constructor)) static void activate_init(void)
 
 /* ---- CUDA injection ---- */
 
+/* The exit handler that the constructor registers runs too late once libcupti is loaded. The
+ * constructor runs before __libc_start_main registers the dynamic linker's finalizer, so exit()
+ * runs that finalizer first: it runs the destructors of every library, libcupti's (loaded
+ * after this library, so finalized before it) among them, and only then this library's, which
+ * is where glibc runs an atexit handler that a library registered. The stop then called into a
+ * finalized libcupti: on a real GPU (H200, CUDA 13.0), cuptiActivityDisable crashed at every
+ * exit of a program run by tfprof-start. Registered again once CUDA is up and libcupti loaded
+ * (from main, in practice), the handler runs before that finalizer and before the exit
+ * handlers that libcupti and the CUDA runtime registered earlier, as NVIDIA's injection
+ * samples do it. A program that uses CUDA only in its own constructors keeps the late one. */
+void tfprof__activate_cuda_up(void)
+{
+	static atomic_flag done = ATOMIC_FLAG_INIT;
+	if (A.activated && !atomic_flag_test_and_set(&done))
+		atexit(at_exit);
+}
+
 int InitializeInjection(void)
 {
 	pthread_mutex_lock(&act_mu);
@@ -828,5 +849,8 @@ int InitializeInjection(void)
 	 * now; any other session is left alone. */
 	tfprof__session_gpu_attach();
 	pthread_mutex_unlock(&act_mu);
+	/* After the attach, which loaded libcupti: handlers that libcupti registered as it loaded
+	 * then run after ours. */
+	tfprof__activate_cuda_up();
 	return 1;
 }

@@ -56,6 +56,11 @@
  * a profiler must never make CUDA initialization fail. */
 TFPROF_API int InitializeInjection(void);
 
+/* Called when CUDA is seen to be up (InitializeInjection, the first CUDA call CUPTI reports):
+ * registers the exit handler again, so that an activated session is written at exit before
+ * libcupti and the CUDA runtime are torn down. Cheap after the first call; any thread. */
+void tfprof__activate_cuda_up(void);
+
 /* True when path names the file this code was loaded from (libtfprof.so, or the program when
  * tfprof is linked statically). */
 bool tfprof__names_this_library(const char *path);

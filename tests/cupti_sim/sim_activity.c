@@ -127,6 +127,7 @@ static CUptiResult enable_check(CUpti_ActivityKind kind)
  * tfsim_device_add after enabling), or from cuptiActivityEnableAndDump. */
 SIM_EXPORT CUptiResult CUPTIAPI cuptiActivityEnable(CUpti_ActivityKind kind)
 {
+    sim_check_alive("cuptiActivityEnable");
     return enable_check(kind);
 }
 
@@ -163,6 +164,7 @@ SIM_EXPORT CUptiResult CUPTIAPI cuptiActivityEnableAndDump(CUpti_ActivityKind ki
 
 SIM_EXPORT CUptiResult CUPTIAPI cuptiActivityDisable(CUpti_ActivityKind kind)
 {
+    sim_check_alive("cuptiActivityDisable");
     if (kind <= CUPTI_ACTIVITY_KIND_INVALID || kind >= CUPTI_ACTIVITY_KIND_COUNT)
         return CUPTI_ERROR_INVALID_KIND;
     atomic_store(&sim.kind_on[kind], 0);
@@ -218,6 +220,7 @@ cuptiActivityRegisterCallbacks(CUpti_BuffersCallbackRequestFunc funcBufferReques
 
 SIM_EXPORT CUptiResult CUPTIAPI cuptiActivityFlushAll(uint32_t flag)
 {
+    sim_check_alive("cuptiActivityFlushAll");
     sim_lock();
     bool no_gpu = sim.fault_no_gpu;
     sim_unlock();

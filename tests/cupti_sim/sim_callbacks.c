@@ -112,6 +112,7 @@ SIM_EXPORT CUptiResult CUPTIAPI cuptiSubscribe_v2(CUpti_SubscriberHandle *subscr
 
 SIM_EXPORT CUptiResult CUPTIAPI cuptiUnsubscribe(CUpti_SubscriberHandle subscriber)
 {
+    sim_check_alive("cuptiUnsubscribe");
     sim_lock();
     if (!is_our_subscriber_locked(subscriber)) {
         sim_unlock();
@@ -127,6 +128,7 @@ SIM_EXPORT CUptiResult CUPTIAPI cuptiEnableCallback(uint32_t enable,
                                                     CUpti_CallbackDomain domain,
                                                     CUpti_CallbackId cbid)
 {
+    sim_check_alive("cuptiEnableCallback");
     sim_lock();
     CUptiResult rc = CUPTI_SUCCESS;
     if (!is_our_subscriber_locked(subscriber) || cbid >= domain_cbid_count(domain))
@@ -141,6 +143,7 @@ SIM_EXPORT CUptiResult CUPTIAPI cuptiEnableDomain(uint32_t enable,
                                                   CUpti_SubscriberHandle subscriber,
                                                   CUpti_CallbackDomain domain)
 {
+    sim_check_alive("cuptiEnableDomain");
     sim_lock();
     uint32_t n = domain_cbid_count(domain);
     CUptiResult rc = CUPTI_SUCCESS;

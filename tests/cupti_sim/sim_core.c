@@ -506,6 +506,16 @@ static void atfork_child(void)
     pthread_mutex_unlock(&intern_lock);
 }
 
+static atomic_bool finalized;
+
+/* libcupti's teardown may be an exit handler it registers as it loads (C++ static objects), or
+ * its ELF destructor; either way a client that flushes at exit must do it before. Both are
+ * modelled: this handler, registered by the constructor, and sim_fini. */
+static void sim_teardown_at_exit(void)
+{
+    atomic_store(&finalized, true);
+}
+
 __attribute__((constructor)) static void sim_init(void)
 {
     /* Condition waits use CLOCK_MONOTONIC so a wall-clock step cannot stall delivery. */
@@ -517,10 +527,22 @@ __attribute__((constructor)) static void sim_init(void)
     pthread_condattr_destroy(&ca);
     sim.slots[0].in_use = true;
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+    atexit(sim_teardown_at_exit);
+}
+
+void sim_check_alive(const char *fn)
+{
+    if (!atomic_load(&finalized))
+        return;
+    fprintf(stderr, "cupti_sim: %s was called after libcupti was torn down at exit; the real "
+                    "libcupti crashes here (call it from an exit handler registered after it loaded)\n",
+            fn);
+    abort();
 }
 
 __attribute__((destructor)) static void sim_fini(void)
 {
+    atomic_store(&finalized, true);
     /* At unload or exit the delivery thread must not outlive the code it runs; a client
      * callback that never returns must not hang exit either, so the join is bounded there. */
     sim_delivery_stop_worker(true);

@@ -170,6 +170,10 @@ void sim_fill_context_record(CUpti_ActivityContext3 *r, const struct sim_device 
 void sim_emit(const void *rec, size_t size);
 CUptiResult sim_flush_all(uint32_t flag);
 void sim_delivery_stop_worker(bool at_exit);      /* joins the delivery thread */
+/* Like the real libcupti, the simulator is unusable once its destructor has run (at exit, for a
+ * library loaded after the caller): these entry points then abort with a message saying who
+ * called them, where the real library crashes (seen on an H200: cuptiActivityDisable, SIGSEGV). */
+void sim_check_alive(const char *fn);
 void sim_delivery_discard_locked(void);           /* drops every held buffer */
 void sim_delivery_after_fork_child(void);
 

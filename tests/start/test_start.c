@@ -1232,7 +1232,7 @@ static void t_cuda_injection(void **state)
 	char *dir = scratch("start-inject");
 	char *logdir;
 	assert_true(asprintf(&logdir, "%s/logdir", dir) > 0);
-	char *argv[] = { TFPROF_START_EXE, "--logdir", logdir, "--run", "cuda", "--", INJECT_PROG, NULL };
+	char *argv[] = { TFPROF_START_EXE, "--logdir", logdir, "--run", "cuda", "--", INJECT_PROG, CUPTI_SIM, NULL };
 	char *env[] = { "TFPROF_CUPTI_LIBRARY=" CUPTI_SIM, "CUDA_INJECTION64_PATH", NULL };
 	struct run_result r = run(dir, "cuda", argv, env);
 	if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != 0)
@@ -1247,7 +1247,7 @@ static void t_cuda_injection(void **state)
 	result_free(&r);
 
 	/* --no-gpu: no GPU plane even after CUDA initializes. */
-	char *argv2[] = { TFPROF_START_EXE, "--logdir", logdir, "--run", "nogpu", "--no-gpu", "--", INJECT_PROG, NULL };
+	char *argv2[] = { TFPROF_START_EXE, "--logdir", logdir, "--run", "nogpu", "--no-gpu", "--", INJECT_PROG, CUPTI_SIM, NULL };
 	r = run(dir, "nogpu", argv2, env);
 	assert_true(WIFEXITED(r.status));
 	assert_int_equal(WEXITSTATUS(r.status), 0);
@@ -1529,6 +1529,9 @@ int main(int argc, char **argv)
 		const struct CMUnitTest mpi[] = { cmocka_unit_test(t_mpi) };
 		return cmocka_run_group_tests(mpi, NULL, NULL);
 	}
+	/* `test_start PATTERN`: only the cases whose names match (cmocka's filter, * wildcards). */
+	if (argc > 1)
+		cmocka_set_test_filter(argv[1]);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(t_return),
 		cmocka_unit_test(t_exit),
