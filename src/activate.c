@@ -4,11 +4,16 @@
  * and the CUDA injection entry point.
  *
  * Threads and signals.
- * - The signal handler does one async-signal-safe thing: it writes the signal number to a pipe.
- *   The control thread reads it, stops the session (which merges and writes: malloc, locks,
+ * - The signal handler does two async-signal-safe things: it stores the signal number and posts
+ *   a semaphore (sem_post). The control thread, waiting on the semaphore, reads the number,
+ *   stops the session (which merges and writes: malloc, locks,
  *   files, nothing a handler may do), restores the default action and raises the signal again
  *   on itself, so the program still dies of it and its parent sees that. A second signal while the first
  *   is being handled kills at once, without a profile: a second Ctrl-C means "now".
+ * - No file descriptor: the wake-up was once a pipe, and a program that closed every descriptor
+ *   and opened files of its own (daemons do) had tfprof write signal numbers into its log, read
+ *   the first byte of its input and spin on a closed descriptor. tfprof keeps no descriptor open
+ *   across the program's code; the files it writes are opened and closed within one stop.
  * - act_mu guards the activation state below. It is taken before session_mu (the control
  *   thread starts sessions under it) and never inside a session lock.
  * - A fork child is not activated: it has no control thread, its signal handlers go back to the
@@ -43,8 +48,8 @@
 #include <limits.h>
 #include <math.h> /* isfinite, a macro */
 #include <stdint.h>
-#include <poll.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -73,10 +78,9 @@ static struct {
 	double delay, duration;
 	int64_t start_at, stop_at; /* mono_ns() deadlines */
 	char *logdir, *run, *host;
-	int pipe_rd, pipe_wr;
 	bool installed[NSIG_HANDLED];
 	struct sigaction old_action[NSIG_HANDLED];
-} A = { .pipe_rd = -1, .pipe_wr = -1 };
+} A;
 
 /* TFPROF_STEPS. first/last are set at load; the rest changes under act_mu, except owner and
  * watch, which the stepping thread reads on its own without a lock. */
@@ -108,8 +112,13 @@ static struct {
 	pthread_cond_t done;
 } Cv = { .mu = PTHREAD_MUTEX_INITIALIZER, .done = PTHREAD_COND_INITIALIZER };
 
-/* Set by the handler while a signal is being turned into a profile. */
+/* The number of the signal being turned into a profile (0: none), set by the handler. */
 static volatile sig_atomic_t signal_pending;
+/* Wakes the control thread: posted by the signal handler, by convert_later() and by nothing
+ * else; a post that finds nothing to do only costs a turn of its loop. */
+static sem_t wake;
+/* A profile waits in Cv.queued for the control thread to convert it. */
+static atomic_bool convert_wanted;
 
 /* ---- Small helpers ---- */
 
@@ -298,8 +307,8 @@ static void convert_later(char *path)
 		convert_counted(path);
 		return;
 	}
-	unsigned char b = 0; /* not a signal number: "convert the queued profile" */
-	if (write(A.pipe_wr, &b, 1) != 1)
+	atomic_store(&convert_wanted, true);
+	if (sem_post(&wake))
 		convert_queued();
 }
 
@@ -483,10 +492,10 @@ static void on_signal(int sig)
 		sigaction(sig, &dfl, NULL);
 		raise(sig);
 	} else {
-		signal_pending = 1;
-		unsigned char b = (unsigned char)sig;
-		if (write(A.pipe_wr, &b, 1) != 1) {
-			/* The pipe is gone (cannot happen while activated): do what the default would. */
+		signal_pending = sig;
+		if (sem_post(&wake)) {
+			/* The count would overflow (cannot happen: the thread takes posts as they come):
+			 * do what the default would. */
 			struct sigaction dfl = { .sa_handler = SIG_DFL };
 			sigaction(sig, &dfl, NULL);
 			raise(sig);
@@ -557,29 +566,25 @@ static void *control_thread(void *arg)
 	(void)arg;
 	for (;;) {
 		pthread_mutex_lock(&act_mu);
-		int timeout = -1;
-		if (A.start_pending)
-			timeout = ms_until(A.start_at);
-		else if (A.stop_pending)
-			timeout = ms_until(A.stop_at);
+		int64_t deadline = A.start_pending ? A.start_at : A.stop_pending ? A.stop_at : -1;
 		pthread_mutex_unlock(&act_mu);
 
-		struct pollfd p = { .fd = A.pipe_rd, .events = POLLIN };
-		int n = poll(&p, 1, timeout);
-		if (n < 0 && errno != EINTR)
-			break;
-		if (n > 0) {
-			unsigned char sig;
-			ssize_t r = read(A.pipe_rd, &sig, 1);
-			if (r == 1 && sig == 0) {
-				convert_queued();
-			} else if (r == 1) {
-				handle_signal(sig);
-				return NULL;
-			} else if (r == 0) {
-				break;
+		if (!signal_pending && !atomic_load(&convert_wanted)) {
+			/* EINTR and ETIMEDOUT need nothing: the state is read again below. */
+			if (deadline < 0) {
+				sem_wait(&wake);
+			} else {
+				struct timespec at = { deadline / 1000000000, deadline % 1000000000 };
+				sem_clockwait(&wake, CLOCK_MONOTONIC, &at);
 			}
 		}
+		int sig = signal_pending;
+		if (sig) {
+			handle_signal(sig);
+			return NULL;
+		}
+		if (atomic_exchange(&convert_wanted, false))
+			convert_queued();
 
 		bool stop = false;
 		pthread_mutex_lock(&act_mu);
@@ -595,12 +600,6 @@ static void *control_thread(void *arg)
 		if (stop)
 			stop_and_report(false);
 	}
-	/* Gone: the exit handler converts what is queued from now on. */
-	pthread_mutex_lock(&Cv.mu);
-	Cv.control = false;
-	pthread_mutex_unlock(&Cv.mu);
-	convert_queued();
-	return NULL;
 }
 
 /* ---- Exit and fork ---- */
@@ -640,7 +639,7 @@ static void at_exit(void)
 	 * of that signal, as it would have without tfprof, not exit with main's status. */
 	pthread_mutex_lock(&Cv.mu);
 	/* signal_pending: the handler ran (the program may have signalled itself and returned at
-	 * once) but the control thread may not have read the pipe yet. */
+	 * once) but the control thread may not have woken yet. */
 	bool dying = Cv.dying || (signal_pending && Cv.control);
 	while (dying && !Cv.raising)
 		pthread_cond_wait(&Cv.done, &Cv.mu);
@@ -667,10 +666,9 @@ static void fork_child(void)
 	steps_unwatch();
 	restore_signal_handlers();
 	signal_pending = 0;
-	/* The pipe leads to the parent's control thread: the child must not reach it. */
-	close(A.pipe_rd);
-	close(A.pipe_wr);
-	A.pipe_rd = A.pipe_wr = -1;
+	/* The semaphore wakes the parent's control thread, which the child does not have. */
+	sem_init(&wake, 0, 0);
+	atomic_store(&convert_wanted, false);
 	/* No conversions either: the parent's are the parent's (its profile, its control thread). */
 	pthread_mutex_init(&Cv.mu, NULL);
 	pthread_cond_init(&Cv.done, NULL);
@@ -770,16 +768,7 @@ __attribute__((constructor)) static void activate_init(void)
 		fprintf(stderr, "tfprof: error: out of memory at load; this process is not profiled\n");
 		return;
 	}
-	int fds[2];
-	if (pipe2(fds, O_CLOEXEC | O_NONBLOCK)) {
-		fprintf(stderr, "tfprof: error: cannot create a pipe (%s); this process is not profiled\n",
-			strerror(errno));
-		return;
-	}
-	A.pipe_rd = fds[0];
-	A.pipe_wr = fds[1];
-	/* The reader blocks in poll(); only the writer (the signal handler) must never block. */
-	fcntl(A.pipe_rd, F_SETFL, 0);
+	sem_init(&wake, 0, 0); /* cannot fail: not shared, and 0 is a valid count */
 	A.activated = true;
 	pthread_atfork(NULL, NULL, fork_child);
 	atexit(at_exit);

@@ -20,7 +20,11 @@
  *   threads     4 waves of 16 threads, each named "worker_<wave>_<i>", record "worker" around 5
  *               "task" ranges and exit; the first of each wave leaves "left_open" pushed as it
  *               exits. A last thread pushes "still_running" and is still in it when main returns.
+ *   fds DATA LOG MS  a daemon's start: closes descriptors 0..1023, opens /dev/null on 0-2, DATA
+ *               (must become 3) and LOG (4, appended to); writes "start read=<n> first=<byte>"
+ *               to LOG after reading DATA, sleeps MS ms inside "sleeping", then writes "end"
  *   none        no NVTX at all */
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -291,6 +295,28 @@ __attribute__((noinline, no_sanitize_undefined)) static int crash_segv(void)
 	return 99;
 }
 
+static int do_fds(int argc, char **argv)
+{
+	if (argc < 5)
+		return 2;
+	for (int fd = 0; fd < 1024; fd++)
+		close(fd);
+	for (int fd = 0; fd < 3; fd++)
+		if (open("/dev/null", O_RDWR) != fd)
+			return 20;
+	int data = open(argv[2], O_RDONLY), log = open(argv[3], O_WRONLY | O_APPEND);
+	if (data != 3 || log != 4)
+		return 21;
+	char buf[4096];
+	ssize_t n = read(data, buf, sizeof buf);
+	dprintf(log, "start read=%zd first=%d\n", n, n > 0 ? buf[0] : -1);
+	nvtxRangePushA("sleeping");
+	sleep_ms(atol(argv[4]));
+	nvtxRangePop();
+	dprintf(log, "end\n");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "return";
@@ -344,6 +370,8 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(mode, "threads") == 0)
 		return do_threads();
+	if (strcmp(mode, "fds") == 0)
+		return do_fds(argc, argv);
 	if (strcmp(mode, "ex") == 0) {
 		do_ex();
 		return 0;

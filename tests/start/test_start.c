@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -752,6 +753,95 @@ static void t_exec_in_place(void **state)
 	tt_xspace_free(s);
 	assert_null(strstr(r.err, "warning"));
 	result_free(&r);
+	tt_rm_rf(dir);
+	free(dir);
+}
+
+/* ---- A program that closes every descriptor ---- */
+
+/* Waits for pid up to limit_s seconds (then kills it and fails); returns the status and the
+ * child's CPU time in seconds. */
+static int wait_bounded(pid_t pid, double limit_s, double *cpu_s)
+{
+	struct rusage ru;
+	int status;
+	for (int i = 0; i < (int)(limit_s * 100); i++) {
+		pid_t w = wait4(pid, &status, WNOHANG, &ru);
+		assert_true(w >= 0);
+		if (w == pid) {
+			*cpu_s = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+				 (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+			return status;
+		}
+		usleep(10000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	fail_msg("the program did not end within %.0f s (killed)", limit_s);
+	return -1;
+}
+
+/* The daemon-style program (nvtx_prog fds) closes descriptors 0..1023 and opens its own data
+ * file and log as 3 and 4, the numbers tfprof's wake-up pipe once had: its files must hold
+ * exactly what it wrote and read, a signal must end it as without tfprof and give a profile,
+ * and tfprof must not spin while the program sleeps. sig 0: no signal, the program ends. */
+static void closed_fds_case(const char *dir, const char *run_name, int sig)
+{
+	static const char data[] = "DATA-0123456789\n";
+	char *data_path, *log_path, *logdir;
+	assert_true(asprintf(&data_path, "%s/%s.data", dir, run_name) > 0);
+	assert_true(asprintf(&log_path, "%s/%s.log", dir, run_name) > 0);
+	assert_true(asprintf(&logdir, "%s/logdir", dir) > 0);
+	FILE *f = fopen(data_path, "w");
+	assert_non_null(f);
+	fputs(data, f);
+	fclose(f);
+	f = fopen(log_path, "w");
+	assert_non_null(f);
+	fclose(f);
+	char *argv[] = { TFPROF_START_EXE, "--logdir", logdir, "--run", (char *)run_name, "--", NVTX_PROG,
+			 "fds", data_path, log_path, sig ? "3000" : "1500", NULL };
+	pid_t pid = spawn(dir, run_name, argv, NULL);
+	double cpu = 0;
+	if (sig) {
+		sleep(1);
+		kill(pid, sig);
+	}
+	int status = wait_bounded(pid, 20, &cpu);
+	char *got = slurp(log_path), *want;
+	assert_true(asprintf(&want, "start read=%zu first=%d\n%s", sizeof data - 1, data[0], sig ? "" : "end\n") > 0);
+	assert_string_equal(got, want);
+	char *data_after = slurp(data_path);
+	assert_string_equal(data_after, data);
+	if (sig) {
+		if (!WIFSIGNALED(status) || WTERMSIG(status) != sig)
+			fail_msg("status 0x%x: the program should have died of signal %d", status, sig);
+	} else {
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			fail_msg("status 0x%x", status);
+		/* 1.5 s of sleep: tfprof's threads must sleep too (a spin took 1.7 s of CPU). */
+		if (cpu > 0.5)
+			fail_msg("the program used %.2f s of CPU while it slept 1.5 s", cpu);
+	}
+	XSpace *s = only_profile(dir, run_name);
+	assert_standard_ranges(s);
+	assert_int_equal(tt_count_events(tt_host(s), "sleeping"), 1);
+	tt_xspace_free(s);
+	free(got);
+	free(want);
+	free(data_after);
+	free(data_path);
+	free(log_path);
+	free(logdir);
+}
+
+static void t_closed_fds(void **state)
+{
+	(void)state;
+	char *dir = scratch("start-fds");
+	closed_fds_case(dir, "term", SIGTERM);
+	closed_fds_case(dir, "int", SIGINT);
+	closed_fds_case(dir, "none", 0);
 	tt_rm_rf(dir);
 	free(dir);
 }
@@ -1557,6 +1647,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(t_shell),
 		cmocka_unit_test(t_bad_options),
 		cmocka_unit_test(t_unwritable_logdir),
+		cmocka_unit_test(t_closed_fds),
 		cmocka_unit_test(t_cuda_injection),
 		cmocka_unit_test(t_format_chrome),
 		cmocka_unit_test(t_format_chrome_fails),
