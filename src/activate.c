@@ -357,7 +357,7 @@ static int start_locked(void)
  * counted in Cv.running before it begins, so that an exit handler that comes while another
  * thread writes the profile waits for the profile and its trace instead of ending the process
  * between the two. */
-static void stop_and_report(bool convert_in_background)
+static int stop_and_report(bool convert_in_background, bool skip_empty)
 {
 	/* Counted whether or not a trace follows: a signal's re-raise also waits for an exit
 	 * handler's stop to have said where the profile went. */
@@ -366,7 +366,7 @@ static void stop_and_report(bool convert_in_background)
 	Cv.running++;
 	pthread_mutex_unlock(&Cv.mu);
 	char written[PATH_MAX];
-	int rc = tfprof__stop_activated(!A.is_root, written, sizeof written);
+	int rc = tfprof__stop_activated(skip_empty, written, sizeof written);
 	if (rc == 0)
 		fprintf(stderr, "tfprof: profile written to %s\n", written);
 	else if (rc == TFPROF_ERR_UNWRITTEN)
@@ -377,7 +377,7 @@ static void stop_and_report(bool convert_in_background)
 	 * program's own session, which is the program's to stop. */
 	if (!chrome) {
 		uncount();
-		return;
+		return rc;
 	}
 	char *path = (rc == 0 || rc == TFPROF_ERR_FALLBACK) && written[0] ? strdup(written) : NULL;
 	if (!path) {
@@ -390,6 +390,7 @@ static void stop_and_report(bool convert_in_background)
 	} else {
 		convert_counted(path);
 	}
+	return rc;
 }
 
 /* ---- Steps (TFPROF_STEPS; the hooks tracer.c calls, see activate.h) ---- */
@@ -426,7 +427,7 @@ static void steps_finish(void)
 	steps_unwatch();
 	pthread_mutex_unlock(&act_mu);
 	if (stop)
-		stop_and_report(true); /* the program goes on while its Chrome trace is written */
+		stop_and_report(true, !A.is_root); /* the program goes on while its Chrome trace is written */
 }
 
 bool tfprof__steps_begin(const struct tfprof_arg *args, size_t nargs)
@@ -543,7 +544,7 @@ static void handle_signal(int sig)
 	St.done = true;
 	steps_unwatch();
 	pthread_mutex_unlock(&act_mu);
-	stop_and_report(false);
+	stop_and_report(false, !A.is_root);
 	finish_conversions(); /* a --steps profile's may still be queued or under way */
 	/* Die of the signal as the program would have without tfprof: on this thread, which blocks
 	 * every signal but this one now, so that no thread's mask can keep it pending. */
@@ -598,8 +599,64 @@ static void *control_thread(void *arg)
 		}
 		pthread_mutex_unlock(&act_mu);
 		if (stop)
-			stop_and_report(false);
+			stop_and_report(false, !A.is_root);
 	}
+}
+
+/* ---- exec in place (exec_hook.c) ---- */
+
+/* <host>.<pid>.exec<N>: the first N whose profile is not in the run yet. NULL when out of
+ * memory or after 10,000 (the session then keeps its name, and files.c's rule for a taken
+ * name applies). */
+static char *exec_stem(void)
+{
+	for (int n = 1; n <= 10000; n++) {
+		char *stem = NULL, *path = NULL;
+		if (asprintf(&stem, "%s.exec%d", A.host, n) < 0)
+			return NULL;
+		if (asprintf(&path, "%s/plugins/profile/%s/%s.xplane.pb", A.logdir, A.run, stem) < 0) {
+			free(stem);
+			return NULL;
+		}
+		bool taken = access(path, F_OK) == 0;
+		free(path);
+		if (!taken)
+			return stem;
+		free(stem);
+	}
+	return NULL;
+}
+
+bool tfprof__activate_before_exec(void)
+{
+	if (!A.activated)
+		return false;
+	pthread_mutex_lock(&act_mu);
+	bool stop = !A.exiting;
+	char *stem = stop ? exec_stem() : NULL;
+	/* The --steps window ends with this image: a failed exec does not open it again. */
+	bool window = St.on;
+	if (stop && St.on) {
+		St.done = true;
+		steps_unwatch();
+	}
+	pthread_mutex_unlock(&act_mu);
+	if (stem)
+		tfprof__session_set_host(stem); /* NOT_ACTIVE: nothing to write, stop says so too */
+	free(stem);
+	/* An image that recorded nothing (a wrapper script's shell) leaves no file. */
+	int rc = stop ? stop_and_report(false, true) : TFPROF_ERR_NOT_ACTIVE;
+	return rc != TFPROF_ERR_NOT_ACTIVE && !window;
+}
+
+void tfprof__activate_exec_failed(bool restart)
+{
+	if (!restart)
+		return;
+	pthread_mutex_lock(&act_mu);
+	if (!A.exiting)
+		start_locked();
+	pthread_mutex_unlock(&act_mu);
 }
 
 /* ---- Exit and fork ---- */
@@ -632,7 +689,7 @@ static void at_exit(void)
 		fprintf(stderr, "tfprof: the program ended before TFPROF_DELAY (%g s) elapsed; no profile was written\n",
 			A.delay);
 	else
-		stop_and_report(false);
+		stop_and_report(false, !A.is_root);
 	/* A --duration or --steps profile's Chrome trace may be under way on the control thread. */
 	finish_conversions();
 	/* The program returned while a signal is being turned into a profile: the process must die

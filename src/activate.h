@@ -61,6 +61,14 @@ TFPROF_API int InitializeInjection(void);
  * libcupti and the CUDA runtime are torn down. Cheap after the first call; any thread. */
 void tfprof__activate_cuda_up(void);
 
+/* exec in place (exec_hook.c). Before an exec replaces an activated image, its session is
+ * stopped and written as <host>.<pid>.exec<N> (the first N free in the run; nothing when it
+ * recorded nothing), since no exit handler runs then; the new image writes <host>.<pid> as
+ * usual. Returns whether a session was stopped that tfprof__activate_exec_failed() should start
+ * again, for when the exec returns (fails). Cheap and false outside activation. */
+bool tfprof__activate_before_exec(void);
+void tfprof__activate_exec_failed(bool restart);
+
 /* True when path names the file this code was loaded from (libtfprof.so, or the program when
  * tfprof is linked statically). */
 bool tfprof__names_this_library(const char *path);
@@ -81,6 +89,9 @@ int tfprof__stop_activated(bool skip_empty, char *path, size_t pathlen);
  * do or tracing started, TFPROF_ERR_NOT_ACTIVE without a session, or the negative code of a
  * failed start (the session goes on host-only and its profile says why). */
 int tfprof__session_gpu_attach(void);
+/* Renames the host (the file's stem) of the running activated session, for its profile
+ * written before an exec. Returns 0, TFPROF_ERR_NOT_ACTIVE (no activated session) or -ENOMEM. */
+int tfprof__session_set_host(const char *host);
 
 /* ---- Steps: provided by activate.c, called by tracer.c's scope slow paths ---- */
 

@@ -264,6 +264,22 @@ int tfprof__session_gpu_attach(void)
 	return rc;
 }
 
+int tfprof__session_set_host(const char *host)
+{
+	pthread_mutex_lock(&session_mu);
+	int rc = TFPROF_ERR_NOT_ACTIVE;
+	if (S.active && S.activated) {
+		char *h = strdup(host);
+		rc = h ? 0 : -ENOMEM;
+		if (h) {
+			free(S.host);
+			S.host = h;
+		}
+	}
+	pthread_mutex_unlock(&session_mu);
+	return rc;
+}
+
 /* Takes path (malloc'd). A written file's path fits PATH_MAX; a longer one is not kept. */
 static void set_last_output(char *path)
 {

@@ -112,8 +112,10 @@ if(MODE STREQUAL "pkgconfig")
     foreach(s IN LISTS symbols)
       string(STRIP "${s}" s)
       # The CUDA and NVTX injection entry points, named by NVIDIA, are exported for
-      # tfprof-start (src/activate.h, src/nvtx_tool.h).
-      if(NOT s MATCHES "^tfprof_" AND NOT s MATCHES "^InitializeInjection(Nvtx2)?$")
+      # tfprof-start (src/activate.h, src/nvtx_tool.h), and so is libc's exec family, which
+      # the preloaded library wraps (src/exec_hook.c).
+      if(NOT s MATCHES "^tfprof_" AND NOT s MATCHES "^InitializeInjection(Nvtx2)?$" AND
+         NOT s MATCHES "^(execve|execv|execvp|execvpe|execl|execlp|execle|fexecve|execveat)$")
         list(APPEND stray ${s})
       endif()
     endforeach()

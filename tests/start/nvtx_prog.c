@@ -12,7 +12,9 @@
  *               children; each child records "child_range" and calls exit(0). Then "after_fork".
  *   forkexec    one child execs this program with "return"; then "after_fork"
  *   helpers     runs /bin/true, directly and through sh -c, and waits for them
- *   exec_self   execs this program with "return" in place (no fork)
+ *   exec_chain K  records "image_<K>", then (K > 0) execs itself in place as exec_chain K-1,
+ *               through execv, execvp, execve, execle or execl by turn; at K = 5 it first
+ *               calls an exec that fails and records "after_failed_exec"
  *   timed       "phase_a" at 0 s, "phase_b" at 1.0 s, "phase_c" at 2.2 s, each 50 ms
  *   ex          the other NVTX forms: PushEx (ASCII, registered, Unicode, payload), a domain's
  *               push/pop, start/end, marks (three "ex_mark" inside "ex_around_marks", a
@@ -24,6 +26,7 @@
  *               (must become 3) and LOG (4, appended to); writes "start read=<n> first=<byte>"
  *               to LOG after reading DATA, sleeps MS ms inside "sleeping", then writes "end"
  *   none        no NVTX at all */
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -295,6 +298,37 @@ __attribute__((noinline, no_sanitize_undefined)) static int crash_segv(void)
 	return 99;
 }
 
+extern char **environ;
+
+static int do_exec_chain(int k)
+{
+	char name[32], next[16];
+	snprintf(name, sizeof name, "image_%d", k);
+	nvtxRangePushA(name);
+	nvtxRangePop();
+	if (k <= 0)
+		return 0;
+	if (k == 5) {
+		char *bad[] = { "nvtx_prog", NULL };
+		if (execv("/nonexistent/nvtx_prog", bad) != -1 || errno != ENOENT)
+			return 30;
+		nvtxRangePushA("after_failed_exec");
+		nvtxRangePop();
+	}
+	/* Replaced in place (same pid), as a wrapper script's exec does. */
+	snprintf(next, sizeof next, "%d", k - 1);
+	const char *self = "/proc/self/exe";
+	char *args[] = { "nvtx_prog", "exec_chain", next, NULL };
+	switch (k % 5) {
+	case 0: execv(self, args); break;
+	case 4: execvp(self, args); break;
+	case 3: execve(self, args, environ); break;
+	case 2: execle(self, "nvtx_prog", "exec_chain", next, (char *)NULL, environ); break;
+	case 1: execl(self, "nvtx_prog", "exec_chain", next, (char *)NULL); break;
+	}
+	return 31;
+}
+
 static int do_fds(int argc, char **argv)
 {
 	if (argc < 5)
@@ -351,13 +385,8 @@ int main(int argc, char **argv)
 		return do_forkexec();
 	if (strcmp(mode, "helpers") == 0)
 		return do_helpers();
-	if (strcmp(mode, "exec_self") == 0) {
-		/* Replaced in place (same pid), as a wrapper script's exec does: the new image is a
-		 * process of its own for tfprof and writes the profile. */
-		char *args[] = { "nvtx_prog", "return", NULL };
-		execv("/proc/self/exe", args);
-		return 14;
-	}
+	if (strcmp(mode, "exec_chain") == 0)
+		return do_exec_chain(argc > 2 ? atoi(argv[2]) : 0);
 	if (strcmp(mode, "timed") == 0) {
 		timed_range("phase_a", 0.0, t0);
 		timed_range("phase_b", 1.0, t0);

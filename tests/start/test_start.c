@@ -739,18 +739,53 @@ static void t_helpers_write_nothing(void **state)
 	free(dir);
 }
 
-/* exec without fork keeps the pid: the new image still activates and writes its profile (the
- * first image never exits, so it writes none). */
+/* exec without fork keeps the pid, and no exit handler runs: each image writes its profile
+ * before it is replaced (<host>.<pid>.exec<N>), and the last one <host>.<pid>. A failed exec
+ * writes what came before it and records on. Every image's ranges are there exactly once. */
 static void t_exec_in_place(void **state)
 {
 	(void)state;
-	char *dir = scratch("start-execself");
-	struct run_result r = start_prog(dir, "xs", NULL, "exec_self", NULL, NULL);
+	char *dir = scratch("start-execchain");
+	struct run_result r = start_prog(dir, "xs", NULL, "exec_chain", "5", NULL);
 	if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != 0)
 		fail_msg("status 0x%x, stderr: %s", r.status, r.err);
-	XSpace *s = only_profile(dir, "xs");
-	assert_standard_ranges(s);
-	tt_xspace_free(s);
+	char **names;
+	size_t n = profiles(dir, "xs", &names);
+	/* Image 5 writes twice (at the failed exec and at its exec), images 4..1 once each, and
+	 * image 0 at its exit. */
+	assert_int_equal(n, 7);
+	assert_int_equal(count_lines_with(r.err, "profile written to"), 7);
+	size_t plain = 0, outer = 0, after = 0, image[6] = { 0 };
+	for (size_t i = 0; i < n; i++) {
+		if (!strstr(names[i], ".exec"))
+			plain++;
+		XSpace *s = tt_read_xspace(names[i]);
+		tt_check_well_formed(s);
+		const XPlane *h = tt_host(s);
+		outer += tt_count_events(h, "outer");
+		after += tt_count_events(h, "after_failed_exec");
+		for (int k = 0; k <= 5; k++) {
+			char name[16];
+			snprintf(name, sizeof name, "image_%d", k);
+			image[k] += tt_count_events(h, name);
+		}
+		tt_xspace_free(s);
+	}
+	assert_int_equal(plain, 1);
+	assert_int_equal(outer, 6);
+	assert_int_equal(after, 1);
+	for (int k = 0; k <= 5; k++)
+		assert_int_equal(image[k], 1);
+	for (int k = 1; k <= 6; k++) {
+		char *p;
+		assert_true(asprintf(&p, ".exec%d.xplane.pb", k) > 0);
+		size_t found = 0;
+		for (size_t i = 0; i < n; i++)
+			found += strstr(names[i], p) != NULL;
+		assert_int_equal(found, 1);
+		free(p);
+	}
+	free_names(names, n);
 	assert_null(strstr(r.err, "warning"));
 	result_free(&r);
 	tt_rm_rf(dir);
