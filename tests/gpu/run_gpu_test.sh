@@ -5,10 +5,13 @@
 # Without a GPU it says so and exits 77, which CTest shows as skipped, never as passed.
 # With TFPROF_START and NVTX_CUDA_LOOP it also profiles that unmodified program (no tfprof, NVTX
 # step ranges) through tfprof-start and checks its profile the same way: the CUDA injection and
-# the NVTX tool on a real driver.
-#   usage: run_gpu_test.sh CUDA_TRAIN_LOOP CHECK_GPU_PROFILE [TFPROF_START NVTX_CUDA_LOOP]
+# the NVTX tool on a real driver. With TFPROF_REPORT too, and a python3 that has PyTorch with
+# CUDA, it runs a PyTorch loop (torch_loop.py) under tfprof-start and checks with tfprof-report
+# that every step is there with its kernels.
+#   usage: run_gpu_test.sh CUDA_TRAIN_LOOP CHECK_GPU_PROFILE [TFPROF_START NVTX_CUDA_LOOP [TFPROF_REPORT]]
 set -euo pipefail
-prog=$1 checker=$2 start=${3:-} plain=${4:-}
+prog=$1 checker=$2 start=${3:-} plain=${4:-} report=${5:-}
+here=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
 if ! { command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; } && [[ ! -e /dev/nvidia0 ]]; then
 	echo "SKIPPED: no NVIDIA GPU here (nvidia-smi finds none, no /dev/nvidia0); run tests/gpu on a GPU machine"
 	exit 77
@@ -29,6 +32,16 @@ if [[ -n $start && -n $plain ]]; then
 	[[ -n $profile ]] || { echo "tfprof-start wrote no profile for $plain" >&2; exit 1; }
 	echo "profile: $profile"
 	"$checker" "$profile" --steps "$steps" --kernels 5 --memcpys 2 --memsets 1 --window
+fi
+
+if [[ -n $start && -n $report ]]; then
+	if python3 -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+		echo "PyTorch loop under tfprof-start:"
+		"$start" --logdir "$logdir/torch" --run torch -- python3 "$here/torch_loop.py" 20
+		"$report" --json "$logdir/torch" | python3 "$here/check_torch_report.py" 20
+	else
+		echo "PyTorch loop skipped: python3 has no PyTorch with CUDA"
+	fi
 fi
 
 # Overhead: alternate untraced and traced runs so drifts hit both; report the medians.
