@@ -1,7 +1,10 @@
 /* Profile file placement and crash-safe writing (see files.h). */
 #include "files.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,10 +85,17 @@ char *tfprof__host_file_stem(const char *host)
 	return s;
 }
 
+void (*tfprof__files_chunk_hook)(void);
+bool tfprof__files_no_tmpfile;
+
+/* Profiles are written in chunks of this size, so that the test hook can stop a writer between
+ * two of them; one write() call each is as fast as one big one. */
+#define WRITE_CHUNK ((size_t)1 << 20)
+
 static int write_all(int fd, const uint8_t *data, size_t len)
 {
 	while (len) {
-		ssize_t n = write(fd, data, len);
+		ssize_t n = write(fd, data, len < WRITE_CHUNK ? len : WRITE_CHUNK);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -93,87 +103,195 @@ static int write_all(int fd, const uint8_t *data, size_t len)
 		}
 		data += n;
 		len -= (size_t)n;
+		if (tfprof__files_chunk_hook)
+			tfprof__files_chunk_hook();
 	}
 	return 0;
 }
 
-/* Writes data to a new temporary file in dir; *tmp receives its malloc'd path. */
-static int write_temp(const char *dir, const char *host, const uint8_t *data, size_t len, char **tmp)
+/* Writes, sets the mode (0644 whatever the umask, as profiles always had) and syncs. */
+static int fill(int fd, const uint8_t *data, size_t len)
 {
-	if (asprintf(tmp, "%s/.%s.xplane.pb.tmp.%ld.XXXXXX", dir, host, (long)getpid()) < 0)
-		return -ENOMEM;
-	int fd = mkstemp(*tmp);
-	if (fd < 0) {
-		int rc = -errno;
-		free(*tmp);
-		*tmp = NULL;
-		return rc;
-	}
 	int rc = write_all(fd, data, len);
 	if (!rc && fchmod(fd, 0644))
 		rc = -errno;
 	if (!rc && fsync(fd))
 		rc = -errno;
+	return rc;
+}
+
+/* Writes the profile as a file with no name in dir (O_TMPFILE) and links it in as path, so that
+ * a writer killed at any point leaves nothing behind. Returns 0, -EEXIST when path exists,
+ * -EOPNOTSUPP when the file system (or a missing /proc without the privilege to link by
+ * descriptor) does not allow it, or another negative errno. */
+static int place_unnamed(const char *dir, const char *path, const uint8_t *data, size_t len)
+{
+	if (tfprof__files_no_tmpfile)
+		return -EOPNOTSUPP;
+	int fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL ? -EOPNOTSUPP : -errno;
+	int rc = fill(fd, data, len);
+	if (!rc) {
+		/* Linking through /proc works for any user; by descriptor (AT_EMPTY_PATH) needs
+		 * CAP_DAC_READ_SEARCH, but no /proc. Neither replaces an existing file. */
+		char proc[64];
+		snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+		if (linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) == 0)
+			rc = 0;
+		else if (errno == EEXIST)
+			rc = -EEXIST;
+		else if (linkat(fd, "", AT_FDCWD, path, AT_EMPTY_PATH) == 0)
+			rc = 0;
+		else
+			rc = errno == EEXIST ? -EEXIST : -EOPNOTSUPP;
+	}
+	close(fd);
+	return rc;
+}
+
+/* This machine's name, as it appears in temporary file names. */
+static void machine_name(char *buf, size_t size)
+{
+	if (gethostname(buf, size - 1) || !buf[0])
+		snprintf(buf, size, "localhost");
+	buf[size - 1] = 0;
+	for (char *c = buf; *c; c++)
+		if (*c == '/')
+			*c = '_';
+}
+
+/* Removes the temporary files that writers on this machine left in dir when they died (killed
+ * during a write, where O_TMPFILE cannot be used): named .<stem>.xplane.pb.tmp.<machine>.<pid>.
+ * <6 characters>, with a pid that no longer runs. A live writer's file, or one from another
+ * machine sharing the directory, is never touched. */
+static void remove_stale_temps(const char *dir, const char *machine)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	char marker[300];
+	snprintf(marker, sizeof marker, ".xplane.pb.tmp.%s.", machine);
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		const char *m = e->d_name[0] == '.' ? strstr(e->d_name, marker) : NULL;
+		if (!m)
+			continue;
+		char *end;
+		errno = 0;
+		long pid = strtol(m + strlen(marker), &end, 10);
+		if (errno || pid <= 0 || *end != '.' || strlen(end + 1) != 6 || pid == (long)getpid())
+			continue;
+		if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		unlinkat(dirfd(d), e->d_name, 0);
+	}
+	closedir(d);
+}
+
+/* The same through a named temporary file in dir, linked into place (or renamed, on file
+ * systems without hard links); stale temporary files of dead writers are removed first. */
+static int place_named(const char *dir, const char *path, const char *host, const uint8_t *data, size_t len)
+{
+	char machine[256], *tmp;
+	machine_name(machine, sizeof machine);
+	remove_stale_temps(dir, machine);
+	if (asprintf(&tmp, "%s/.%s.xplane.pb.tmp.%s.%ld.XXXXXX", dir, host, machine, (long)getpid()) < 0)
+		return -ENOMEM;
+	int fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0) {
+		int rc = -errno;
+		free(tmp);
+		return rc;
+	}
+	int rc = fill(fd, data, len);
 	if (close(fd) && !rc)
 		rc = -errno;
-	if (rc) {
-		unlink(*tmp);
-		free(*tmp);
-		*tmp = NULL;
+	if (!rc) {
+		/* link() refuses to replace an existing file, so a profile that appeared since the
+		 * caller's check survives; rename() would overwrite it. */
+		if (link(tmp, path) == 0)
+			rc = 0;
+		else if (errno == EEXIST)
+			rc = -EEXIST;
+		else if (access(path, F_OK) != 0 && rename(tmp, path) == 0)
+			rc = 0; /* file systems without hard links: rename after the check */
+		else
+			rc = -errno;
 	}
+	unlink(tmp); /* gone already after a rename */
+	free(tmp);
 	return rc;
+}
+
+/* Removes the directories of dirs[0..n) that are empty, last first (those this writer created,
+ * when no profile could be written in them). */
+static void remove_created(char **dirs, size_t n)
+{
+	while (n--)
+		rmdir(dirs[n]);
 }
 
 int tfprof__write_profile(const char *logdir, const char *run, const char *host, const uint8_t *data,
 			  size_t len, char **out_path)
 {
 	*out_path = NULL;
-	for (unsigned n = 0; n < 10000; n++) {
-		char *dir = NULL, *path = NULL, *tmp = NULL;
-		int rc;
-		if ((n ? asprintf(&dir, "%s/plugins/profile/%s_%u", logdir, run, n)
-		       : asprintf(&dir, "%s/plugins/profile/%s", logdir, run)) < 0)
+	int rc = -EEXIST;
+	/* The directories this call creates: logdir, plugins, profile, and the run directories. */
+	char *created[16];
+	size_t ncreated = 0;
+	static const char *const parents[] = { "", "/plugins", "/plugins/profile" };
+	for (size_t i = 0; i < 3; i++) {
+		char *p;
+		if (asprintf(&p, "%s%s", logdir, parents[i]) < 0)
 			return -ENOMEM;
+		if (access(p, F_OK) != 0)
+			created[ncreated++] = p;
+		else
+			free(p);
+	}
+	for (unsigned n = 0; n < 10000; n++) {
+		char *dir = NULL, *path = NULL;
+		if ((n ? asprintf(&dir, "%s/plugins/profile/%s_%u", logdir, run, n)
+		       : asprintf(&dir, "%s/plugins/profile/%s", logdir, run)) < 0) {
+			rc = -ENOMEM;
+			break;
+		}
 		if (asprintf(&path, "%s/%s.xplane.pb", dir, host) < 0) {
 			free(dir);
-			return -ENOMEM;
+			rc = -ENOMEM;
+			break;
 		}
 		if (access(path, F_OK) == 0) {
 			free(dir);
 			free(path);
 			continue;
 		}
+		bool fresh = access(dir, F_OK) != 0;
 		rc = tfprof__mkdirs(dir);
-		if (!rc)
-			rc = write_temp(dir, host, data, len, &tmp);
+		if (fresh && ncreated < sizeof created / sizeof created[0])
+			created[ncreated++] = strdup(dir); /* NULL (no memory): rmdir(NULL) fails */
 		if (!rc) {
-			/* link() refuses to replace an existing file, so a profile that appeared since
-			 * the check above survives; rename() would overwrite it. */
-			if (link(tmp, path) == 0) {
-				unlink(tmp);
-			} else if (errno == EEXIST) {
-				unlink(tmp);
-				free(tmp);
-				free(dir);
-				free(path);
-				continue;
-			} else if (access(path, F_OK) != 0 && rename(tmp, path) == 0) {
-				/* File systems without hard links: rename after the check. */
-			} else {
-				rc = -errno;
-				unlink(tmp);
-			}
+			rc = place_unnamed(dir, path, data, len);
+			if (rc == -EOPNOTSUPP)
+				rc = place_named(dir, path, host, data, len);
 		}
-		free(tmp);
 		free(dir);
-		if (rc) {
+		if (rc == -EEXIST) {
 			free(path);
-			return rc;
+			continue;
 		}
-		*out_path = path;
-		return 0;
+		if (!rc)
+			*out_path = path;
+		else
+			free(path);
+		break;
 	}
-	return -EEXIST;
+	if (rc)
+		remove_created(created, ncreated);
+	for (size_t i = 0; i < ncreated; i++)
+		free(created[i]);
+	return rc;
 }
 char *tfprof__default_run_name(void)
 {
