@@ -133,14 +133,20 @@ struct rp_space {
 	size_t n_planes;
 	uint8_t *buf;        /* the file, which the lines point into */
 	size_t len;
+	bool mapped;         /* buf is the file mapped read-only (munmap), else malloc'd (free) */
 };
 
 /* Why rp_space_parse() failed. */
 enum { RP_WIRE_CORRUPT = 1, RP_WIRE_NO_PLANES = 2 };
 
-/* Parses buf (taking ownership of it, also on failure) and checks every event. Returns NULL
- * with *why set when it is not a well-formed XSpace with planes. */
-struct rp_space *rp_space_parse(uint8_t *buf, size_t n, int *why);
+/* Parses buf (taking ownership of it, also on failure: munmap when mapped, else free) and checks
+ * every event; buf is only read. Returns NULL with *why set when it is not a well-formed XSpace
+ * with planes. */
+struct rp_space *rp_space_parse(uint8_t *buf, size_t n, bool mapped, int *why);
+/* Whether the first bytes (n of them, the file's whole size being total) can begin an XSpace:
+ * a length-delimited field 1..4 whose length fits in the file. Lets a reader refuse a file of
+ * zeros, text or another format before it maps or reads the rest. */
+bool rp_space_plausible_start(const uint8_t *b, size_t n, uint64_t total);
 void rp_space_free(struct rp_space *s);
 
 struct rp_str_span {

@@ -11,7 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "report.h"
 
@@ -66,15 +71,17 @@ static const char *sniff(const unsigned char *b, size_t n)
 	       "by tfprof, TensorFlow or JAX";
 }
 
-/* Parses and validates one XSpace held in memory (taking buf); path names it in messages. */
-static struct rp_space *parse_space(uint8_t *buf, size_t n, const char *path, char *err, size_t errlen)
+/* Parses and validates one XSpace held in memory (taking buf, mapped or malloc'd); path names it
+ * in messages. */
+static struct rp_space *parse_space(uint8_t *buf, size_t n, bool mapped, const char *path, char *err,
+				    size_t errlen)
 {
 	/* The sniff needs the first bytes after the buffer is gone. */
 	unsigned char head[64];
 	size_t nh = n < sizeof head ? n : sizeof head;
 	memcpy(head, buf, nh);
 	int why = 0;
-	struct rp_space *s = rp_space_parse(buf, n, &why);
+	struct rp_space *s = rp_space_parse(buf, n, mapped, &why);
 	if (!s && why == RP_WIRE_NO_PLANES)
 		set_err(err, errlen, "%s is not an XSpace profile: it holds no planes; capture the profile again",
 			path);
@@ -83,39 +90,60 @@ static struct rp_space *parse_space(uint8_t *buf, size_t n, const char *path, ch
 	return s;
 }
 
-/* Reads and parses one file. */
+/* Maps and parses one file. The file is mapped, not read: its pages are read as the parser
+ * walks them and stay the kernel's to drop, so memory follows what is decoded, not the file's
+ * size; a file that cannot begin an XSpace (zeros, text, another format) is refused from its
+ * first bytes, whatever its size. Opened without blocking, so a FIFO given as a profile is
+ * refused rather than waited on. */
 static struct rp_space *read_space(const char *path, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "rb");
-	if (!f) {
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0) {
 		set_err(err, errlen, "cannot open %s: %s; check the path and its permissions", path,
 			strerror(errno));
 		return NULL;
 	}
 	struct stat st;
-	if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode)) {
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
 		set_err(err, errlen, "%s is not a regular file: " WHAT_TO_PASS, path);
-		fclose(f);
+		close(fd);
 		return NULL;
 	}
 	if (st.st_size == 0) {
 		set_err(err, errlen, "%s is empty (0 bytes): the profile was not written; capture it again",
 			path);
-		fclose(f);
+		close(fd);
 		return NULL;
 	}
-	size_t n = (size_t)st.st_size;
-	unsigned char *buf = rp_xmalloc(n);
-	size_t got = fread(buf, 1, n, f);
-	int rerr = ferror(f);
-	fclose(f);
-	if (rerr || got != n) {
-		set_err(err, errlen, "cannot read %s (%zu of %zu bytes read); check the file and retry", path,
-			got, n);
-		free(buf);
+	uint64_t total = (uint64_t)st.st_size;
+	unsigned char head[64];
+	ssize_t nh = pread(fd, head, sizeof head, 0);
+	if (nh <= 0) {
+		set_err(err, errlen, "cannot read %s: %s; check the file and retry", path,
+			nh < 0 ? strerror(errno) : "it ended early");
+		close(fd);
 		return NULL;
 	}
-	return parse_space(buf, n, path, err, errlen);
+	if (!rp_space_plausible_start(head, (size_t)nh, total)) {
+		set_err(err, errlen, "%s is not a readable XSpace profile: %s", path, sniff(head, (size_t)nh));
+		close(fd);
+		return NULL;
+	}
+	if (total > SIZE_MAX) {
+		set_err(err, errlen, "%s is too large to map (%" PRIu64 " bytes)", path, total);
+		close(fd);
+		return NULL;
+	}
+	size_t n = (size_t)total;
+	void *map = mmap(NULL, n, PROT_READ, MAP_PRIVATE, fd, 0);
+	int merr = errno;
+	close(fd);
+	if (map == MAP_FAILED) {
+		set_err(err, errlen, "cannot map %s (%zu bytes): %s; check the file and free memory", path, n,
+			strerror(merr));
+		return NULL;
+	}
+	return parse_space(map, n, true, path, err, errlen);
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -189,7 +217,7 @@ int rp_load_buffer(const void *buf, size_t n, const char *name, struct rp_inputs
 	}
 	uint8_t *copy = rp_xmalloc(n);
 	memcpy(copy, buf, n);
-	struct rp_space *s = parse_space(copy, n, name, err, errlen);
+	struct rp_space *s = parse_space(copy, n, false, name, err, errlen);
 	if (!s)
 		return -1;
 	add_space(out, s, name, name);

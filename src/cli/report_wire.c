@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/mman.h>
+
 #include "report.h"
 
 enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_I32 = 5 };
@@ -341,11 +343,27 @@ static bool parse_plane(const uint8_t *b, size_t n, struct rp_plane *pl)
 	return ok;
 }
 
-struct rp_space *rp_space_parse(uint8_t *buf, size_t n, int *why)
+bool rp_space_plausible_start(const uint8_t *b, size_t n, uint64_t total)
+{
+	/* XSpace's fields: planes (1), errors (2), warnings (3), hostnames (4), all
+	 * length-delimited, so the first byte is their one-byte tag. */
+	if (n < 2 || (b[0] != 0x0a && b[0] != 0x12 && b[0] != 0x1a && b[0] != 0x22))
+		return false;
+	uint64_t len = 0;
+	for (size_t i = 1; i < n && i <= 10; i++) {
+		len |= (uint64_t)(b[i] & 0x7f) << (7 * (i - 1));
+		if (!(b[i] & 0x80))
+			return len <= total - (i + 1);
+	}
+	return false;
+}
+
+struct rp_space *rp_space_parse(uint8_t *buf, size_t n, bool mapped, int *why)
 {
 	struct rp_space *s = rp_xcalloc(1, sizeof *s);
 	s->buf = buf;
 	s->len = n;
+	s->mapped = mapped;
 	uint8_t *rest;
 	size_t nrest, nplanes;
 	struct field *planes;
@@ -392,6 +410,9 @@ void rp_space_free(struct rp_space *s)
 	free(s->planes);
 	if (s->hdr)
 		tensorflow__profiler__xspace__free_unpacked(s->hdr, NULL);
-	free(s->buf);
+	if (s->mapped)
+		munmap(s->buf, s->len);
+	else
+		free(s->buf);
 	free(s);
 }

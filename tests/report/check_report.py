@@ -8,7 +8,7 @@ scales device durations by (1 +- a few 1e-6), hence the small relative tolerance
 import json
 import os
 
-from report_check import WORK, check, fresh, main, make, run, words
+from report_check import REPORT, WORK, check, fresh, main, make, run, words
 
 
 def near(got, want, rel=1e-4, abs_ns=200):
@@ -200,6 +200,70 @@ def case_bad_input():
     check(run(os.path.join(WORK, "good.xplane.pb")).returncode == 0, "the good file still reads")
 
 
+def run_measured(path, timeout=60):
+    """tfprof-report PATH as a child of its own: exit code, stderr, peak RSS in bytes (wait4)."""
+    import subprocess
+    import time
+    p = subprocess.Popen([REPORT, path], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + timeout
+    while True:
+        pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.monotonic() > deadline:
+            p.kill()
+            os.wait4(p.pid, 0)
+            check(False, f"tfprof-report {path} still ran after {timeout} s")
+            return None, "", 0
+        time.sleep(0.01)
+    err = p.stderr.read().decode("utf-8", "replace")
+    return os.waitstatus_to_exitcode(status), err, ru.ru_maxrss * 1024
+
+
+def case_huge():
+    """Files far larger than what can be decoded from them: sparse files of zeros (1 GB, 64 GB)
+    are refused from their first bytes; a first field that claims the whole gigabyte ends where
+    its bytes stop making sense, having touched a few pages; a FIFO and /dev/zero are refused
+    without waiting. Each exits 2 with one line, in bounded memory."""
+    fresh()
+    make("tfstyle", os.path.join(WORK, "good.xplane.pb"))
+    good = open(os.path.join(WORK, "good.xplane.pb"), "rb").read()
+    files = {}
+    for name, size in (("zeros_1g.xplane.pb", 1 << 30), ("zeros_64g.xplane.pb", 64 << 30)):
+        files[name] = os.path.join(WORK, name)
+        with open(files[name], "wb") as f:
+            f.truncate(size)
+    # A planes field (1) whose length is the rest of the gigabyte: a plausible start.
+    files["claims_1g.xplane.pb"] = os.path.join(WORK, "claims_1g.xplane.pb")
+    n, varint = (1 << 30) - 6, b""
+    v = n
+    while True:
+        varint += bytes([(v & 0x7F) | (0x80 if v > 0x7F else 0)])
+        v >>= 7
+        if not v:
+            break
+    with open(files["claims_1g.xplane.pb"], "wb") as f:
+        f.write(b"\x0a" + varint)
+        f.truncate(1 << 30)
+    files["trailing.xplane.pb"] = os.path.join(WORK, "trailing.xplane.pb")
+    with open(files["trailing.xplane.pb"], "wb") as f:
+        f.write(good + b"\x00" * 4096)
+    files["fifo.xplane.pb"] = os.path.join(WORK, "fifo.xplane.pb")
+    os.mkfifo(files["fifo.xplane.pb"])
+    files["dev_zero"] = "/dev/zero"
+    for name, path in files.items():
+        code, err, rss = run_measured(path)
+        if code is None:
+            continue
+        print(f"{name}: exit {code}, peak RSS {rss / 1e6:.1f} MB: {err.strip()}")
+        check(code == 2, f"{name}: exit {code}, want 2")
+        check(err.count("\n") == 1 and err.startswith("tfprof-report: ") and len(err) > 40,
+              f"{name}: one line that says what to do: {err!r}")
+        # The report's own code and libraries take a few MB; reading the file must not add to it.
+        check(rss < 64 << 20, f"{name}: peak RSS {rss / 1e6:.0f} MB, want < 64 MB")
+    check(run(os.path.join(WORK, "good.xplane.pb")).returncode == 0, "the good file still reads")
+
+
 def case_usage():
     fresh()
     for args in (["--bogus", "x"], [], ["--top"], ["--top", "-1", "x"], ["--only", "nope", "x"],
@@ -231,4 +295,4 @@ def case_width():
 
 
 main({"sim": case_sim, "multi": case_multi, "devbound": case_devbound, "tfstyle": case_tfstyle,
-      "bad_input": case_bad_input, "usage": case_usage, "width": case_width})
+      "bad_input": case_bad_input, "usage": case_usage, "width": case_width, "huge": case_huge})

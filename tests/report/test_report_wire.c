@@ -162,7 +162,7 @@ static struct rp_space *parse_copy(const uint8_t *b, size_t n, int *why)
 {
 	uint8_t *c = malloc(n ? n : 1);
 	memcpy(c, b, n);
-	return rp_space_parse(c, n, why);
+	return rp_space_parse(c, n, false, why);
 }
 
 /* ---- comparing with protobuf-c ------------------------------------------------------------ */
