@@ -12,14 +12,14 @@ tfprof.experimental mirrors tf.profiler.experimental name for name.
 
 import atexit
 
-from tfprof import experimental
+from tfprof import experimental, profiler
 from tfprof._tfprof import (AlreadyRunningError, NotRunningError, ProfilerError, Trace,
                             last_output)
 from tfprof.experimental import Profile, ProfilerOptions, start, stop
 
 __all__ = [
     "AlreadyRunningError", "NotRunningError", "Profile", "ProfilerError", "ProfilerOptions",
-    "Trace", "experimental", "last_output", "start", "stop",
+    "Trace", "experimental", "last_output", "profiler", "start", "stop",
 ]
 __version__ = "0.1.0"
 
