@@ -16,6 +16,7 @@ import collections
 import os
 import sys
 import threading
+import warnings
 
 from tfprof import _tfprof
 from tfprof._tfprof import AlreadyRunningError, NotRunningError, ProfilerError, Trace
@@ -30,7 +31,8 @@ class ProfilerOptions(
     """Options for start() and Profile(), as tf.profiler.experimental.ProfilerOptions.
 
     host_tracer_level: 0 records no host scopes (Trace), 1-3 record them.
-    python_tracer_level: 0 (default) or 1 (every Python function call becomes a host event).
+    python_tracer_level: 0 (default); 1 (trace every Python function call) is accepted with a
+        warning that it is not implemented yet.
     device_tracer_level: 0 turns GPU tracing off, 1 (default) traces the GPU.
     delay_ms: start() returns at once and recording begins this many milliseconds later.
     """
@@ -93,6 +95,11 @@ class _DelayedStart(threading.Thread):
 
 
 def _start_now(logdir, options):
+    if options.python_tracer_level:
+        # Said, not silently ignored: a TensorFlow program that asks for it still runs.
+        warnings.warn("tfprof: python_tracer_level=1 is not implemented yet; Python function "
+                      "calls are not traced (host scopes, CUDA calls and GPU work are)",
+                      RuntimeWarning, stacklevel=3)
     return _tfprof.start(logdir, disable_gpu=options.device_tracer_level == 0,
                          record_host=options.host_tracer_level > 0)
 

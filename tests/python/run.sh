@@ -21,7 +21,8 @@ fi
 # shellcheck source=../support/pip_venv.sh
 source "$here/../support/pip_venv.sh"
 pip_venv "$py" "$venv" pytest "$TFPROF_PYTEST_VERSION" \
-	"scikit-build-core==$TFPROF_SKBUILD_VERSION" "numpy==$TFPROF_NUMPY_VERSION"
+	"scikit-build-core==$TFPROF_SKBUILD_VERSION" "numpy==$TFPROF_NUMPY_VERSION" \
+	"nvtx==$TFPROF_PYNVTX_VERSION"
 
 # No build isolation: the build backend comes from the environment above, so a machine that
 # made it once builds offline after.

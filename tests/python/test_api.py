@@ -184,6 +184,11 @@ def test_options(tmp_path, host_only):
         with pytest.raises(exc):
             tfprof.start(str(tmp_path), bad)
 
+    # python_tracer_level=1 is not implemented: said in a warning, never silently dropped.
+    with pytest.warns(RuntimeWarning, match="python_tracer_level=1 is not implemented"):
+        tfprof.start(str(tmp_path / "py1"), O(python_tracer_level=1))
+    tfprof.stop()
+
     # host_tracer_level=0: no host scopes.
     tfprof.start(str(tmp_path / "h0"), O(host_tracer_level=0))
     with tfprof.Trace("not_recorded"):
