@@ -277,17 +277,34 @@ static int index_records(const struct tfprof__thread_harvest *h, struct thread_r
 	return 0;
 }
 
+static void add_counts(struct tfprof__host_counts *counts, const struct tfprof__thread_harvest *h)
+{
+	counts->emitted += h->emitted;
+	counts->recorded += h->recorded;
+	counts->dropped += h->dropped;
+	counts->too_deep += h->too_deep;
+	counts->meta_dropped += h->meta_dropped;
+	counts->bad_ends += h->bad_ends;
+	counts->bad_metadata += h->bad_metadata;
+	counts->misnested += h->misnested;
+	counts->truncated_args += h->truncated_args;
+}
+
 static int merge_thread(struct merge_ctx *m, struct tfprof__plane *pl, const struct tfprof__thread_harvest *h,
-			const struct tfprof__timebase *tb, uint64_t stop_ticks,
+			int64_t line_id, const struct tfprof__timebase *tb, uint64_t stop_ticks,
 			struct tfprof__host_counts *counts)
 {
+	if (h->no_line) {
+		add_counts(counts, h);
+		return 0;
+	}
 	char fallback[64];
 	const char *name = h->name;
 	if (!name[0]) {
 		snprintf(fallback, sizeof fallback, "Thread %" PRId64, h->tid);
 		name = fallback;
 	}
-	struct tfprof__line *l = tfprof__plane_add_line(m->p, pl, h->tid, name);
+	struct tfprof__line *l = tfprof__plane_add_line(m->p, pl, line_id, name);
 	if (!l)
 		return -1;
 	struct thread_recs t;
@@ -352,19 +369,46 @@ static int merge_thread(struct merge_ctx *m, struct tfprof__plane *pl, const str
 		if (push_frame(m, f))
 			goto out;
 	}
-	counts->emitted += h->emitted;
-	counts->recorded += h->recorded;
-	counts->dropped += h->dropped;
-	counts->too_deep += h->too_deep;
-	counts->meta_dropped += h->meta_dropped;
-	counts->bad_ends += h->bad_ends;
-	counts->bad_metadata += h->bad_metadata;
-	counts->misnested += h->misnested;
-	counts->truncated_args += h->truncated_args;
+	add_counts(counts, h);
 	rc = 0;
 out:
 	thread_recs_free(&t);
 	return rc;
+}
+
+static int cmp_tid_index(const void *a, const void *b, void *ctx)
+{
+	const struct tfprof__thread_harvest *h = ctx;
+	size_t i = *(const size_t *)a, k = *(const size_t *)b;
+	if (h[i].tid != h[k].tid)
+		return h[i].tid < h[k].tid ? -1 : 1;
+	return i < k ? -1 : i > k;
+}
+
+/* Each thread's line id: its tid, which is what a user matches with top or gdb; a later thread
+ * that the kernel gave the same tid (ids wrap at pid_max) gets tid + k * 2^32 (k = 1, 2...),
+ * above any real tid, so that every line id in the plane is unique. */
+static int line_ids(const struct tfprof__thread_harvest *h, size_t n, int64_t **out)
+{
+	int64_t *ids = malloc((n ? n : 1) * sizeof *ids);
+	size_t *order = malloc((n ? n : 1) * sizeof *order);
+	if (!ids || !order) {
+		free(ids);
+		free(order);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		order[i] = i;
+	qsort_r(order, n, sizeof *order, cmp_tid_index, (void *)h);
+	int64_t k = 0;
+	for (size_t j = 0; j < n; j++) {
+		size_t i = order[j];
+		k = j && h[order[j - 1]].tid == h[i].tid ? k + 1 : 0;
+		ids[i] = h[i].tid + k * ((int64_t)1 << 32);
+	}
+	free(order);
+	*out = ids;
+	return 0;
 }
 
 int tfprof__merge_host(struct tfprof__profile *p, const struct tfprof__timebase *tb, uint64_t stop_ticks,
@@ -382,12 +426,15 @@ int tfprof__merge_host(struct tfprof__profile *p, const struct tfprof__timebase 
 	m.k_closed = tfprof__strtab_intern(&p->strs, "tfprof_closed_by_parent");
 	m.k_truncated = tfprof__strtab_intern(&p->strs, "tfprof_args_truncated");
 	int rc = -1;
+	int64_t *ids = NULL;
 	struct tfprof__plane *pl = tfprof__profile_add_plane(p, (int64_t)p->nplanes, "/host:CPU");
 	if (!pl)
 		goto out;
 	m.plane = pl;
+	if (line_ids(h, n, &ids))
+		goto out;
 	for (size_t i = 0; i < n; i++)
-		if (merge_thread(&m, pl, &h[i], tb, stop_ticks, counts))
+		if (merge_thread(&m, pl, &h[i], ids[i], tb, stop_ticks, counts))
 			goto out;
 	counts->ignored_args = m.ignored_args;
 	rc = 0;
@@ -396,6 +443,7 @@ out:
 	free(m.keys.pos);
 	free(m.demangled);
 	free(m.frames);
+	free(ids);
 	return rc;
 }
 

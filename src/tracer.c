@@ -4,18 +4,29 @@
  * Synchronization (the protocol the stopper and the recording threads follow):
  * - Each thread owns a thread state (tls_ts) and the chunks hanging from it. Only the owning
  *   thread writes records, its cursor and its counters while a session records.
- * - Every record operation runs between enter() and leave(): enter() stores in_op = 1, then
- *   re-reads the session state; leave() stores in_op = 0 with release order. The recording side
- *   has no hardware fence: the stopper supplies it with membarrier(PRIVATE_EXPEDITED), which runs
- *   a full barrier on every running thread of the process (the asymmetric-fence scheme of
- *   liburcu's membarrier flavour). After the stopper clears the ON bit and calls membarrier, any
- *   thread either sees the bit clear or has its in_op = 1 visible to the stopper, which then waits
- *   for in_op == 0 (acquire). From then on no thread touches its chunks, and the stopper may take
- *   them. Where membarrier is missing, enter() issues a seq_cst fence instead (need_fence).
+ * - Every record operation runs between enter() and leave(): enter() makes the thread's op_seq
+ *   odd (relaxed store), then re-reads the session state; leave() makes it even again (release
+ *   store), so op_seq counts operations and is odd while one runs. The recording side has no
+ *   hardware fence: the stopper supplies it with membarrier(PRIVATE_EXPEDITED), which runs a full
+ *   barrier on every running thread of the process (the asymmetric-fence scheme of liburcu's
+ *   membarrier flavour). After the stopper clears the ON bit and calls membarrier, any thread
+ *   either sees the bit clear or has its odd op_seq visible to the stopper, which then waits
+ *   (acquire loads) until op_seq moves past the value it saw: that operation ended, and any later
+ *   one sees the bit clear. It never waits for an operation that began after the barrier, so
+ *   threads that keep recording do not hold it up; it waits at most for each preempted thread to
+ *   run once more, all of them at the same time (a few scheduler periods, under 100 ms with 64
+ *   busy threads on 2 cores, where waiting for op_seq to be even took seconds). From then on no
+ *   thread touches its chunks, and the stopper may take them. Where membarrier is missing,
+ *   enter() issues a seq_cst fence instead (need_fence).
  * - A thread joins a session lazily (attach) under list_mu, which also guards the thread list,
  *   thread names and the exit path; the stopper holds list_mu while it quiesces and harvests.
- * - A thread that exits during a session leaves its state on the list, marked dead, and the
- *   harvest takes its records and frees it: events of threads that exit before stop are kept.
+ * - A thread that exits during a session hands back the unused end of its last chunk and leaves
+ *   a compact record of its events and counts (struct dead_thread, charged to the memory bound
+ *   with its first chunk) on the dead list, which the harvest takes: events of threads that exit
+ *   before stop are kept, and thousands of short-lived threads cost what they recorded. Chunks
+ *   start small (MIN_CHUNK_BYTES) and double up to CHUNK_BYTES, so a thread that records one
+ *   scope does not hold 128 KiB of the bound. A thread that recorded nothing leaves only its
+ *   counts, folded into dead_counts; recorded + dropped == emitted always holds.
  * - A scope handle carries the tag of the (thread, session) attach that made it; the harvest
  *   resets the tag, so a stale handle or one ended on another thread never matches and never
  *   reaches memory that was handed back. */
@@ -30,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "activate.h" /* declares the fork hooks at the end of this file */
@@ -62,7 +74,8 @@ struct thread_state {
 	struct thread_state *next;
 	uint32_t gen;   /* session this state is attached to */
 	uint32_t tag;   /* unique per attach; 0 = not attached */
-	uint32_t in_op; /* 1 while a record operation runs (see the header) */
+	uint32_t op_seq; /* odd while a record operation runs (see the header) */
+	uint32_t chunk_bytes; /* size of this thread's next chunk: doubles up to CHUNK_BYTES */
 	unsigned char *pos, *end;
 	struct tfprof__chunk *head, *cur;
 	uint32_t serial; /* serial of the last recorded scope */
@@ -99,6 +112,16 @@ static pthread_mutex_t spare_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct tfprof__chunk *spare; /* recycled CHUNK_BYTES chunks */
 static size_t spare_bytes;
 
+/* What a thread that exited during the session left for the harvest (list_mu guards the list). */
+struct dead_thread {
+	struct dead_thread *next;
+	struct tfprof__thread_harvest h;
+};
+static struct dead_thread *dead;
+/* Counts of exited threads that left no record (nothing recorded, or no room for one), folded
+ * together; list_mu. */
+static struct tfprof__thread_harvest dead_counts;
+
 static void thread_exit(void *p);
 
 /* Priority 101 (the first one applications may use): activate.c's constructor may start a
@@ -125,7 +148,7 @@ static inline bool recording(void)
 
 static inline void enter(struct thread_state *ts)
 {
-	__atomic_store_n(&ts->in_op, 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&ts->op_seq, __atomic_load_n(&ts->op_seq, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
 	if (__builtin_expect(need_fence, 0))
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	else
@@ -134,7 +157,7 @@ static inline void enter(struct thread_state *ts)
 
 static inline void leave(struct thread_state *ts)
 {
-	__atomic_store_n(&ts->in_op, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&ts->op_seq, __atomic_load_n(&ts->op_seq, __ATOMIC_RELAXED) + 1, __ATOMIC_RELEASE);
 }
 
 static void read_comm(int64_t tid, char *out, size_t cap)
@@ -155,6 +178,7 @@ static void reset_session_fields(struct thread_state *ts)
 	ts->tag = 0;
 	ts->pos = ts->end = NULL;
 	ts->head = ts->cur = NULL;
+	ts->chunk_bytes = MIN_CHUNK_BYTES;
 	ts->serial = 0;
 	ts->depth = 0;
 	ts->emitted = ts->dropped = ts->too_deep = ts->meta_dropped = ts->bad_ends = 0;
@@ -235,6 +259,105 @@ static void unlink_thread(struct thread_state *ts)
 	}
 }
 
+/* Gives the unused end of the thread's last chunk back to malloc and to the bound. */
+static void trim_last_chunk(struct thread_state *ts)
+{
+	struct tfprof__chunk *c = ts->cur, **link = &ts->head;
+	if (!c)
+		return;
+	while (*link != c)
+		link = &(*link)->next;
+	size_t used = (size_t)(ts->pos - c->data), spared = c->cap - used;
+	if (used == 0) {
+		/* Empty: it goes, and the chunk before it (full, its used already set) is the last. */
+		*link = NULL;
+		__atomic_fetch_sub(&reserved, c->cap + sizeof *c, __ATOMIC_RELAXED);
+		free(c);
+		c = NULL;
+		for (struct tfprof__chunk *p = ts->head; p; p = p->next)
+			c = p;
+		ts->cur = c;
+		ts->pos = ts->end = c ? c->data + c->used : NULL;
+		return;
+	}
+	/* A shrinking realloc costs a call; not worth it for a few bytes. */
+	if (spared >= 256) {
+		struct tfprof__chunk *n = realloc(c, sizeof *c + used);
+		if (n) {
+			c = *link = n;
+			c->cap = used;
+			__atomic_fetch_sub(&reserved, spared, __ATOMIC_RELAXED);
+		}
+	}
+	c->used = used;
+	ts->cur = c;
+	ts->pos = c->data + used;
+	ts->end = c->data + c->cap;
+}
+
+static void fold_counts(struct tfprof__thread_harvest *into, const struct tfprof__thread_harvest *h)
+{
+	into->emitted += h->emitted;
+	into->dropped += h->dropped;
+	into->too_deep += h->too_deep;
+	into->meta_dropped += h->meta_dropped;
+	into->bad_ends += h->bad_ends;
+	into->bad_metadata += h->bad_metadata;
+	into->misnested += h->misnested;
+	into->truncated_args += h->truncated_args;
+}
+
+/* Moves the thread's records and counts into h and resets the state's session fields. */
+static void take_records(struct thread_state *ts, struct tfprof__thread_harvest *h)
+{
+	h->tid = ts->tid;
+	if (!ts->name_set && !ts->dead)
+		read_comm(ts->tid, ts->name, sizeof ts->name);
+	memcpy(h->name, ts->name, sizeof h->name);
+	if (ts->cur)
+		ts->cur->used = (size_t)(ts->pos - ts->cur->data);
+	h->chunks = ts->head;
+	h->first_serial = 1;
+	h->emitted = ts->emitted;
+	h->recorded = ts->serial;
+	h->dropped = ts->dropped;
+	h->too_deep = ts->too_deep;
+	h->meta_dropped = ts->meta_dropped;
+	h->bad_ends = ts->bad_ends;
+	h->bad_metadata = ts->bad_metadata;
+	h->misnested = ts->misnested;
+	h->truncated_args = ts->truncated_args;
+	reset_session_fields(ts);
+}
+
+/* A thread that exits while a session records (or before its harvest) leaves a compact record
+ * on the dead list; its 6 KiB state is freed now. Caller holds list_mu. */
+static void leave_records(struct thread_state *ts)
+{
+	trim_last_chunk(ts);
+	struct tfprof__thread_harvest h = { 0 };
+	take_records(ts, &h);
+	/* The record was charged with the thread's first chunk (refill). */
+	struct dead_thread *d = h.chunks ? malloc(sizeof *d) : NULL;
+	if (d) {
+		d->h = h;
+		d->next = dead;
+		dead = d;
+		return;
+	}
+	if (h.chunks) {
+		/* Out of memory for the record: its events become drops, counted, and their memory
+		 * goes back to the bound with the record's share. */
+		size_t bytes = sizeof *d;
+		for (struct tfprof__chunk *c = h.chunks; c; c = c->next)
+			bytes += c->cap + sizeof *c;
+		__atomic_fetch_sub(&reserved, bytes, __ATOMIC_RELAXED);
+		free_chunks(h.chunks);
+		h.dropped += h.recorded;
+	}
+	fold_counts(&dead_counts, &h);
+}
+
 static void thread_exit(void *p)
 {
 	struct thread_state *ts = p;
@@ -242,13 +365,11 @@ static void thread_exit(void *p)
 	if (!ts->name_set && ts->tag)
 		read_comm(ts->tid, ts->name, sizeof ts->name);
 	ts->dead = true;
-	/* Keep the state for the harvest while its records belong to a session; else free it. */
-	bool keep = ts->tag != 0 && (recording() || harvest_pending);
-	if (!keep) {
-		unlink_thread(ts);
-		free_chunks(ts->head);
-		free(ts);
-	}
+	if (ts->tag != 0 && (recording() || harvest_pending))
+		leave_records(ts);
+	unlink_thread(ts);
+	free_chunks(ts->head);
+	free(ts);
 	pthread_mutex_unlock(&list_mu);
 	tls_ts = NULL;
 }
@@ -266,12 +387,19 @@ static inline struct thread_state *current(void)
 /* Opens a new chunk big enough for size bytes, charged to the session's memory bound. */
 static __attribute__((noinline)) void *refill(struct thread_state *ts, size_t size)
 {
-	size_t want = CHUNK_BYTES;
+	size_t want = ts->chunk_bytes ? ts->chunk_bytes : MIN_CHUNK_BYTES;
+	if (want < CHUNK_BYTES)
+		ts->chunk_bytes = (uint32_t)(want * 2);
 	if (max_memory / 16 < want)
 		want = max_memory / 16 < MIN_CHUNK_BYTES ? MIN_CHUNK_BYTES : max_memory / 16;
 	size_t need = sizeof(struct tfprof__chunk) + size;
 	if (want < need)
 		want = need;
+	/* A thread's first chunk of the session also pays for the record it leaves should it exit
+	 * before the stop (leave_records), so that an exit never needs room the bound lacks. */
+	size_t extra = ts->head ? 0 : sizeof(struct dead_thread);
+	want += extra;
+	need += extra;
 	size_t before = __atomic_load_n(&reserved, __ATOMIC_RELAXED);
 	for (;;) {
 		size_t left = before < max_memory ? max_memory - before : 0;
@@ -280,13 +408,13 @@ static __attribute__((noinline)) void *refill(struct thread_state *ts, size_t si
 			return NULL;
 		if (__atomic_compare_exchange_n(&reserved, &before, before + take, true,
 						__ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-			want = take;
+			want = take - extra;
 			break;
 		}
 	}
 	struct tfprof__chunk *c = chunk_alloc(want);
 	if (!c) {
-		__atomic_fetch_sub(&reserved, want, __ATOMIC_RELAXED);
+		__atomic_fetch_sub(&reserved, want + extra, __ATOMIC_RELAXED);
 		return NULL;
 	}
 	c->next = NULL;
@@ -669,8 +797,23 @@ void tfprof__tracer_begin_session(size_t max_mem, bool nvtx)
 	pthread_mutex_unlock(&list_mu);
 }
 
+static uint64_t last_quiesce_ns;
+
+uint64_t tfprof__tracer_last_quiesce_ns(void)
+{
+	return __atomic_load_n(&last_quiesce_ns, __ATOMIC_RELAXED);
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
 void tfprof__tracer_quiesce(void)
 {
+	uint64_t t0 = mono_ns();
 	/* The expedited barrier needs the registration made at load (or, in a fork child, again
 	 * in tfprof__tracer_fork_child()); should it fail anyway, the global barrier needs none. */
 	if (membarrier_cmd && syscall(SYS_membarrier, membarrier_cmd, 0, 0) != 0)
@@ -678,18 +821,24 @@ void tfprof__tracer_quiesce(void)
 	else if (!membarrier_cmd)
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	pthread_mutex_lock(&list_mu);
-	for (struct thread_state *ts = threads; ts; ts = ts->next)
-		while (__atomic_load_n(&ts->in_op, __ATOMIC_ACQUIRE))
-			sched_yield();
+	for (struct thread_state *ts = threads; ts; ts = ts->next) {
+		uint32_t seen = __atomic_load_n(&ts->op_seq, __ATOMIC_ACQUIRE);
+		if (seen & 1)
+			while (__atomic_load_n(&ts->op_seq, __ATOMIC_ACQUIRE) == seen)
+				sched_yield();
+	}
 	pthread_mutex_unlock(&list_mu);
+	__atomic_store_n(&last_quiesce_ns, mono_ns() - t0, __ATOMIC_RELAXED);
 }
 
 int tfprof__tracer_harvest(struct tfprof__thread_harvest **out, size_t *n)
 {
 	pthread_mutex_lock(&list_mu);
 	uint32_t gen = __atomic_load_n(&session_gen, __ATOMIC_RELAXED);
-	size_t count = 0;
+	size_t count = 1; /* the folded counts of exited threads */
 	for (struct thread_state *ts = threads; ts; ts = ts->next)
+		count++;
+	for (struct dead_thread *d = dead; d; d = d->next)
 		count++;
 	struct tfprof__thread_harvest *h = calloc(count ? count : 1, sizeof *h);
 	if (!h) {
@@ -700,27 +849,8 @@ int tfprof__tracer_harvest(struct tfprof__thread_harvest **out, size_t *n)
 	struct thread_state **pp = &threads;
 	while (*pp) {
 		struct thread_state *ts = *pp;
-		if (ts->gen == gen && ts->tag != 0) {
-			struct tfprof__thread_harvest *t = &h[k++];
-			t->tid = ts->tid;
-			if (!ts->name_set && !ts->dead)
-				read_comm(ts->tid, ts->name, sizeof ts->name);
-			memcpy(t->name, ts->name, sizeof t->name);
-			if (ts->cur)
-				ts->cur->used = (size_t)(ts->pos - ts->cur->data);
-			t->chunks = ts->head;
-			t->first_serial = 1;
-			t->emitted = ts->emitted;
-			t->recorded = ts->serial;
-			t->dropped = ts->dropped;
-			t->too_deep = ts->too_deep;
-			t->meta_dropped = ts->meta_dropped;
-			t->bad_ends = ts->bad_ends;
-			t->bad_metadata = ts->bad_metadata;
-			t->misnested = ts->misnested;
-			t->truncated_args = ts->truncated_args;
-			reset_session_fields(ts);
-		}
+		if (ts->gen == gen && ts->tag != 0)
+			take_records(ts, &h[k++]);
 		if (ts->dead) {
 			*pp = ts->next;
 			free_chunks(ts->head);
@@ -729,6 +859,24 @@ int tfprof__tracer_harvest(struct tfprof__thread_harvest **out, size_t *n)
 			pp = &ts->next;
 		}
 	}
+	/* Exited threads: their records (oldest last on the list, so reversed) and their counts. */
+	size_t first_dead = k;
+	for (struct dead_thread *d = dead; d;) {
+		struct dead_thread *next = d->next;
+		h[k++] = d->h;
+		free(d);
+		d = next;
+	}
+	for (size_t a = first_dead, b = k; a + 1 < b; a++, b--) {
+		struct tfprof__thread_harvest t = h[a];
+		h[a] = h[b - 1];
+		h[b - 1] = t;
+	}
+	dead = NULL;
+	h[k] = dead_counts;
+	h[k].no_line = true;
+	k++;
+	memset(&dead_counts, 0, sizeof dead_counts);
 	harvest_pending = false;
 	pthread_mutex_unlock(&list_mu);
 	*out = h;
@@ -774,7 +922,7 @@ void tfprof__tracer_fork_child(void)
 	pthread_mutex_unlock(&spare_mu);
 	pthread_mutex_unlock(&list_mu);
 	/* Only the forking thread exists in the child. The other threads' states are copies that
-	 * nobody will ever release; one may even show in_op = 1 (it was mid-record at the fork), so
+	 * nobody will ever release; one may even show an odd op_seq (it was mid-record at the fork), so
 	 * no quiesce may wait on them: drop them, and every record of the parent with them. */
 	struct thread_state *self = tls_ts;
 	pthread_mutex_lock(&list_mu);
@@ -785,7 +933,7 @@ void tfprof__tracer_fork_child(void)
 		ts->head = NULL;
 		if (ts == self) {
 			reset_session_fields(ts);
-			ts->in_op = 0;
+			ts->op_seq = 0;
 			/* The forking thread has a new thread id in the child. */
 			ts->tid = (int64_t)syscall(SYS_gettid);
 			pp = &ts->next;
@@ -802,6 +950,14 @@ void tfprof__tracer_fork_child(void)
 		membarrier_cmd = 0;
 		need_fence = true;
 	}
+	/* Records of the parent's exited threads are the parent's. */
+	while (dead) {
+		struct dead_thread *d = dead;
+		dead = d->next;
+		free_chunks(d->h.chunks);
+		free(d);
+	}
+	memset(&dead_counts, 0, sizeof dead_counts);
 	/* A new generation makes handles from the parent's session stale in the child. */
 	__atomic_fetch_add(&session_gen, 1, __ATOMIC_RELAXED);
 	harvest_pending = false;

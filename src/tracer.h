@@ -71,6 +71,7 @@ struct tfprof__thread_harvest {
 	uint64_t bad_metadata;   /* set_metadata on a scope that is not open on this thread */
 	uint64_t misnested;      /* inner scopes closed because an outer one ended first */
 	uint64_t truncated_args; /* arguments left out of records (over the per-scope limit) */
+	bool no_line;            /* counts only (of exited threads that left no record): no line */
 };
 
 /* Records a CUDA API call (from a CUPTI API callback, on the thread that called CUDA) as a host
@@ -88,6 +89,8 @@ void tfprof__tracer_quiesce(void);
  * tfprof__tracer_harvest_free(). */
 int tfprof__tracer_harvest(struct tfprof__thread_harvest **out, size_t *n);
 void tfprof__tracer_harvest_free(struct tfprof__thread_harvest *h, size_t n);
+/* How long the last tfprof__tracer_quiesce() took (for the stop-under-load test and bench). */
+uint64_t tfprof__tracer_last_quiesce_ns(void);
 /* Bytes of event buffers reserved in this session (for tests of the memory bound). */
 size_t tfprof__tracer_reserved_bytes(void);
 /* Ignored ends that could not be charged to a thread (the ending thread had no state). */

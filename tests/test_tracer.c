@@ -1,7 +1,12 @@
 /* Tests of the host tracer: several threads recording at once, nesting, threads that exit before
- * stop, thread names, and the memory bound with exact drop counts. */
+ * stop, thread names, the memory bound with exact drop counts (also with thousands of
+ * short-lived threads, and what their bookkeeping costs), and how long a stop takes while 64
+ * threads record without pause. */
 #include <pthread.h>
+#include <stdio.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tracer.h"
@@ -227,6 +232,176 @@ static void test_exited_threads_keep_events(void **state)
 	tt_xspace_free(s);
 }
 
+/* ---- Many short-lived threads ---- */
+
+struct wave {
+	int scopes;
+	pthread_barrier_t *go;
+};
+
+static void *one_shot(void *arg)
+{
+	struct wave *w = arg;
+	for (int i = 0; i < w->scopes; i++) {
+		TFPROF_SCOPE("short", TFPROF_I64("i", i));
+	}
+	return NULL;
+}
+
+/* Runs nthreads threads of scopes scopes each, 64 alive at a time. */
+static void run_waves(int nthreads, int scopes)
+{
+	struct wave w = { .scopes = scopes };
+	for (int done = 0; done < nthreads;) {
+		pthread_t t[64];
+		int n = nthreads - done < 64 ? nthreads - done : 64;
+		for (int i = 0; i < n; i++)
+			assert_int_equal(pthread_create(&t[i], NULL, one_shot, &w), 0);
+		for (int i = 0; i < n; i++)
+			pthread_join(t[i], NULL);
+		done += n;
+	}
+}
+
+/* Each thread's line, its id unique in the plane even where the kernel gave two threads the
+ * same tid; returns the number of events named name. */
+static long long count_unique_lines(const XSpace *s, const char *name, size_t *lines)
+{
+	const XPlane *h = tt_host(s);
+	for (size_t i = 0; i < h->n_lines; i++)
+		for (size_t k = i + 1; k < h->n_lines; k++)
+			if (h->lines[i]->id == h->lines[k]->id)
+				fail_msg("two lines with id %lld", (long long)h->lines[i]->id);
+	*lines = h->n_lines;
+	return (long long)tt_count_events(h, name);
+}
+
+static void test_short_lived_threads_fit_the_bound(void **state)
+{
+	(void)state;
+	/* Far under the default 256 MiB bound: every scope is kept. */
+	const int cases[][2] = { { 3000, 1 }, { 10000, 10 } };
+	for (size_t c = 0; c < 2; c++) {
+		assert_int_equal(tfprof_start(tt_logdir, NULL), 0);
+		run_waves(cases[c][0], cases[c][1]);
+		XSpace *s = tt_stop_and_read();
+		size_t lines;
+		long long recorded = count_unique_lines(s, "short", &lines);
+		printf("{\"threads\":%d,\"scopes_each\":%d,\"recorded\":%lld,\"dropped\":%lld}\n", cases[c][0],
+		       cases[c][1], recorded, tt_warning_count(s, "dropped because the event buffers reached"));
+		assert_int_equal(recorded, (long long)cases[c][0] * cases[c][1]);
+		assert_int_equal(tt_warning_count(s, "dropped"), -1);
+		/* One line per thread instance (and one for this thread, which recorded nothing). */
+		assert_true(lines >= (size_t)cases[c][0]);
+		tt_xspace_free(s);
+	}
+}
+
+/* Resets the process's peak RSS to its current RSS (Linux >= 4.0), so that VmHWM measures one
+ * test and not the ones before it. */
+static void reset_hwm(void)
+{
+	FILE *f = fopen("/proc/self/clear_refs", "w");
+	assert_non_null(f);
+	assert_true(fputs("5", f) >= 0);
+	assert_int_equal(fclose(f), 0);
+}
+
+static long vm_hwm_kb(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long kb = -1;
+	while (f && fgets(line, sizeof line, f))
+		if (sscanf(line, "VmHWM: %ld", &kb) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kb;
+}
+
+static void test_thread_bookkeeping_counts_in_the_bound(void **state)
+{
+	(void)state;
+	/* 20,000 threads under an 8 MiB bound: what each thread leaves until the stop counts in
+	 * the bound, so the process grows by about the bound, not by the threads' bookkeeping;
+	 * and every scope is kept or counted as dropped. */
+	const size_t bound = 8u << 20;
+	const int nthreads = 20000, scopes = 4;
+	reset_hwm();
+	long before = vm_hwm_kb();
+	TFPROF_OPTIONS(o, .max_memory = bound);
+	assert_int_equal(tfprof_start(tt_logdir, &o), 0);
+	run_waves(nthreads, scopes);
+	long during = vm_hwm_kb();
+	XSpace *s = tt_stop_and_read();
+	size_t lines;
+	long long recorded = count_unique_lines(s, "short", &lines);
+	long long dropped = tt_warning_count(s, "dropped because the event buffers reached");
+	if (dropped < 0)
+		dropped = 0;
+	printf("{\"threads\":%d,\"bound_mib\":8,\"recorded\":%lld,\"dropped\":%lld,\"hwm_growth_mib\":%.1f}\n",
+	       nthreads, recorded, dropped, (double)(during - before) / 1024);
+	assert_int_equal(recorded + dropped, (long long)nthreads * scopes);
+	/* Thread stacks come and go (64 at a time, 8 MiB of address space each, little touched);
+	 * 4x the bound leaves room for them and for malloc's slack. */
+	assert_true(during - before < (long)(4 * bound / 1024));
+	tt_xspace_free(s);
+}
+
+/* ---- Stop while 64 threads record without pause ---- */
+
+static volatile int busy_run;
+
+static void *busy(void *arg)
+{
+	(void)arg;
+	while (busy_run) {
+		TFPROF_SCOPE("busy", TFPROF_I64("x", 1));
+	}
+	return NULL;
+}
+
+static double now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+static void test_stop_under_load(void **state)
+{
+	(void)state;
+	busy_run = 1;
+	pthread_t t[64];
+	for (int i = 0; i < 64; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, busy, NULL), 0);
+	double worst = 0, worst_quiesce = 0;
+	for (int r = 0; r < 5; r++) {
+		TFPROF_OPTIONS(o, .max_memory = 32u << 20);
+		assert_int_equal(tfprof_start(tt_logdir, &o), 0);
+		usleep(5000);
+		double t0 = now_ms();
+		assert_int_equal(tfprof_stop(), 0);
+		double ms = now_ms() - t0, q = (double)tfprof__tracer_last_quiesce_ns() / 1e6;
+		printf("{\"stop_under_load\":true,\"threads\":64,\"run\":%d,\"quiesce_ms\":%.2f,\"stop_ms\":%.1f}\n",
+		       r, q, ms);
+		if (ms > worst)
+			worst = ms;
+		if (q > worst_quiesce)
+			worst_quiesce = q;
+	}
+	busy_run = 0;
+	for (int i = 0; i < 64; i++)
+		pthread_join(t[i], NULL);
+	/* The quiesce waits at most for every preempted recorder to run once more: a few scheduler
+	 * periods (README: under 100 ms measured here); 1 s allows for a loaded machine. The rest
+	 * of the stop merges and writes what was recorded at the stopper's fair share of the CPUs
+	 * (1/33 of a core here), so it scales with the events, not the threads: 20 s for 32 MiB. */
+	assert_true(worst_quiesce < 1000);
+	assert_true(worst < 20000);
+}
+
 static void test_default_thread_name_is_os_name(void **state)
 {
 	(void)state;
@@ -248,6 +423,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_memory_bound_and_exact_drops, tt_setup, tt_teardown),
 		cmocka_unit_test_setup_teardown(test_env_memory_bound, tt_setup, tt_teardown),
 		cmocka_unit_test_setup_teardown(test_exited_threads_keep_events, tt_setup, tt_teardown),
+		cmocka_unit_test_setup_teardown(test_short_lived_threads_fit_the_bound, tt_setup, tt_teardown),
+		cmocka_unit_test_setup_teardown(test_thread_bookkeeping_counts_in_the_bound, tt_setup, tt_teardown),
+		cmocka_unit_test_setup_teardown(test_stop_under_load, tt_setup, tt_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
