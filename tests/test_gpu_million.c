@@ -10,19 +10,6 @@
 #define KERNELS 1000000
 #define BOUND ((size_t)32 << 20)
 
-static long peak_rss_kb(void)
-{
-	FILE *f = fopen("/proc/self/status", "r");
-	char line[256];
-	long kb = -1;
-	while (f && fgets(line, sizeof line, f))
-		if (sscanf(line, "VmHWM: %ld kB", &kb) == 1)
-			break;
-	if (f)
-		fclose(f);
-	return kb;
-}
-
 /* The count in the warning that contains needle, 0 if no warning does. */
 static long long count_in(const XSpace *s, const char *needle)
 {
@@ -36,7 +23,7 @@ static void test_million_kernels_bounded(void **state)
 	char *dir = tt_scratch_dir("million");
 	int dev = tfsim_device_add(NULL);
 	uint32_t st[2] = { tfsim_stream_create(dev), tfsim_stream_create(dev) };
-	long before = peak_rss_kb();
+	long before = tt_peak_rss_kb();
 	TFPROF_OPTIONS(o, .max_memory = BOUND);
 	assert_int_equal(tfprof_start(dir, &o), 0);
 	const struct tfsim_dim3 g = { 1, 1, 1 }, b = { 32, 1, 1 };
@@ -46,7 +33,7 @@ static void test_million_kernels_bounded(void **state)
 			tfsim_launch_kernel(st[k & 1], "_Z6kernelv", g, b, 500);
 	}
 	XSpace *s = tt_stop_and_read();
-	long grown_mb = (peak_rss_kb() - before) / 1024;
+	long grown_mb = (tt_peak_rss_kb() - before) / 1024;
 	const XPlane *h = tt_host(s), *gp = tt_plane(s, "/device:GPU:0");
 	assert_non_null(gp);
 	long long host_kernels = (long long)tt_count_events(h, "kernel()");

@@ -307,19 +307,6 @@ static void reset_hwm(void)
 	assert_int_equal(fclose(f), 0);
 }
 
-static long vm_hwm_kb(void)
-{
-	FILE *f = fopen("/proc/self/status", "r");
-	char line[256];
-	long kb = -1;
-	while (f && fgets(line, sizeof line, f))
-		if (sscanf(line, "VmHWM: %ld", &kb) == 1)
-			break;
-	if (f)
-		fclose(f);
-	return kb;
-}
-
 static void test_thread_bookkeeping_counts_in_the_bound(void **state)
 {
 	(void)state;
@@ -329,11 +316,11 @@ static void test_thread_bookkeeping_counts_in_the_bound(void **state)
 	const size_t bound = 8u << 20;
 	const int nthreads = 20000, scopes = 4;
 	reset_hwm();
-	long before = vm_hwm_kb();
+	long before = tt_peak_rss_kb();
 	TFPROF_OPTIONS(o, .max_memory = bound);
 	assert_int_equal(tfprof_start(tt_logdir, &o), 0);
 	run_waves(nthreads, scopes);
-	long during = vm_hwm_kb();
+	long during = tt_peak_rss_kb();
 	XSpace *s = tt_stop_and_read();
 	size_t lines;
 	long long recorded = count_unique_lines(s, "short", &lines);

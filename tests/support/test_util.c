@@ -120,3 +120,16 @@ const XLine *tt_my_line(const XSpace *s)
 {
 	return tt_line(tt_host(s), (int64_t)syscall(SYS_gettid));
 }
+
+long tt_peak_rss_kb(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long kb = -1;
+	while (f && fgets(line, sizeof line, f))
+		if (sscanf(line, "VmHWM: %ld kB", &kb) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kb;
+}

@@ -12,5 +12,7 @@ void tt_rm_rf(const char *path);
 bool tt_file_exists(const char *path);
 /* Number of entries (not . or ..) in a directory; -1 if it cannot be read. */
 int tt_dir_entries(const char *path);
+/* The process's peak resident set (VmHWM) in KiB, -1 when /proc cannot say. */
+long tt_peak_rss_kb(void);
 
 #endif
