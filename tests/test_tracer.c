@@ -381,11 +381,12 @@ static void test_stop_under_load(void **state)
 	busy_run = 0;
 	for (int i = 0; i < 64; i++)
 		pthread_join(t[i], NULL);
-	/* The quiesce waits at most for every preempted recorder to run once more: a few scheduler
-	 * periods (README: under 100 ms measured here); 1 s allows for a loaded machine. The rest
+	/* The quiesce waits for every recorder that was preempted inside an operation to run once
+	 * more, all of them at once: about one scheduler round of the busy threads (README: 40-900
+	 * ms measured here with 64 threads on 2 vCPUs); 3 s allows for a loaded machine. The rest
 	 * of the stop merges and writes what was recorded at the stopper's fair share of the CPUs
 	 * (1/33 of a core here), so it scales with the events, not the threads: 20 s for 32 MiB. */
-	assert_true(worst_quiesce < 1000);
+	assert_true(worst_quiesce < 3000);
 	assert_true(worst < 20000);
 }
 
