@@ -69,6 +69,7 @@ static pthread_mutex_t act_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static struct {
 	bool activated;        /* TFPROF_START was set at load, and this is not a fork child */
+	pid_t pid;             /* the activated process (a vfork child shares A but not the pid) */
 	bool exiting;          /* exit or a signal: no session may start any more */
 	bool cuda_initialized; /* InitializeInjection() ran */
 	bool inject_is_us;     /* CUDA_INJECTION64_PATH names this library */
@@ -629,7 +630,10 @@ static char *exec_stem(void)
 
 bool tfprof__activate_before_exec(void)
 {
-	if (!A.activated)
+	/* A vfork() child (Python's subprocess uses one) runs in the parent's memory until it
+	 * execs, and no fork handler tells it apart: only its pid does. Its exec replaces no image
+	 * of ours, and it must not touch the parent's session. */
+	if (!A.activated || getpid() != A.pid)
 		return false;
 	pthread_mutex_lock(&act_mu);
 	bool stop = !A.exiting;
@@ -826,6 +830,7 @@ __attribute__((constructor)) static void activate_init(void)
 		return;
 	}
 	sem_init(&wake, 0, 0); /* cannot fail: not shared, and 0 is a valid count */
+	A.pid = getpid();
 	A.activated = true;
 	pthread_atfork(NULL, NULL, fork_child);
 	atexit(at_exit);

@@ -17,24 +17,26 @@
 
 #define EXEC_API __attribute__((visibility("default")))
 
-/* libc's function called name, resolved once (a race resolves it twice to the same value). */
-static void *next_fn(void **slot, const char *name)
+/* libc's functions, resolved when the library loads: a vfork() child that execs must not be the
+ * first to call dlsym (it runs on its parent's memory, with the parent's other threads live). */
+enum { F_EXECVE, F_EXECV, F_EXECVP, F_EXECVPE, F_FEXECVE, F_EXECVEAT, F_COUNT };
+static const char *const names[F_COUNT] = { "execve", "execv", "execvp", "execvpe", "fexecve", "execveat" };
+static void *real_fns[F_COUNT];
+
+__attribute__((constructor(101))) static void exec_hook_init(void)
 {
-	void *f = __atomic_load_n(slot, __ATOMIC_RELAXED);
-	if (!f) {
-		f = dlsym(RTLD_NEXT, name);
-		__atomic_store_n(slot, f, __ATOMIC_RELAXED);
-	}
-	return f;
+	for (int i = 0; i < F_COUNT; i++)
+		real_fns[i] = dlsym(RTLD_NEXT, names[i]);
 }
 
 /* Defines the wrapper `name`: the profile is written first, and when the exec fails (it
  * returns) the session starts again, with errno as the exec left it. */
-#define EXEC_WRAPPER(name, params, ...)                                                   \
+#define EXEC_WRAPPER(name, which, params, ...)                                            \
 	EXEC_API int name params                                                          \
 	{                                                                                 \
-		static void *real;                                                        \
-		int (*f) params = (int (*) params)next_fn(&real, #name);                  \
+		int (*f) params = (int (*) params)real_fns[which];                        \
+		if (!f) /* an exec from a constructor that ran before ours */            \
+			f = (int (*) params)(real_fns[which] = dlsym(RTLD_NEXT, #name));  \
 		if (!f) {                                                                 \
 			errno = ENOSYS;                                                   \
 			return -1;                                                        \
@@ -47,12 +49,12 @@ static void *next_fn(void **slot, const char *name)
 		return rc;                                                                \
 	}
 
-EXEC_WRAPPER(execve, (const char *path, char *const argv[], char *const envp[]), path, argv, envp)
-EXEC_WRAPPER(execv, (const char *path, char *const argv[]), path, argv)
-EXEC_WRAPPER(execvp, (const char *file, char *const argv[]), file, argv)
-EXEC_WRAPPER(execvpe, (const char *file, char *const argv[], char *const envp[]), file, argv, envp)
-EXEC_WRAPPER(fexecve, (int fd, char *const argv[], char *const envp[]), fd, argv, envp)
-EXEC_WRAPPER(execveat, (int dirfd, const char *path, char *const argv[], char *const envp[], int flags),
+EXEC_WRAPPER(execve, F_EXECVE, (const char *path, char *const argv[], char *const envp[]), path, argv, envp)
+EXEC_WRAPPER(execv, F_EXECV, (const char *path, char *const argv[]), path, argv)
+EXEC_WRAPPER(execvp, F_EXECVP, (const char *file, char *const argv[]), file, argv)
+EXEC_WRAPPER(execvpe, F_EXECVPE, (const char *file, char *const argv[], char *const envp[]), file, argv, envp)
+EXEC_WRAPPER(fexecve, F_FEXECVE, (int fd, char *const argv[], char *const envp[]), fd, argv, envp)
+EXEC_WRAPPER(execveat, F_EXECVEAT, (int dirfd, const char *path, char *const argv[], char *const envp[], int flags),
 	     dirfd, path, argv, envp, flags)
 
 /* The list forms gather their arguments and go through the vector forms above. */

@@ -22,6 +22,8 @@
  *   threads     4 waves of 16 threads, each named "worker_<wave>_<i>", record "worker" around 5
  *               "task" ranges and exit; the first of each wave leaves "left_open" pushed as it
  *               exits. A last thread pushes "still_running" and is still in it when main returns.
+ *   vfork       vfork()s a child that execs /bin/true (as Python's subprocess does), waits for
+ *               it, then records "after_vfork"
  *   fds DATA LOG MS  a daemon's start: closes descriptors 0..1023, opens /dev/null on 0-2, DATA
  *               (must become 3) and LOG (4, appended to); writes "start read=<n> first=<byte>"
  *               to LOG after reading DATA, sleeps MS ms inside "sleeping", then writes "end"
@@ -399,6 +401,19 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(mode, "threads") == 0)
 		return do_threads();
+	if (strcmp(mode, "vfork") == 0) {
+		pid_t pid = vfork();
+		if (pid == 0) {
+			execl("/bin/true", "true", (char *)NULL);
+			_exit(127);
+		}
+		int status;
+		if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status))
+			return 40;
+		nvtxRangePushA("after_vfork");
+		nvtxRangePop();
+		return 0;
+	}
 	if (strcmp(mode, "fds") == 0)
 		return do_fds(argc, argv);
 	if (strcmp(mode, "ex") == 0) {

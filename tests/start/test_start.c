@@ -792,6 +792,24 @@ static void t_exec_in_place(void **state)
 	free(dir);
 }
 
+/* A vfork() child that execs shares the parent's memory but is not the activated process: the
+ * parent's session goes on (one profile, with what came after), and no .exec file appears. */
+static void t_vfork_exec(void **state)
+{
+	(void)state;
+	char *dir = scratch("start-vfork");
+	struct run_result r = start_prog(dir, "vf", NULL, "vfork", NULL, NULL);
+	if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != 0)
+		fail_msg("status 0x%x, stderr: %s", r.status, r.err);
+	XSpace *s = only_profile(dir, "vf");
+	assert_standard_ranges(s);
+	assert_int_equal(tt_count_events(tt_host(s), "after_vfork"), 1);
+	tt_xspace_free(s);
+	result_free(&r);
+	tt_rm_rf(dir);
+	free(dir);
+}
+
 /* ---- A program that closes every descriptor ---- */
 
 /* Waits for pid up to limit_s seconds (then kills it and fails); returns the status and the
@@ -1682,6 +1700,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(t_shell),
 		cmocka_unit_test(t_bad_options),
 		cmocka_unit_test(t_unwritable_logdir),
+		cmocka_unit_test(t_vfork_exec),
 		cmocka_unit_test(t_closed_fds),
 		cmocka_unit_test(t_cuda_injection),
 		cmocka_unit_test(t_format_chrome),
