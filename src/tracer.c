@@ -41,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -53,6 +54,7 @@
 #define MAX_ARGS 65535u
 #define CHUNK_BYTES (128u * 1024u)
 #define MIN_CHUNK_BYTES 4096u
+#define PAGE_BYTES 4096u
 /* Standard chunks kept between sessions for reuse, so that later sessions do not pay first-touch
  * page faults (about 2 us each on a VM, 40 ns per scope). */
 #define SPARE_BYTES ((size_t)32 << 20)
@@ -247,7 +249,9 @@ static struct tfprof__chunk *chunk_alloc(size_t want)
 		if (c)
 			return c;
 	}
-	return malloc(want);
+	/* Page-aligned, so that the unused pages at a chunk's end can be handed back in place
+	 * (trim_last_chunk): records point into their chunk, so it can never move. */
+	return aligned_alloc(PAGE_BYTES, want);
 }
 
 static void unlink_thread(struct thread_state *ts)
@@ -260,39 +264,22 @@ static void unlink_thread(struct thread_state *ts)
 	}
 }
 
-/* Gives the unused end of the thread's last chunk back to malloc and to the bound. */
+/* Gives the whole unused pages at the end of the thread's last chunk back to the system and to
+ * the bound. The chunk stays where it is (records point into it): its pages are released in
+ * place (MADV_DONTNEED) and its cap shrinks to the pages still in use. */
 static void trim_last_chunk(struct thread_state *ts)
 {
-	struct tfprof__chunk *c = ts->cur, **link = &ts->head;
+	struct tfprof__chunk *c = ts->cur;
 	if (!c)
 		return;
-	while (*link != c)
-		link = &(*link)->next;
-	size_t used = (size_t)(ts->pos - c->data), spared = c->cap - used;
-	if (used == 0) {
-		/* Empty: it goes, and the chunk before it (full, its used already set) is the last. */
-		*link = NULL;
-		__atomic_fetch_sub(&reserved, c->cap + sizeof *c, __ATOMIC_RELAXED);
-		free(c);
-		c = NULL;
-		for (struct tfprof__chunk *p = ts->head; p; p = p->next)
-			c = p;
-		ts->cur = c;
-		ts->pos = ts->end = c ? c->data + c->used : NULL;
-		return;
-	}
-	/* A shrinking realloc costs a call; not worth it for a few bytes. */
-	if (spared >= 256) {
-		struct tfprof__chunk *n = realloc(c, sizeof *c + used);
-		if (n) {
-			c = *link = n;
-			c->cap = used;
-			__atomic_fetch_sub(&reserved, spared, __ATOMIC_RELAXED);
-		}
-	}
+	size_t used = (size_t)(ts->pos - c->data);
+	uintptr_t from = ((uintptr_t)(c->data + used) + PAGE_BYTES - 1) & ~(uintptr_t)(PAGE_BYTES - 1);
+	uintptr_t to = (uintptr_t)(c->data + c->cap); /* a page boundary: chunks are whole pages */
 	c->used = used;
-	ts->cur = c;
-	ts->pos = c->data + used;
+	if (to <= from || madvise((void *)from, to - from, MADV_DONTNEED))
+		return;
+	c->cap -= to - from;
+	__atomic_fetch_sub(&reserved, to - from, __ATOMIC_RELAXED);
 	ts->end = c->data + c->cap;
 }
 
@@ -385,6 +372,11 @@ static inline struct thread_state *current(void)
 	return ts;
 }
 
+static size_t round_page(size_t n)
+{
+	return (n + PAGE_BYTES - 1) & ~(size_t)(PAGE_BYTES - 1);
+}
+
 /* Opens a new chunk big enough for size bytes, charged to the session's memory bound. */
 static __attribute__((noinline)) void *refill(struct thread_state *ts, size_t size)
 {
@@ -393,23 +385,25 @@ static __attribute__((noinline)) void *refill(struct thread_state *ts, size_t si
 		ts->chunk_bytes = (uint32_t)(want * 2);
 	if (max_memory / 16 < want)
 		want = max_memory / 16 < MIN_CHUNK_BYTES ? MIN_CHUNK_BYTES : max_memory / 16;
-	size_t need = sizeof(struct tfprof__chunk) + size;
+	/* Whole pages: chunks are page-aligned (chunk_alloc), so that trim_last_chunk() can hand
+	 * unused pages back in place. */
+	size_t need = round_page(sizeof(struct tfprof__chunk) + size);
+	want = round_page(want);
 	if (want < need)
 		want = need;
 	/* A thread's first chunk of the session also pays for the record it leaves should it exit
 	 * before the stop (leave_records), so that an exit never needs room the bound lacks. */
 	size_t extra = ts->head ? 0 : sizeof(struct dead_thread);
-	want += extra;
-	need += extra;
 	size_t before = __atomic_load_n(&reserved, __ATOMIC_RELAXED);
 	for (;;) {
 		size_t left = before < max_memory ? max_memory - before : 0;
-		size_t take = want <= left ? want : left;
+		/* Near the bound, as many whole pages as are left, if the record fits in them. */
+		size_t take = want + extra <= left ? want : left > extra ? (left - extra) & ~(size_t)(PAGE_BYTES - 1) : 0;
 		if (take < need)
 			return NULL;
-		if (__atomic_compare_exchange_n(&reserved, &before, before + take, true,
+		if (__atomic_compare_exchange_n(&reserved, &before, before + take + extra, true,
 						__ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-			want = take - extra;
+			want = take;
 			break;
 		}
 	}
