@@ -491,7 +491,7 @@ def check_server(logdir, expect):
 def main():
     logdir = sys.argv[1]
     profiles = {}  # label -> paths
-    for label in ("host", "gpu", "multi"):
+    for label in ("host", "gpu", "multi", "python"):
         paths = sorted(glob.glob(os.path.join(logdir, label, "plugins/profile/*/*.xplane.pb")))
         if paths:
             profiles[label] = paths
@@ -499,6 +499,9 @@ def main():
           f"{ {k: len(v) for k, v in profiles.items()} }")
     if "gpu" not in profiles:
         print("NOTE gpu: no simulated-GPU profile (sim_train_loop not built); GPU checks not run")
+    if "python" in profiles:
+        spaces = [xspace_pb.read(p) for p in profiles["python"]]
+        check("python: one profile, with a GPU plane", len(spaces) == 1 and bool(device_planes(spaces[0])))
     expect = {}
     for label, paths in profiles.items():
         spaces = [xspace_pb.read(p) for p in paths]

@@ -5,7 +5,9 @@
 # converter and its web server. Exit 77 (skipped, shown by ctest) when PyPI cannot be reached and
 # xprof is not installed yet. Environment (set by CMakeLists.txt): TFPROF_XPROF_VERSION,
 # TFPROF_INTEROP_VENV, TFPROF_INTEROP_WORK, TFPROF_TRAIN_LOOP, TFPROF_TWO_HOSTS and, when the CUPTI
-# simulator is built, TFPROF_SIM_TRAIN_LOOP.
+# simulator is built, TFPROF_SIM_TRAIN_LOOP, TFPROF_CUPTI_SIM and TFPROF_PY_VENV (the virtual
+# environment in which the Python package's tests installed tfprof: a profile written from Python
+# is checked too when it is there).
 set -euo pipefail
 here=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
 ver=$TFPROF_XPROF_VERSION
@@ -31,6 +33,12 @@ if [[ -n ${TFPROF_SIM_TRAIN_LOOP:-} ]]; then
 	"$TFPROF_SIM_TRAIN_LOOP" "$work/logs/gpu" 5 >/dev/null
 fi
 "$TFPROF_TWO_HOSTS" "$work/logs/multi" two_hosts 4 >/dev/null
+pyvenv=${TFPROF_PY_VENV:-}
+if [[ -n ${TFPROF_CUPTI_SIM:-} && -x $pyvenv/bin/python ]] && "$pyvenv/bin/python" -c 'import tfprof' 2>/dev/null; then
+	"$pyvenv/bin/python" "$here/python_loop.py" "$work/logs/python" "$TFPROF_CUPTI_SIM" >/dev/null
+else
+	echo "NOTE python: the tfprof package is not installed in ${pyvenv:-(no venv)} (ctest python_pytest makes it); the profile written from Python is not checked"
+fi
 
 cd "$here"
 # xprof's C++ logs (absl) go to stderr; keep them out of the test output unless asked.
