@@ -324,10 +324,9 @@ void CUPTIAPI tfprof__callbacks_api(void *userdata, CUpti_CallbackDomain domain,
 		/* The first CUDA call of the process: the exit handler must now run before libcupti
 		 * is finalized (activate.c says why). One relaxed load per call after that. */
 		static atomic_bool cuda_seen;
-		if (!atomic_load_explicit(&cuda_seen, memory_order_relaxed)) {
-			atomic_store_explicit(&cuda_seen, true, memory_order_relaxed);
+		if (!atomic_load_explicit(&cuda_seen, memory_order_relaxed) &&
+		    !atomic_exchange_explicit(&cuda_seen, true, memory_order_relaxed))
 			tfprof__activate_cuda_up();
-		}
 		if (t->depth++ > 0) {
 			/* Inside a traced call on this thread: see the nesting rule above. */
 			if (d->correlationData)

@@ -650,6 +650,9 @@ bool tfprof__activate_before_exec(void)
 	free(stem);
 	/* An image that recorded nothing (a wrapper script's shell) leaves no file. */
 	int rc = stop ? stop_and_report(false, true) : TFPROF_ERR_NOT_ACTIVE;
+	/* A --steps window's Chrome trace may still be queued for the control thread, which the
+	 * exec is about to end. */
+	finish_conversions();
 	return rc != TFPROF_ERR_NOT_ACTIVE && !window;
 }
 
@@ -661,6 +664,8 @@ void tfprof__activate_exec_failed(bool restart)
 	if (!A.exiting)
 		start_locked();
 	pthread_mutex_unlock(&act_mu);
+	/* A new --duration deadline: the control thread may be waiting with none. */
+	sem_post(&wake);
 }
 
 /* ---- Exit and fork ---- */
@@ -853,7 +858,7 @@ __attribute__((constructor)) static void activate_init(void)
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	pthread_t t;
-	Cv.control = true; /* before it runs: it clears this when it ends */
+	Cv.control = true; /* before it runs */
 	int rc = pthread_create(&t, NULL, control_thread, NULL);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc) {
@@ -884,7 +889,10 @@ __attribute__((constructor)) static void activate_init(void)
  * exit of a program run by tfprof-start. Registered again once CUDA is up and libcupti loaded
  * (from main, in practice), the handler runs before that finalizer and before the exit
  * handlers that libcupti and the CUDA runtime registered earlier, as NVIDIA's injection
- * samples do it. A program that uses CUDA only in its own constructors keeps the late one. */
+ * samples do it. A program that uses CUDA only in its own constructors keeps the late one. The
+ * price: exit handlers the program registered before its first CUDA call (C++ static
+ * destructors among them) now run after the profile is written, so what they record is not in
+ * it. */
 void tfprof__activate_cuda_up(void)
 {
 	static atomic_flag done = ATOMIC_FLAG_INIT;

@@ -6,7 +6,12 @@
  *
  * glibc's execvp, execl and the others do not call execve through an interposable symbol, so
  * each member of the family is wrapped; posix_spawn, system and popen make a child process,
- * which is profiled as a process of its own, and are left alone. */
+ * which is profiled as a process of its own, and are left alone.
+ *
+ * Limit: writing the profile takes locks and allocates, so an activated program that execs
+ * from inside a signal handler (execve is async-signal-safe) can deadlock if the signal
+ * interrupted tfprof or malloc holding a lock. Programs that re-exec on a signal usually set a
+ * flag in the handler and exec from their main loop, which is safe. */
 #include "activate.h"
 
 #include <dlfcn.h>

@@ -139,32 +139,40 @@ static int place_unnamed(const char *dir, const char *path, const uint8_t *data,
 		snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
 		if (linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) == 0)
 			rc = 0;
-		else if (errno == EEXIST)
-			rc = -EEXIST;
+		else if (errno != ENOENT) /* ENOENT: no /proc (or the directory went; see below) */
+			rc = -errno;
 		else if (linkat(fd, "", AT_FDCWD, path, AT_EMPTY_PATH) == 0)
 			rc = 0;
 		else
-			rc = errno == EEXIST ? -EEXIST : -EOPNOTSUPP;
+			rc = errno == ENOENT || errno == EPERM || errno == EACCES || errno == EINVAL ? -EOPNOTSUPP
+												 : -errno;
 	}
 	close(fd);
 	return rc;
 }
 
-/* This machine's name, as it appears in temporary file names. */
-static void machine_name(char *buf, size_t size)
+/* Who this writer is, as temporary file names say it: the machine's name and its pid namespace
+ * (containers on one host share a name but not their pids), "<host>-<pidns inode>". Returns
+ * false when the namespace cannot be known (no /proc): such a writer removes no one's files. */
+static bool writer_domain(char *buf, size_t size)
 {
-	if (gethostname(buf, size - 1) || !buf[0])
-		snprintf(buf, size, "localhost");
-	buf[size - 1] = 0;
-	for (char *c = buf; *c; c++)
-		if (*c == '/')
+	char host[200] = { 0 };
+	if (gethostname(host, sizeof host - 1) || !host[0])
+		snprintf(host, sizeof host, "localhost");
+	for (char *c = host; *c; c++)
+		if (*c == '/' || *c == '.')
 			*c = '_';
+	struct stat ns;
+	bool known = stat("/proc/self/ns/pid", &ns) == 0;
+	snprintf(buf, size, "%s-%llu", host, known ? (unsigned long long)ns.st_ino : 0ull);
+	return known;
 }
 
-/* Removes the temporary files that writers on this machine left in dir when they died (killed
- * during a write, where O_TMPFILE cannot be used): named .<stem>.xplane.pb.tmp.<machine>.<pid>.
- * <6 characters>, with a pid that no longer runs. A live writer's file, or one from another
- * machine sharing the directory, is never touched. */
+/* Removes the temporary files that writers of this machine and pid namespace left in dir when
+ * they died (killed during a write, where O_TMPFILE cannot be used): named
+ * .<stem>.xplane.pb.tmp.<domain>.<pid>.<6 characters>, with a pid that no longer runs. A live
+ * writer's file, or one from another machine or container sharing the directory, is never
+ * touched. */
 static void remove_stale_temps(const char *dir, const char *machine)
 {
 	DIR *d = opendir(dir);
@@ -194,8 +202,8 @@ static void remove_stale_temps(const char *dir, const char *machine)
 static int place_named(const char *dir, const char *path, const char *host, const uint8_t *data, size_t len)
 {
 	char machine[256], *tmp;
-	machine_name(machine, sizeof machine);
-	remove_stale_temps(dir, machine);
+	if (writer_domain(machine, sizeof machine))
+		remove_stale_temps(dir, machine);
 	if (asprintf(&tmp, "%s/.%s.xplane.pb.tmp.%s.%ld.XXXXXX", dir, host, machine, (long)getpid()) < 0)
 		return -ENOMEM;
 	int fd = mkostemp(tmp, O_CLOEXEC);
@@ -212,9 +220,9 @@ static int place_named(const char *dir, const char *path, const char *host, cons
 		 * caller's check survives; rename() would overwrite it. */
 		if (link(tmp, path) == 0)
 			rc = 0;
-		else if (errno == EEXIST)
+		else if (errno == EEXIST || access(path, F_OK) == 0)
 			rc = -EEXIST;
-		else if (access(path, F_OK) != 0 && rename(tmp, path) == 0)
+		else if (rename(tmp, path) == 0)
 			rc = 0; /* file systems without hard links: rename after the check */
 		else
 			rc = -errno;
@@ -222,6 +230,13 @@ static int place_named(const char *dir, const char *path, const char *host, cons
 	unlink(tmp); /* gone already after a rename */
 	free(tmp);
 	return rc;
+}
+
+/* Writes the profile at path, unnamed until linked where the file system allows it. */
+static int place(const char *dir, const char *path, const char *host, const uint8_t *data, size_t len)
+{
+	int rc = place_unnamed(dir, path, data, len);
+	return rc == -EOPNOTSUPP ? place_named(dir, path, host, data, len) : rc;
 }
 
 /* Removes the directories of dirs[0..n) that are empty, last first (those this writer created,
@@ -243,8 +258,11 @@ int tfprof__write_profile(const char *logdir, const char *run, const char *host,
 	static const char *const parents[] = { "", "/plugins", "/plugins/profile" };
 	for (size_t i = 0; i < 3; i++) {
 		char *p;
-		if (asprintf(&p, "%s%s", logdir, parents[i]) < 0)
+		if (asprintf(&p, "%s%s", logdir, parents[i]) < 0) {
+			while (ncreated)
+				free(created[--ncreated]);
 			return -ENOMEM;
+		}
 		if (access(p, F_OK) != 0)
 			created[ncreated++] = p;
 		else
@@ -272,9 +290,11 @@ int tfprof__write_profile(const char *logdir, const char *run, const char *host,
 		if (fresh && ncreated < sizeof created / sizeof created[0])
 			created[ncreated++] = strdup(dir); /* NULL (no memory): rmdir(NULL) fails */
 		if (!rc) {
-			rc = place_unnamed(dir, path, data, len);
-			if (rc == -EOPNOTSUPP)
-				rc = place_named(dir, path, host, data, len);
+			rc = place(dir, path, host, data, len);
+			/* Another writer that failed may have removed the empty run directory this one
+			 * had just seen or made (ENOENT): make it again, once. */
+			if (rc == -ENOENT && tfprof__mkdirs(dir) == 0)
+				rc = place(dir, path, host, data, len);
 		}
 		free(dir);
 		if (rc == -EEXIST) {

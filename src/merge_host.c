@@ -385,9 +385,11 @@ static int cmp_tid_index(const void *a, const void *b, void *ctx)
 	return i < k ? -1 : i > k;
 }
 
-/* Each thread's line id: its tid, which is what a user matches with top or gdb; a later thread
- * that the kernel gave the same tid (ids wrap at pid_max) gets tid + k * 2^32 (k = 1, 2...),
- * above any real tid, so that every line id in the plane is unique. */
+/* Each thread's line id: its tid, which is what a user matches with top or gdb; where the kernel
+ * gave several threads of the session the same tid (ids wrap at pid_max), the first of them in
+ * the harvest (live threads come before exited ones) keeps it and the others get
+ * tid + k * 2^32 (k = 1, 2...), above any real tid, so that every line id in the plane is
+ * unique. */
 static int line_ids(const struct tfprof__thread_harvest *h, size_t n, int64_t **out)
 {
 	int64_t *ids = malloc((n ? n : 1) * sizeof *ids);

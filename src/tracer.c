@@ -27,7 +27,8 @@
  *   before stop are kept, and thousands of short-lived threads cost what they recorded. Chunks
  *   start small (MIN_CHUNK_BYTES) and double up to CHUNK_BYTES, so a thread that records one
  *   scope does not hold 128 KiB of the bound. A thread that recorded nothing leaves only its
- *   counts, folded into dead_counts; recorded + dropped == emitted always holds.
+ *   counts, folded into dead_counts, so every scope begun is recorded or counted (dropped for
+ *   the bound, or too deep) whatever its thread did.
  * - A scope handle carries the tag of the (thread, session) attach that made it; the harvest
  *   resets the tag, so a stale handle or one ended on another thread never matches and never
  *   reaches memory that was handed back. */
@@ -779,9 +780,23 @@ void tfprof_set_thread_name(const char *name)
 	pthread_mutex_unlock(&list_mu);
 }
 
+/* Frees what exited threads left for a harvest that never took it. Caller holds list_mu. */
+static void drop_dead(void)
+{
+	while (dead) {
+		struct dead_thread *d = dead;
+		dead = d->next;
+		free_chunks(d->h.chunks);
+		free(d);
+	}
+	memset(&dead_counts, 0, sizeof dead_counts);
+}
+
 void tfprof__tracer_begin_session(size_t max_mem, bool nvtx)
 {
 	pthread_mutex_lock(&list_mu);
+	/* A harvest that failed (out of memory) left the last session's exited threads. */
+	drop_dead();
 	max_memory = max_mem;
 	__atomic_store_n(&reserved, 0, __ATOMIC_RELAXED);
 	nvtx_on = nvtx;
@@ -868,25 +883,15 @@ int tfprof__tracer_harvest(struct tfprof__thread_harvest **out, size_t *n)
 		count++;
 	for (struct dead_thread *d = dead; d; d = d->next)
 		count++;
-	struct tfprof__thread_harvest *h = calloc(count ? count : 1, sizeof *h);
+	struct tfprof__thread_harvest *h = calloc(count, sizeof *h);
 	if (!h) {
 		pthread_mutex_unlock(&list_mu);
 		return -ENOMEM;
 	}
 	size_t k = 0;
-	struct thread_state **pp = &threads;
-	while (*pp) {
-		struct thread_state *ts = *pp;
+	for (struct thread_state *ts = threads; ts; ts = ts->next)
 		if (ts->gen == gen && ts->tag != 0)
 			take_records(ts, &h[k++]);
-		if (ts->dead) {
-			*pp = ts->next;
-			free_chunks(ts->head);
-			free(ts);
-		} else {
-			pp = &ts->next;
-		}
-	}
 	/* Exited threads: their records (oldest last on the list, so reversed) and their counts. */
 	size_t first_dead = k;
 	for (struct dead_thread *d = dead; d;) {
@@ -979,13 +984,7 @@ void tfprof__tracer_fork_child(void)
 		need_fence = true;
 	}
 	/* Records of the parent's exited threads are the parent's. */
-	while (dead) {
-		struct dead_thread *d = dead;
-		dead = d->next;
-		free_chunks(d->h.chunks);
-		free(d);
-	}
-	memset(&dead_counts, 0, sizeof dead_counts);
+	drop_dead();
 	/* A new generation makes handles from the parent's session stale in the child. */
 	__atomic_fetch_add(&session_gen, 1, __ATOMIC_RELAXED);
 	harvest_pending = false;

@@ -94,7 +94,8 @@ static struct rp_space *parse_space(uint8_t *buf, size_t n, bool mapped, const c
  * walks them and stay the kernel's to drop, so memory follows what is decoded, not the file's
  * size; a file that cannot begin an XSpace (zeros, text, another format) is refused from its
  * first bytes, whatever its size. Opened without blocking, so a FIFO given as a profile is
- * refused rather than waited on. */
+ * refused rather than waited on. A profile truncated by another process while it is read ends
+ * the report with SIGBUS (profiles are written once and linked into place, never truncated). */
 static struct rp_space *read_space(const char *path, char *err, size_t errlen)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
@@ -136,14 +137,29 @@ static struct rp_space *read_space(const char *path, char *err, size_t errlen)
 	}
 	size_t n = (size_t)total;
 	void *map = mmap(NULL, n, PROT_READ, MAP_PRIVATE, fd, 0);
-	int merr = errno;
+	if (map != MAP_FAILED) {
+		close(fd);
+		return parse_space(map, n, true, path, err, errlen);
+	}
+	/* File systems that cannot map a file (some FUSE ones): read it, as before mapping. */
+	uint8_t *buf = rp_xmalloc(n);
+	size_t got = 0;
+	while (got < n) {
+		ssize_t r = pread(fd, buf + got, n - got, (off_t)got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
 	close(fd);
-	if (map == MAP_FAILED) {
-		set_err(err, errlen, "cannot map %s (%zu bytes): %s; check the file and free memory", path, n,
-			strerror(merr));
+	if (got != n) {
+		set_err(err, errlen, "cannot read %s (%zu of %zu bytes read); check the file and retry", path,
+			got, n);
+		free(buf);
 		return NULL;
 	}
-	return parse_space(map, n, true, path, err, errlen);
+	return parse_space(buf, n, false, path, err, errlen);
 }
 
 static int cmp_str(const void *a, const void *b)

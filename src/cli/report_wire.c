@@ -353,7 +353,7 @@ bool rp_space_plausible_start(const uint8_t *b, size_t n, uint64_t total)
 	for (size_t i = 1; i < n && i <= 10; i++) {
 		len |= (uint64_t)(b[i] & 0x7f) << (7 * (i - 1));
 		if (!(b[i] & 0x80))
-			return len <= total - (i + 1);
+			return i + 1 <= total && len <= total - (i + 1);
 	}
 	return false;
 }
