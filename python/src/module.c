@@ -44,11 +44,11 @@ static int warn_environment_owns(void)
 static PyObject *py_start(PyObject *m, PyObject *args, PyObject *kw)
 {
 	(void)m;
-	static char *kwlist[] = { "logdir", "disable_gpu", "record_host", NULL };
+	static char *kwlist[] = { "logdir", "disable_gpu", "record_host", "trace_python", NULL };
 	PyObject *path = NULL;
-	int disable_gpu = 0, record_host = 1;
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|pp:start", kwlist, PyUnicode_FSConverter,
-					 &path, &disable_gpu, &record_host))
+	int disable_gpu = 0, record_host = 1, trace_python = 0;
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|ppp:start", kwlist, PyUnicode_FSConverter,
+					 &path, &disable_gpu, &record_host, &trace_python))
 		return NULL;
 	const char *logdir = PyBytes_AS_STRING(path);
 	if (!*logdir) {
@@ -69,6 +69,12 @@ static PyObject *py_start(PyObject *m, PyObject *args, PyObject *kw)
 	if (rc == 0) {
 		own = 1;
 		tfprof__py_record_host = record_host;
+		/* Hooks that could not be installed leave no session behind: start() fails whole. */
+		if (trace_python && tfprof__pytrace_start()) {
+			own = 0;
+			tfprof_stop();
+			return NULL;
+		}
 		Py_RETURN_TRUE;
 	}
 	if (rc == TFPROF_ERR_ACTIVE && activated_by_environment()) {
@@ -108,6 +114,11 @@ static PyObject *py_stop(PyObject *m, PyObject *unused)
 	}
 	own = 0;
 	stopping = 1;
+	/* The hooks go first, so that nothing of stop() itself is traced; a failure to remove them
+	 * does not keep the profile from being written (the hooks then remove themselves). */
+	PyObject *et = NULL, *ev = NULL, *tb = NULL;
+	if (tfprof__pytrace_stop())
+		PyErr_Fetch(&et, &ev, &tb);
 	int rc;
 	/* Merging and writing take a while: other Python threads keep running meanwhile. */
 	Py_BEGIN_ALLOW_THREADS
@@ -115,6 +126,11 @@ static PyObject *py_stop(PyObject *m, PyObject *unused)
 	Py_END_ALLOW_THREADS
 	stopping = 0;
 	tfprof__py_record_host = 1;
+	tfprof__pytrace_release_retired();
+	if (et) {
+		PyErr_Restore(et, ev, tb);
+		return NULL;
+	}
 	switch (rc) {
 	case 0:
 		return output_path();
@@ -177,12 +193,14 @@ static void fork_child(void)
 	stopping = 0;
 	tfprof__py_record_host = 1;
 	tfprof__py_generation++;
+	tfprof__pytrace_fork_child();
 }
 
 static PyMethodDef module_methods[] = {
 	{ "start", (PyCFunction)(void (*)(void))py_start, METH_VARARGS | METH_KEYWORDS,
-	  "start(logdir, disable_gpu=False, record_host=True) -> bool\n--\n\nStarts a session; "
-	  "False when tfprof-start's session already records this program." },
+	  "start(logdir, disable_gpu=False, record_host=True, trace_python=False) -> bool\n--\n\n"
+	  "Starts a session (trace_python: every Python function call too); False when "
+	  "tfprof-start's session already records this program." },
 	{ "stop", py_stop, METH_NOARGS,
 	  "stop() -> str | None\n--\n\nStops this module's session and writes the profile; returns "
 	  "its path (None under tfprof-start, whose session goes on)." },

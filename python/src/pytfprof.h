@@ -1,5 +1,6 @@
 /* Internal declarations shared by the files of the tfprof Python extension (module.c: sessions
- * and the module; trace.c: the Trace type; args.c: keyword arguments as typed tfprof arguments).
+ * and the module; trace.c: the Trace type; args.c: keyword arguments as typed tfprof arguments;
+ * pytrace.c: Python function tracing).
  * Every function here runs with the GIL held unless it says otherwise. */
 #ifndef TFPROF_PY_PYTFPROF_H
 #define TFPROF_PY_PYTFPROF_H
@@ -47,5 +48,20 @@ extern int tfprof__py_record_host;
 /* Bumped at every start() (and in a fork child) so that each thread names its line in the next
  * session again from its threading name. */
 extern uint64_t tfprof__py_generation;
+
+/* Names the calling thread's line after its threading name when it has not done so in this
+ * session yet (trace.c); the Python tracer calls it so that a thread traced only through its
+ * functions carries its name too. */
+void tfprof__py_name_thread_if_needed(void);
+
+/* Python function tracing (pytrace.c), python_tracer_level=1. start installs the hooks on every
+ * thread and on threads started later; stop removes them. Both return 0, or -1 with a Python
+ * exception set. */
+int tfprof__pytrace_start(void);
+int tfprof__pytrace_stop(void);
+/* Frees the names of code objects freed since, once no session records (after stop()). */
+void tfprof__pytrace_release_retired(void);
+/* In a fork child (plain stores only): the hooks left there remove themselves. */
+void tfprof__pytrace_fork_child(void);
 
 #endif /* TFPROF_PY_PYTFPROF_H */

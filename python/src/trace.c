@@ -48,6 +48,17 @@ static void name_thread(void)
 	PyErr_Clear();
 }
 
+void tfprof__py_name_thread_if_needed(void)
+{
+	if (named_generation != tfprof__py_generation && tfprof_enabled()) {
+		/* Naming calls threading.current_thread(): an exception the hook is handling stays. */
+		PyObject *et, *ev, *tb;
+		PyErr_Fetch(&et, &ev, &tb);
+		name_thread();
+		PyErr_Restore(et, ev, tb);
+	}
+}
+
 static PyObject *make_trace(PyObject *name, PyObject *const *kwvalues, PyObject *kwnames,
 			    PyObject *kwdict)
 {

@@ -16,7 +16,6 @@ import collections
 import os
 import sys
 import threading
-import warnings
 
 from tfprof import _tfprof
 from tfprof._tfprof import AlreadyRunningError, NotRunningError, ProfilerError, Trace
@@ -31,8 +30,9 @@ class ProfilerOptions(
     """Options for start() and Profile(), as tf.profiler.experimental.ProfilerOptions.
 
     host_tracer_level: 0 records no host scopes (Trace), 1-3 record them.
-    python_tracer_level: 0 (default); 1 (trace every Python function call) is accepted with a
-        warning that it is not implemented yet.
+    python_tracer_level: 0 (default); 1 traces every Python function call on every thread as a
+        host event named like TensorFlow's ("$file.py:line function"), nested with the Trace
+        scopes and CUDA calls of its thread (Python functions only, not builtins).
     device_tracer_level: 0 turns GPU tracing off, 1 (default) traces the GPU.
     delay_ms: start() returns at once and recording begins this many milliseconds later.
     """
@@ -95,13 +95,9 @@ class _DelayedStart(threading.Thread):
 
 
 def _start_now(logdir, options):
-    if options.python_tracer_level:
-        # Said, not silently ignored: a TensorFlow program that asks for it still runs.
-        warnings.warn("tfprof: python_tracer_level=1 is not implemented yet; Python function "
-                      "calls are not traced (host scopes, CUDA calls and GPU work are)",
-                      RuntimeWarning, stacklevel=3)
     return _tfprof.start(logdir, disable_gpu=options.device_tracer_level == 0,
-                         record_host=options.host_tracer_level > 0)
+                         record_host=options.host_tracer_level > 0,
+                         trace_python=options.python_tracer_level > 0)
 
 
 def start(logdir, options=None):

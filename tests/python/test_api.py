@@ -184,10 +184,13 @@ def test_options(tmp_path, host_only):
         with pytest.raises(exc):
             tfprof.start(str(tmp_path), bad)
 
-    # python_tracer_level=1 is not implemented: said in a warning, never silently dropped.
-    with pytest.warns(RuntimeWarning, match="python_tracer_level=1 is not implemented"):
+    # python_tracer_level=1 is implemented (test_pytrace.py): it starts without a warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         tfprof.start(str(tmp_path / "py1"), O(python_tracer_level=1))
-    tfprof.stop()
+        tfprof.stop()
+    with pytest.raises(ValueError):
+        tfprof.start(str(tmp_path), O(python_tracer_level=2))
 
     # host_tracer_level=0: no host scopes.
     tfprof.start(str(tmp_path / "h0"), O(host_tracer_level=0))
