@@ -1,9 +1,13 @@
 /* Reads an XSpace without unpacking its events: protobuf-c unpacks the small parts (the space's
  * messages, each plane's metadata, each line's header) and the events, nearly all of a profile,
- * stay as bytes in the file buffer until an analysis walks them with rp_events_next(), which
- * decodes one at a time into reused storage. protobuf-c's whole-file unpack needs ~12x the file
- * in memory and ~1.3 us per event in malloc; this keeps tfprof-report within a few times the
- * file and a fraction of the time (bench/report_read.c measures both).
+ * stay as bytes in the file until an analysis walks them with rp_events_next(), which decodes
+ * one at a time into reused storage. protobuf-c's whole-file unpack needs ~12x the file in
+ * memory and ~1.3 us per event in malloc; this keeps tfprof-report within a few times the file
+ * and a fraction of the time (bench/report_read.c measures both).
+ *
+ * The top of the file is read field by field: XSpace has only length-delimited fields 1-4 there,
+ * so a file is refused at its first byte that cannot be one, and a field that runs past the end
+ * says the file was cut short, and where.
  *
  * Hand decoding is limited to the two messages the events are made of (XEvent, XStat); it follows
  * the protobuf wire format: unknown fields are skipped, a known field with the wrong wire type or
@@ -11,6 +15,7 @@
  * event's framing once, so a later walk cannot meet a malformed event. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "report.h"
 
@@ -85,12 +90,23 @@ static inline __attribute__((always_inline)) bool next_field(const uint8_t **p, 
 	}
 }
 
+/* Appends k bytes to a growing buffer (*b, of *cap bytes, *n used). */
+static void put_bytes(uint8_t **b, size_t *cap, size_t *n, const uint8_t *src, size_t k)
+{
+	rp_grow((void **)b, cap, *n + k, 1);
+	memcpy(*b + *n, src, k);
+	*n += k;
+}
+
 /* The message's bytes without every occurrence of field num (which must be WT_LEN), into a new
- * buffer; spans receives each occurrence's payload. Returns false on malformed framing. */
+ * buffer; spans receives each occurrence's payload. Returns false on malformed framing. The
+ * buffer grows with what is copied into it: a message's length is what the file claims, and a
+ * corrupt file can claim more than the machine has. */
 static bool split(const uint8_t *b, size_t n, uint32_t num, uint8_t **rest, size_t *nrest,
 		  struct field **spans, size_t *nspans)
 {
-	*rest = rp_xmalloc(n ? n : 1);
+	size_t rest_cap = 64;
+	*rest = rp_xmalloc(rest_cap);
 	*nrest = 0;
 	*spans = NULL;
 	*nspans = 0;
@@ -106,8 +122,7 @@ static bool split(const uint8_t *b, size_t n, uint32_t num, uint8_t **rest, size
 			rp_grow((void **)spans, &cap, *nspans + 1, sizeof **spans);
 			(*spans)[(*nspans)++] = f;
 		} else {
-			memcpy(*rest + *nrest, f.begin, (size_t)(p - f.begin));
-			*nrest += (size_t)(p - f.begin);
+			put_bytes(rest, &rest_cap, nrest, f.begin, (size_t)(p - f.begin));
 		}
 	}
 	return true;
@@ -341,32 +356,114 @@ static bool parse_plane(const uint8_t *b, size_t n, struct rp_plane *pl)
 	return ok;
 }
 
-struct rp_space *rp_space_parse(uint8_t *buf, size_t n, int *why)
+/* A varint at b that get_varint() refused: cut off by the end of the file (fewer than its ten
+ * bytes, all with the continuation bit, and nothing after them), or just malformed. */
+static bool varint_cut(const uint8_t *b, size_t avail, uint64_t room)
+{
+	if (avail != room || avail >= 10)
+		return false;
+	for (size_t i = 0; i < avail; i++)
+		if (!(b[i] & 0x80))
+			return false;
+	return true;
+}
+
+/* Reads the top-level field at b, of which avail bytes are in memory and room bytes are left in
+ * the file. XSpace's fields (planes, errors, warnings, hostnames) are numbers 1-4, all
+ * length-delimited, so anything else at the top of a file means it is not an XSpace (protobuf-c
+ * would keep it as an unknown field, which is refused as well). Returns 0 and sets *num, *hdr
+ * (the bytes of the tag and the length) and *len; or RP_WIRE_CORRUPT, or RP_WIRE_TRUNCATED with
+ * *need when the field runs past the end of the file. */
+static int top_field(const uint8_t *b, size_t avail, uint64_t room, uint32_t *num, size_t *hdr,
+		     uint64_t *len, uint64_t *need)
+{
+	const uint8_t *p = b, *end = b + avail;
+	uint64_t tag;
+	if (!get_varint(&p, end, &tag)) {
+		*need = 0;
+		return varint_cut(b, avail, room) ? RP_WIRE_TRUNCATED : RP_WIRE_CORRUPT;
+	}
+	if ((tag & 7) != WT_LEN || (tag >> 3) < 1 || (tag >> 3) > 4)
+		return RP_WIRE_CORRUPT;
+	const uint8_t *lp = p;
+	if (!get_varint(&p, end, len)) {
+		*need = 0;
+		return varint_cut(lp, (size_t)(end - lp), room - (uint64_t)(lp - b)) ? RP_WIRE_TRUNCATED
+										  : RP_WIRE_CORRUPT;
+	}
+	*num = (uint32_t)(tag >> 3);
+	*hdr = (size_t)(p - b);
+	uint64_t left = room - *hdr;
+	if (*len > left) {
+		*need = *len - left;
+		return RP_WIRE_TRUNCATED;
+	}
+	return 0;
+}
+
+int rp_space_check_head(const uint8_t *head, size_t nh, uint64_t n, struct rp_wire_fault *f)
+{
+	uint32_t num;
+	size_t hdr;
+	uint64_t len;
+	*f = (struct rp_wire_fault){ .why = RP_WIRE_CORRUPT };
+	if (!nh)
+		return -1;
+	f->why = top_field(head, nh, n, &num, &hdr, &len, &f->need);
+	return f->why ? -1 : 0;
+}
+
+struct rp_space *rp_space_parse(uint8_t *buf, size_t n, enum rp_buf_kind kind, struct rp_wire_fault *f)
 {
 	struct rp_space *s = rp_xcalloc(1, sizeof *s);
 	s->buf = buf;
 	s->len = n;
-	uint8_t *rest;
-	size_t nrest, nplanes;
-	struct field *planes;
-	*why = RP_WIRE_CORRUPT;
-	if (!split(buf, n, 1, &rest, &nrest, &planes, &nplanes)) {
-		rp_space_free(s);
-		return NULL;
+	s->kind = kind;
+	*f = (struct rp_wire_fault){ .why = RP_WIRE_CORRUPT };
+	/* The planes are parsed where they lie; the other fields (a few strings) are copied out for
+	 * protobuf-c. */
+	uint8_t *rest = NULL;
+	size_t nrest = 0, rest_cap = 0, nplanes = 0, cap = 0;
+	struct field *planes = NULL;
+	const uint8_t *p = buf, *end = buf + n;
+	bool ok = true;
+	while (ok && p < end) {
+		uint32_t num;
+		size_t hdr;
+		uint64_t len;
+		int why = top_field(p, (size_t)(end - p), (uint64_t)(end - p), &num, &hdr, &len, &f->need);
+		if (why) {
+			f->why = why;
+			f->at = (uint64_t)(p - buf);
+			ok = false;
+			break;
+		}
+		if (num == 1) {
+			rp_grow((void **)&planes, &cap, nplanes + 1, sizeof *planes);
+			planes[nplanes++] = (struct field){ .num = 1, .wt = WT_LEN, .data = p + hdr, .len = (size_t)len,
+							    .begin = p };
+		} else {
+			put_bytes(&rest, &rest_cap, &nrest, p, hdr + (size_t)len);
+		}
+		p += hdr + (size_t)len;
 	}
-	s->hdr = tensorflow__profiler__xspace__unpack(NULL, nrest, rest);
+	if (ok) {
+		s->hdr = tensorflow__profiler__xspace__unpack(NULL, nrest, rest ? rest : (const uint8_t *)"");
+		/* top_field() lets only XSpace's own fields through, so this holds unless protobuf-c
+		 * learns to keep more; it is the check that made a non-XSpace refused before. */
+		ok = s->hdr && !s->hdr->base.n_unknown_fields;
+	}
 	free(rest);
-	/* protobuf-c accepts many non-protobuf byte strings as messages made only of unknown fields,
-	 * so an XSpace also has to have planes and nothing the schema does not define at its top. */
-	bool ok = s->hdr && !s->hdr->base.n_unknown_fields;
 	if (ok && !nplanes) {
-		*why = RP_WIRE_NO_PLANES;
+		f->why = RP_WIRE_NO_PLANES;
 		ok = false;
 	}
 	s->planes = ok ? rp_xcalloc(nplanes, sizeof *s->planes) : NULL;
 	for (size_t i = 0; ok && i < nplanes; i++) {
 		ok = parse_plane(planes[i].data, planes[i].len, &s->planes[i]);
 		s->n_planes = i + 1;
+		if (!ok)
+			f->at = (uint64_t)(planes[i].begin - buf);
 	}
 	free(planes);
 	if (!ok) {
@@ -392,6 +489,9 @@ void rp_space_free(struct rp_space *s)
 	free(s->planes);
 	if (s->hdr)
 		tensorflow__profiler__xspace__free_unpacked(s->hdr, NULL);
-	free(s->buf);
+	if (s->kind == RP_BUF_MAPPED)
+		munmap(s->buf, s->len);
+	else
+		free(s->buf);
 	free(s);
 }
