@@ -118,6 +118,7 @@ struct rp_line {
 	const uint8_t *body; /* the line's encoded message inside the file's bytes */
 	size_t len;
 	size_t n_events;
+	bool mapped;         /* body is in a mapped file: walks release the pages behind them */
 };
 
 struct rp_plane {
@@ -171,6 +172,8 @@ struct rp_str_span {
  * valid until the next call; copy what must outlive it. One iterator serves many lines. */
 struct rp_events {
 	const uint8_t *p, *end;
+	const uint8_t *mark; /* where the pages not yet released begin (mapped lines) */
+	bool mapped;
 	bool bad;            /* the line ended in malformed bytes (never after rp_space_parse) */
 	XEvent ev;
 	XStat *st;

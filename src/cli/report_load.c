@@ -4,7 +4,8 @@
  * pass instead.
  *
  * Memory: each file is mapped read-only, not read; report_wire.c unpacks only its small parts,
- * and the analyses decode the events one at a time from the mapping. */
+ * the analyses decode the events one at a time from the mapping, and each walk hands the pages it
+ * has passed back (report_wire.c), so memory is what the analyses keep, not the file. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>

@@ -2,8 +2,9 @@
  * messages, each plane's metadata, each line's header) and the events, nearly all of a profile,
  * stay as bytes in the file until an analysis walks them with rp_events_next(), which decodes
  * one at a time into reused storage. protobuf-c's whole-file unpack needs ~12x the file in
- * memory and ~1.3 us per event in malloc; this keeps tfprof-report within a few times the file
- * and a fraction of the time (bench/report_read.c measures both).
+ * memory and ~1.3 us per event in malloc; this takes a fraction of the time, and when the file is
+ * mapped (report_load.c) each walk hands the pages it has passed back, so memory is what the
+ * analyses keep, not the file (bench/report_read.c measures both).
  *
  * The top of the file is read field by field: XSpace has only length-delimited fields 1-4 there,
  * so a file is refused at its first byte that cannot be one, and a field that runs past the end
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "report.h"
 
@@ -134,6 +136,24 @@ bad:
 	return false;
 }
 
+/* How far a walk over a mapped file goes before it hands the pages behind it back. */
+#define RELEASE_STEP ((size_t)8 << 20)
+
+/* Drops the pages of a mapped file that hold [from, to) from this process's memory, once a walk
+ * has passed them: they stay in the page cache and are mapped again (a minor fault per page) if a
+ * later walk touches them, so a walk costs memory for where it is, not for all it has read. The
+ * page that holds to is kept, since the walk goes on in it. Correct for any span: the mapping is
+ * private and never written, so a dropped page reads back as it was. */
+static void release(const uint8_t *from, const uint8_t *to)
+{
+	static uintptr_t page;
+	if (!page)
+		page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t a = (uintptr_t)from & ~(page - 1), b = (uintptr_t)to & ~(page - 1);
+	if (b > a)
+		madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
 /* ---- events ----------------------------------------------------------------------------- */
 
 void rp_events_init(struct rp_events *it)
@@ -143,9 +163,10 @@ void rp_events_init(struct rp_events *it)
 
 void rp_events_line(struct rp_events *it, const struct rp_line *l)
 {
-	it->p = l->body;
+	it->p = it->mark = l->body;
 	it->end = l->body + l->len;
 	it->bad = false;
+	it->mapped = l->mapped;
 }
 
 void rp_events_free(struct rp_events *it)
@@ -294,8 +315,14 @@ const XEvent *rp_events_next(struct rp_events *it)
 			it->bad = true;
 			break;
 		}
+		if (it->mapped && (size_t)(it->p - it->mark) >= RELEASE_STEP) {
+			release(it->mark, it->p);
+			it->mark = it->p;
+		}
 		return &it->ev;
 	}
+	if (it->mapped && it->p)
+		release(it->mark, it->p);
 	/* rp_space_parse() walked every event, so after it this only ends a line, never cuts one
 	 * short. */
 	it->p = it->end = NULL;
@@ -317,26 +344,41 @@ static bool check_message(const uint8_t *p, const uint8_t *end, bool event)
 	return true;
 }
 
-static bool parse_line(const uint8_t *b, size_t n, struct rp_line *l)
+/* One pass over the line: its events are checked where they lie and its other fields are copied
+ * out for protobuf-c, so that the line's pages are walked once and released behind the walk. */
+static bool parse_line(const uint8_t *b, size_t n, bool mapped, struct rp_line *l)
 {
-	uint8_t *rest;
-	size_t nrest, nev;
-	struct field *ev;
-	if (!split(b, n, 4, &rest, &nrest, &ev, &nev))
-		return false;
+	size_t rest_cap = 64, nrest = 0, nev = 0;
+	uint8_t *rest = rp_xmalloc(rest_cap);
+	const uint8_t *p = b, *end = b + n, *mark = b;
 	bool ok = true;
-	for (size_t i = 0; ok && i < nev; i++)
-		ok = check_message(ev[i].data, ev[i].data + ev[i].len, true);
-	free(ev);
+	while (ok && p < end) {
+		struct field f;
+		if (!next_field(&p, end, &f)) {
+			ok = false;
+		} else if (f.num == 4) {
+			ok = f.wt == WT_LEN && check_message(f.data, f.data + f.len, true);
+			nev++;
+		} else {
+			put_bytes(&rest, &rest_cap, &nrest, f.begin, (size_t)(p - f.begin));
+		}
+		if (mapped && (size_t)(p - mark) >= RELEASE_STEP) {
+			release(mark, p);
+			mark = p;
+		}
+	}
+	if (mapped)
+		release(mark, p);
 	l->hdr = ok ? tensorflow__profiler__xline__unpack(NULL, nrest, rest) : NULL;
 	free(rest);
 	l->body = b;
 	l->len = n;
 	l->n_events = nev;
+	l->mapped = mapped;
 	return l->hdr != NULL;
 }
 
-static bool parse_plane(const uint8_t *b, size_t n, struct rp_plane *pl)
+static bool parse_plane(const uint8_t *b, size_t n, bool mapped, struct rp_plane *pl)
 {
 	uint8_t *rest;
 	size_t nrest, nlines;
@@ -348,7 +390,7 @@ static bool parse_plane(const uint8_t *b, size_t n, struct rp_plane *pl)
 	pl->lines = nlines ? rp_xcalloc(nlines, sizeof *pl->lines) : NULL;
 	bool ok = pl->hdr != NULL;
 	for (size_t i = 0; ok && i < nlines; i++) {
-		ok = parse_line(lines[i].data, lines[i].len, &pl->lines[i]);
+		ok = parse_line(lines[i].data, lines[i].len, mapped, &pl->lines[i]);
 		pl->n_lines = i + 1; /* so that rp_space_free() frees a line that failed half way */
 		pl->n_events += pl->lines[i].n_events;
 	}
@@ -460,7 +502,7 @@ struct rp_space *rp_space_parse(uint8_t *buf, size_t n, enum rp_buf_kind kind, s
 	}
 	s->planes = ok ? rp_xcalloc(nplanes, sizeof *s->planes) : NULL;
 	for (size_t i = 0; ok && i < nplanes; i++) {
-		ok = parse_plane(planes[i].data, planes[i].len, &s->planes[i]);
+		ok = parse_plane(planes[i].data, planes[i].len, kind == RP_BUF_MAPPED, &s->planes[i]);
 		s->n_planes = i + 1;
 		if (!ok)
 			f->at = (uint64_t)(planes[i].begin - buf);

@@ -1,5 +1,6 @@
-/* Tests for src/cli/report_load.c on real files: a profile is mapped, not read, and a file that
- * shrinks while it is mapped ends the tool with one line and exit code 2 instead of a SIGBUS. */
+/* Tests for src/cli/report_load.c on real files: a profile is mapped, not read, so walking its
+ * events keeps only a window of the file in memory, and a file that shrinks while it is mapped
+ * ends the tool with one line and exit code 2 instead of a SIGBUS. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -74,6 +75,73 @@ static char *write_profile(uint64_t n, uint64_t *size)
 	return path;
 }
 
+/* A line of /proc/self/status in bytes (its kB figure), -1 when it cannot be read. */
+static long long status_bytes(const char *key)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	if (!f)
+		return -1;
+	char line[256];
+	long long v = -1;
+	size_t n = strlen(key);
+	while (fgets(line, sizeof line, f))
+		if (!strncmp(line, key, n) && line[n] == ':')
+			v = strtoll(line + n + 1, NULL, 10) * 1024;
+	fclose(f);
+	return v;
+}
+
+/* Loads path and walks every event of every line; returns how many there were. */
+static uint64_t load_and_walk(const char *path)
+{
+	struct rp_inputs in;
+	char err[512];
+	if (rp_load(path, NULL, &in, err, sizeof err))
+		fail_msg("rp_load: %s", err);
+	struct rp_events it;
+	rp_events_init(&it);
+	uint64_t n = 0;
+	const struct rp_space *s = in.v[0].space;
+	for (size_t p = 0; p < s->n_planes; p++)
+		for (size_t l = 0; l < s->planes[p].n_lines; l++) {
+			rp_events_line(&it, &s->planes[p].lines[l]);
+			for (const XEvent *e; (e = rp_events_next(&it));) {
+				assert_int_equal(e->duration_ps, 7);
+				n++;
+			}
+			assert_false(it.bad);
+		}
+	rp_events_free(&it);
+	rp_inputs_free(&in);
+	return n;
+}
+
+/* A 48 MiB profile is parsed and walked end to end while the process's peak resident memory
+ * grows by well under the file's size: the mapped pages are released behind each walk. (Reading
+ * the file into memory, or mapping it without releasing, grows it by the whole file.) */
+static void test_walking_a_mapped_profile_keeps_a_window_in_memory(void **state)
+{
+	(void)state;
+	uint64_t n = 6u << 20, size;
+	char *path = write_profile(n, &size);
+	/* Writing 5 to clear_refs resets the peak (VmHWM) to the current resident set. */
+	FILE *c = fopen("/proc/self/clear_refs", "w");
+	if (!c || fputs("5", c) < 0 || fclose(c)) {
+		unlink(path);
+		free(path);
+		skip();
+	}
+	long long before = status_bytes("VmRSS");
+	assert_int_equal(load_and_walk(path), n);
+	long long peak = status_bytes("VmHWM");
+	print_message("file %llu MiB, peak resident growth %lld MiB\n", (unsigned long long)size >> 20,
+		      (peak - before) >> 20);
+	assert_true(before > 0 && peak > 0);
+	assert_true(peak - before < (long long)size / 2);
+	unlink(path);
+	free(path);
+}
+
 /* A profile truncated by another program after it was mapped: the next walk faults past the new
  * end, and the SIGBUS becomes one line naming the file, exit code 2. */
 static void test_a_profile_that_shrinks_while_mapped_is_one_line(void **state)
@@ -125,6 +193,7 @@ static void test_a_profile_that_shrinks_while_mapped_is_one_line(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_walking_a_mapped_profile_keeps_a_window_in_memory),
 		cmocka_unit_test(test_a_profile_that_shrinks_while_mapped_is_one_line),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
