@@ -8,7 +8,12 @@
  * time is printed as a ratio to it. Memory is the child's peak resident set (wait4's ru_maxrss),
  * printed as a ratio to the file size.
  *
- *   report_read [--quick] [--events N] [--reps N] [--keep DIR]
+ *   report_read [--quick] [--events N] [--reps N] [--keep DIR] [--profile FILE] [--compare BIN]
+ *
+ * --profile reads an existing .xplane.pb (e.g. one --keep left) instead of writing a new one.
+ * --compare BIN also runs another tfprof-report (e.g. a build of an older commit) on the same
+ * file, alternating with this one in every repetition, and prints a second line with its time
+ * and peak memory as ratios to this build's: a before/after measured in one run.
  *
  * One JSON object per line; exits 0 whether or not the targets are met (it is a measurement). */
 #define _GNU_SOURCE
@@ -242,6 +247,28 @@ static int run_report(const char *bin, const char *fmt, const char *path, double
 	return 0;
 }
 
+/* The CPU's model name from /proc/cpuinfo (JSON-safe), for the context of the figures. */
+static void cpu_model(char *out, size_t n)
+{
+	snprintf(out, n, "unknown");
+	FILE *f = fopen("/proc/cpuinfo", "r");
+	if (!f)
+		return;
+	char line[512];
+	while (fgets(line, sizeof line, f)) {
+		char *colon = strchr(line, ':');
+		if (strncmp(line, "model name", 10) || !colon)
+			continue;
+		size_t k = 0;
+		for (char *c = colon + 1; *c && *c != '\n' && k + 1 < n; c++)
+			if (!(k == 0 && *c == ' ') && *c != '"' && *c != '\\')
+				out[k++] = *c;
+		out[k] = '\0';
+		break;
+	}
+	fclose(f);
+}
+
 static int remove_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
 {
 	(void)st;
@@ -256,7 +283,7 @@ int main(int argc, char **argv)
 	bool quick = false;
 	size_t events = 10000000;
 	int reps = 3;
-	const char *keep = NULL;
+	const char *keep = NULL, *profile = NULL, *compare = NULL;
 	const char *bin = TFPROF_REPORT_BIN;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--quick"))
@@ -269,9 +296,13 @@ int main(int argc, char **argv)
 			keep = argv[++i];
 		else if (!strcmp(argv[i], "--report") && i + 1 < argc)
 			bin = argv[++i];
+		else if (!strcmp(argv[i], "--profile") && i + 1 < argc)
+			profile = argv[++i];
+		else if (!strcmp(argv[i], "--compare") && i + 1 < argc)
+			compare = argv[++i];
 		else {
-			fprintf(stderr, "usage: %s [--quick] [--events N] [--reps N] [--keep DIR] [--report BIN]\n",
-				argv[0]);
+			fprintf(stderr, "usage: %s [--quick] [--events N] [--reps N] [--keep DIR] [--report BIN] "
+				"[--profile FILE] [--compare BIN]\n", argv[0]);
 			return 2;
 		}
 	}
@@ -292,17 +323,19 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	struct gen_args ga = { logdir, events };
-	struct gen_out go;
+	struct gen_out go = { .seconds = 0 };
 	struct file_facts ff = { 0 };
-	if (in_child(gen_child, &ga, &go, sizeof go) || !go.path[0] ||
+	if (profile && strlen(profile) < sizeof go.path)
+		strcpy(go.path, profile);
+	if ((!profile && in_child(gen_child, &ga, &go, sizeof go)) || !go.path[0] ||
 	    in_child(unpack_child, go.path, &ff, sizeof ff) || !ff.bytes) {
 		fprintf(stderr, "report_read: the profile could not be written or read back\n");
 		return 1;
 	}
 	const char *path = go.path;
 	double gen_s = go.seconds;
-	double wall[MAX_REPS], base[MAX_REPS];
-	long rss = 0;
+	double wall[MAX_REPS], base[MAX_REPS], cwall[MAX_REPS];
+	long rss = 0, crss = 0;
 	for (int r = 0; r < reps; r++) {
 		long m;
 		if (r && (in_child(unpack_child, go.path, &ff, sizeof ff) || !ff.bytes))
@@ -312,7 +345,13 @@ int main(int argc, char **argv)
 			return 1;
 		if (m > rss)
 			rss = m;
+		if (compare && run_report(compare, "--json", path, &cwall[r], &m))
+			return 1;
+		if (compare && m > crss)
+			crss = m;
 	}
+	char cpu[128];
+	cpu_model(cpu, sizeof cpu);
 	double w = median(wall, reps), b = median(base, reps);
 	double per_m = w / ((double)ff.events / 1e6);
 	double mem_ratio = (double)rss / (double)ff.bytes;
@@ -322,14 +361,23 @@ int main(int argc, char **argv)
 	       "\"report_s_per_10m\":%.2f,\"target_s_per_10m\":%.1f,\"time_pass\":%s,"
 	       "\"baseline_unpack_s\":%.3f,\"ratio_to_unpack\":%.2f,"
 	       "\"peak_rss_bytes\":%ld,\"peak_rss_per_million\":%.0f,\"mem_ratio_to_file\":%.2f,"
-	       "\"target_mem_ratio\":%.1f,\"mem_pass\":%s,\"reps\":%d%s}\n",
+	       "\"target_mem_ratio\":%.1f,\"mem_pass\":%s,\"reps\":%d,\"cpu\":\"%s\"%s}\n",
 	       ff.events, ff.bytes, (double)ff.bytes / (double)ff.events, gen_s, w, per_m, per_m * 10,
 	       TARGET_S_PER_10M, time_pass ? "true" : "false", b, w / b, rss,
 	       (double)rss / ((double)ff.events / 1e6), mem_ratio, TARGET_MEM_RATIO,
-	       mem_pass ? "true" : "false", reps, quick ? ",\"quick\":true" : "");
+	       mem_pass ? "true" : "false", reps, cpu, quick ? ",\"quick\":true" : "");
+	if (compare) {
+		double cw = median(cwall, reps);
+		printf("{" BENCH ",\"compare\":\"%s\",\"file_bytes\":%zu,\"report_s\":%.3f,"
+		       "\"compare_report_s\":%.3f,\"time_ratio_to_compare\":%.2f,\"peak_rss_bytes\":%ld,"
+		       "\"compare_peak_rss_bytes\":%ld,\"rss_ratio_to_compare\":%.2f,"
+		       "\"compare_mem_ratio_to_file\":%.2f,\"reps\":%d,\"cpu\":\"%s\"}\n",
+		       compare, ff.bytes, w, cw, w / cw, rss, crss, (double)rss / (double)crss,
+		       (double)crss / (double)ff.bytes, reps, cpu);
+	}
 	if (keep)
 		fprintf(stderr, "report_read: profile kept at %s\n", path);
-	else
+	else if (!profile)
 		nftw(logdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 	return 0;
 }

@@ -115,9 +115,10 @@ void rp_outfile_abort(struct rp_outfile *o);
 
 struct rp_line {
 	XLine *hdr;          /* the line's own fields (id, names, timestamp_ns); hdr->n_events is 0 */
-	const uint8_t *body; /* the line's encoded message inside the file buffer */
+	const uint8_t *body; /* the line's encoded message inside the file's bytes */
 	size_t len;
 	size_t n_events;
+	bool mapped;         /* body is in a mapped file: walks release the pages behind them */
 };
 
 struct rp_plane {
@@ -127,26 +128,39 @@ struct rp_plane {
 	uint64_t n_events;
 };
 
+/* Who owns an XSpace's bytes: malloc (freed with free) or a read-only mapping of the file
+ * (munmap'd, so that only the pages a walk touches are ever in memory). */
+enum rp_buf_kind { RP_BUF_MALLOC, RP_BUF_MAPPED };
+
 struct rp_space {
 	XSpace *hdr;         /* errors, warnings, hostnames; hdr->n_planes is 0 */
 	struct rp_plane *planes;
 	size_t n_planes;
 	uint8_t *buf;        /* the file, which the lines point into */
 	size_t len;
-	bool mapped;         /* buf is the file mapped read-only (munmap), else malloc'd (free) */
+	enum rp_buf_kind kind;
 };
 
-/* Why rp_space_parse() failed. */
-enum { RP_WIRE_CORRUPT = 1, RP_WIRE_NO_PLANES = 2 };
+/* Why rp_space_parse() or rp_space_check_head() refused the bytes: CORRUPT (not an XSpace's
+ * framing), NO_PLANES (a well-formed XSpace without planes) or TRUNCATED (a top-level field that
+ * runs past the end of the file: the file was cut short). at is the offset of the top-level field
+ * where it went wrong (0 for the first, or when no one field is to blame); for TRUNCATED, need is
+ * how many bytes that field lacks (0 when the file ends inside its tag or length, so that the
+ * count is unknown). */
+enum { RP_WIRE_CORRUPT = 1, RP_WIRE_NO_PLANES = 2, RP_WIRE_TRUNCATED = 3 };
+struct rp_wire_fault {
+	int why;
+	uint64_t at;
+	uint64_t need;
+};
 
-/* Parses buf (taking ownership of it, also on failure: munmap when mapped, else free) and checks
- * every event; buf is only read. Returns NULL with *why set when it is not a well-formed XSpace
- * with planes. */
-struct rp_space *rp_space_parse(uint8_t *buf, size_t n, bool mapped, int *why);
-/* Whether the first bytes (n of them, the file's whole size being total) can begin an XSpace:
- * a length-delimited field 1..4 whose length fits in the file. Lets a reader refuse a file of
- * zeros, text or another format before it maps or reads the rest. */
-bool rp_space_plausible_start(const uint8_t *b, size_t n, uint64_t total);
+/* Checks the first top-level field of a file of n bytes from its first nh bytes (nh <= n; 16
+ * are enough), so that a file that cannot be an XSpace is refused before it is mapped. Returns
+ * 0, or -1 with *f set. */
+int rp_space_check_head(const uint8_t *head, size_t nh, uint64_t n, struct rp_wire_fault *f);
+/* Parses buf (taking ownership of it, also on failure; kind says how to release it) and checks
+ * every event. Returns NULL with *f set when it is not a well-formed XSpace with planes. */
+struct rp_space *rp_space_parse(uint8_t *buf, size_t n, enum rp_buf_kind kind, struct rp_wire_fault *f);
 void rp_space_free(struct rp_space *s);
 
 struct rp_str_span {
@@ -158,6 +172,8 @@ struct rp_str_span {
  * valid until the next call; copy what must outlive it. One iterator serves many lines. */
 struct rp_events {
 	const uint8_t *p, *end;
+	const uint8_t *mark; /* where the pages not yet released begin (mapped lines) */
+	bool mapped;
 	bool bad;            /* the line ended in malformed bytes (never after rp_space_parse) */
 	XEvent ev;
 	XStat *st;

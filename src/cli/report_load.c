@@ -3,17 +3,17 @@
  * logdir's plugins/profile folder. Every way this can fail ends in one line that says what to
  * pass instead.
  *
- * Memory: each file is read whole and kept as bytes; report_wire.c unpacks only its small parts,
- * and the analyses decode the events one at a time. */
+ * Memory: each file is mapped read-only, not read; report_wire.c unpacks only its small parts,
+ * the analyses decode the events one at a time from the mapping, and each walk hands the pages it
+ * has passed back (report_wire.c), so memory is what the analyses keep, not the file. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
-#include <inttypes.h>
-#include <stdint.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -67,99 +67,179 @@ static const char *sniff(const unsigned char *b, size_t n)
 		return "it looks like JSON (a Chrome trace?), not an XSpace: pass the .xplane.pb file";
 	if (n >= 4 && memcmp(b, "PK\3\4", 4) == 0)
 		return "it is a zip archive: unpack it and pass the .xplane.pb inside";
+	size_t z = 0;
+	while (z < n && !b[z])
+		z++;
+	if (n >= 8 && z == n)
+		return "it starts with zero bytes, as a file that was allocated but never written does: "
+		       "capture the profile again";
 	return "it is truncated, corrupt or another kind of file: pass a complete .xplane.pb written "
 	       "by tfprof, TensorFlow or JAX";
 }
 
-/* Parses and validates one XSpace held in memory (taking buf, mapped or malloc'd); path names it
- * in messages. */
-static struct rp_space *parse_space(uint8_t *buf, size_t n, bool mapped, const char *path, char *err,
-				    size_t errlen)
+/* The one-line message for bytes that report_wire.c refused; head is the file's first bytes. */
+static void wire_error(const struct rp_wire_fault *f, const unsigned char *head, size_t nh, uint64_t n,
+		       const char *path, char *err, size_t errlen)
+{
+	if (f->why == RP_WIRE_NO_PLANES)
+		set_err(err, errlen, "%s is not an XSpace profile: it holds no planes; capture the profile again",
+			path);
+	else if (f->why == RP_WIRE_TRUNCATED && f->need)
+		set_err(err, errlen, "%s is cut short: it ends %llu bytes before the end of the part that "
+			"starts at byte %llu; copy the complete file or capture the profile again", path,
+			(unsigned long long)f->need, (unsigned long long)f->at);
+	else if (f->why == RP_WIRE_TRUNCATED)
+		set_err(err, errlen, "%s is cut short: it ends inside the header of the part that starts at "
+			"byte %llu; copy the complete file or capture the profile again", path,
+			(unsigned long long)f->at);
+	else if (f->at)
+		set_err(err, errlen, "%s is not a readable XSpace profile: it is corrupt from byte %llu of %llu "
+			"(a damaged copy, or other data after the profile); copy the complete file or capture "
+			"the profile again", path, (unsigned long long)f->at, (unsigned long long)n);
+	else
+		set_err(err, errlen, "%s is not a readable XSpace profile: %s", path, sniff(head, nh));
+}
+
+/* Parses and validates one XSpace held in memory (taking buf); path names it in messages. */
+static struct rp_space *parse_space(uint8_t *buf, size_t n, enum rp_buf_kind kind, const char *path,
+				    char *err, size_t errlen)
 {
 	/* The sniff needs the first bytes after the buffer is gone. */
 	unsigned char head[64];
 	size_t nh = n < sizeof head ? n : sizeof head;
 	memcpy(head, buf, nh);
-	int why = 0;
-	struct rp_space *s = rp_space_parse(buf, n, mapped, &why);
-	if (!s && why == RP_WIRE_NO_PLANES)
-		set_err(err, errlen, "%s is not an XSpace profile: it holds no planes; capture the profile again",
-			path);
-	else if (!s)
-		set_err(err, errlen, "%s is not a readable XSpace profile: %s", path, sniff(head, nh));
+	struct rp_wire_fault f;
+	struct rp_space *s = rp_space_parse(buf, n, kind, &f);
+	if (!s)
+		wire_error(&f, head, nh, n, path, err, errlen);
 	return s;
 }
 
-/* Maps and parses one file. The file is mapped, not read: its pages are read as the parser
- * walks them and stay the kernel's to drop, so memory follows what is decoded, not the file's
- * size; a file that cannot begin an XSpace (zeros, text, another format) is refused from its
- * first bytes, whatever its size. Opened without blocking, so a FIFO given as a profile is
- * refused rather than waited on. A profile truncated by another process while it is read ends
- * the report with SIGBUS (profiles are written once and linked into place, never truncated). */
+/* The one-line message for a path that is not a regular file: what it is and what to pass. */
+static void not_a_file(mode_t m, const char *path, char *err, size_t errlen)
+{
+	if (S_ISFIFO(m) || S_ISSOCK(m))
+		set_err(err, errlen, "%s is a %s: tfprof-report maps the profile and cannot read it from a "
+			"pipe; save the profile to a file and pass that", path, S_ISFIFO(m) ? "pipe (FIFO)" : "socket");
+	else
+		set_err(err, errlen, "%s is %s, not a file: " WHAT_TO_PASS, path,
+			S_ISCHR(m) || S_ISBLK(m) ? "a device" : S_ISDIR(m) ? "a directory" : "not a regular file");
+}
+
+/* The files mapped so far, for the SIGBUS handler: a file that shrinks while it is mapped (another
+ * program truncates or rewrites it in place) makes every access past its new end fault with
+ * SIGBUS, which would kill the tool without a word. The list only grows (a file's entry outlives
+ * its mapping), so it is searched newest first; the tool is single-threaded and the signal comes
+ * from its own reads, never from inside the code that grows the list. */
+struct mapped_file {
+	const uint8_t *addr;
+	size_t len;
+	char *path;
+};
+static struct mapped_file *mapped;
+static size_t n_mapped, mapped_cap;
+
+static void put_str(const char *s)
+{
+	size_t n = strlen(s);
+	while (n) {
+		ssize_t w = write(STDERR_FILENO, s, n);
+		if (w <= 0)
+			return;
+		s += w;
+		n -= (size_t)w;
+	}
+}
+
+static void on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+	(void)uc;
+	const uint8_t *a = si->si_addr;
+	for (size_t i = n_mapped; i-- > 0;)
+		if (a >= mapped[i].addr && a < mapped[i].addr + mapped[i].len) {
+			put_str("tfprof-report: ");
+			put_str(mapped[i].path);
+			put_str(" shrank while it was being read (another program truncated or rewrote it); "
+				"read it again once it is complete\n");
+			_exit(RP_EXIT_BAD_INPUT);
+		}
+	/* Not a mapped profile: the default action, as if there were no handler, when the faulting
+	 * access runs again. */
+	signal(sig, SIG_DFL);
+}
+
+/* Installs the handler for every file, not once: whoever set SIGBUS since the last file (a
+ * test harness does) would otherwise keep it. */
+static void watch_mapping(const void *addr, size_t len, const char *path)
+{
+	struct sigaction sa = { .sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, NULL);
+	rp_grow((void **)&mapped, &mapped_cap, n_mapped + 1, sizeof *mapped);
+	mapped[n_mapped] = (struct mapped_file){ addr, len, rp_xstrdup(path) };
+	n_mapped++;
+}
+
+/* Maps one file and parses it. The file is mapped, not read: no page of it is in memory before
+ * a walk touches it, and a file whose first bytes cannot start an XSpace is refused from those
+ * bytes alone. */
 static struct rp_space *read_space(const char *path, char *err, size_t errlen)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	/* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer; it is refused
+	 * below like every other file that cannot be mapped. */
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
 		set_err(err, errlen, "cannot open %s: %s; check the path and its permissions", path,
 			strerror(errno));
 		return NULL;
 	}
+	struct rp_space *s = NULL;
 	struct stat st;
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
-		set_err(err, errlen, "%s is not a regular file: " WHAT_TO_PASS, path);
-		close(fd);
-		return NULL;
+	if (fstat(fd, &st)) {
+		set_err(err, errlen, "cannot read %s: %s; check the file and retry", path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		not_a_file(st.st_mode, path, err, errlen);
+		goto out;
 	}
 	if (st.st_size == 0) {
 		set_err(err, errlen, "%s is empty (0 bytes): the profile was not written; capture it again",
 			path);
-		close(fd);
-		return NULL;
+		goto out;
 	}
-	uint64_t total = (uint64_t)st.st_size;
+	uint64_t n = (uint64_t)st.st_size;
 	unsigned char head[64];
-	ssize_t nh = pread(fd, head, sizeof head, 0);
+	ssize_t nh;
+	do
+		nh = pread(fd, head, sizeof head, 0);
+	while (nh < 0 && errno == EINTR);
 	if (nh <= 0) {
 		set_err(err, errlen, "cannot read %s: %s; check the file and retry", path,
-			nh < 0 ? strerror(errno) : "it ended early");
-		close(fd);
-		return NULL;
+			nh ? strerror(errno) : "it shrank to 0 bytes while being opened");
+		goto out;
 	}
-	if (!rp_space_plausible_start(head, (size_t)nh, total)) {
-		set_err(err, errlen, "%s is not a readable XSpace profile: %s", path, sniff(head, (size_t)nh));
-		close(fd);
-		return NULL;
+	struct rp_wire_fault f;
+	if (rp_space_check_head(head, (size_t)nh, n, &f)) {
+		wire_error(&f, head, (size_t)nh, n, path, err, errlen);
+		goto out;
 	}
-	if (total > SIZE_MAX) {
-		set_err(err, errlen, "%s is too large to map (%" PRIu64 " bytes)", path, total);
-		close(fd);
-		return NULL;
+	if (n > SIZE_MAX) {
+		set_err(err, errlen, "%s is too large to map (%llu bytes) on this machine; use a 64-bit build",
+			path, (unsigned long long)n);
+		goto out;
 	}
-	size_t n = (size_t)total;
-	void *map = mmap(NULL, n, PROT_READ, MAP_PRIVATE, fd, 0);
-	if (map != MAP_FAILED) {
-		close(fd);
-		return parse_space(map, n, true, path, err, errlen);
+	void *map = mmap(NULL, (size_t)n, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (map == MAP_FAILED) {
+		set_err(err, errlen, "cannot map %s (%llu bytes): %s; check the file, or free address space "
+			"(ulimit -v) and retry", path, (unsigned long long)n, strerror(errno));
+		goto out;
 	}
-	/* File systems that cannot map a file (some FUSE ones): read it, as before mapping. */
-	uint8_t *buf = rp_xmalloc(n);
-	size_t got = 0;
-	while (got < n) {
-		ssize_t r = pread(fd, buf + got, n - got, (off_t)got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
+	watch_mapping(map, (size_t)n, path);
+	s = parse_space(map, (size_t)n, RP_BUF_MAPPED, path, err, errlen);
+out:
 	close(fd);
-	if (got != n) {
-		set_err(err, errlen, "cannot read %s (%zu of %zu bytes read); check the file and retry", path,
-			got, n);
-		free(buf);
-		return NULL;
-	}
-	return parse_space(buf, n, false, path, err, errlen);
+	return s;
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -231,9 +311,15 @@ int rp_load_buffer(const void *buf, size_t n, const char *name, struct rp_inputs
 		set_err(err, errlen, "%s is empty (0 bytes): the profile was not written; capture it again", name);
 		return -1;
 	}
+	/* The same first-bytes check as a file gets, then the same parse. */
+	struct rp_wire_fault f;
+	if (rp_space_check_head(buf, n < 64 ? n : 64, n, &f)) {
+		wire_error(&f, buf, n < 64 ? n : 64, n, name, err, errlen);
+		return -1;
+	}
 	uint8_t *copy = rp_xmalloc(n);
 	memcpy(copy, buf, n);
-	struct rp_space *s = parse_space(copy, n, false, name, err, errlen);
+	struct rp_space *s = parse_space(copy, n, RP_BUF_MALLOC, name, err, errlen);
 	if (!s)
 		return -1;
 	add_space(out, s, name, name);

@@ -16,8 +16,8 @@
 
 static void oom(void)
 {
-	fputs("tfprof-report: out of memory; the profile is too large for this machine's memory "
-	      "(the whole file is read at once), try a machine with more memory\n",
+	fputs("tfprof-report: out of memory; what this profile decodes to does not fit in this "
+	      "machine's memory, try a machine with more memory\n",
 	      stderr);
 	exit(RP_EXIT_FAIL);
 }

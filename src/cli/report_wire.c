@@ -1,9 +1,14 @@
 /* Reads an XSpace without unpacking its events: protobuf-c unpacks the small parts (the space's
  * messages, each plane's metadata, each line's header) and the events, nearly all of a profile,
- * stay as bytes in the file buffer until an analysis walks them with rp_events_next(), which
- * decodes one at a time into reused storage. protobuf-c's whole-file unpack needs ~12x the file
- * in memory and ~1.3 us per event in malloc; this keeps tfprof-report within a few times the
- * file and a fraction of the time (bench/report_read.c measures both).
+ * stay as bytes in the file until an analysis walks them with rp_events_next(), which decodes
+ * one at a time into reused storage. protobuf-c's whole-file unpack needs ~12x the file in
+ * memory and ~1.3 us per event in malloc; this takes a fraction of the time, and when the file is
+ * mapped (report_load.c) each walk hands the pages it has passed back, so memory is what the
+ * analyses keep, not the file (bench/report_read.c measures both).
+ *
+ * The top of the file is read field by field: XSpace has only length-delimited fields 1-4 there,
+ * so a file is refused at its first byte that cannot be one, and a field that runs past the end
+ * says the file was cut short, and where.
  *
  * Hand decoding is limited to the two messages the events are made of (XEvent, XStat); it follows
  * the protobuf wire format: unknown fields are skipped, a known field with the wrong wire type or
@@ -11,8 +16,8 @@
  * event's framing once, so a later walk cannot meet a malformed event. */
 #include <stdlib.h>
 #include <string.h>
-
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "report.h"
 
@@ -87,12 +92,23 @@ static inline __attribute__((always_inline)) bool next_field(const uint8_t **p, 
 	}
 }
 
+/* Appends k bytes to a growing buffer (*b, of *cap bytes, *n used). */
+static void put_bytes(uint8_t **b, size_t *cap, size_t *n, const uint8_t *src, size_t k)
+{
+	rp_grow((void **)b, cap, *n + k, 1);
+	memcpy(*b + *n, src, k);
+	*n += k;
+}
+
 /* The message's bytes without every occurrence of field num (which must be WT_LEN), into a new
- * buffer; spans receives each occurrence's payload. Returns false on malformed framing. */
+ * buffer; spans receives each occurrence's payload. Returns false on malformed framing. The
+ * buffer grows with what is copied into it: a message's length is what the file claims, and a
+ * corrupt file can claim more than the machine has. */
 static bool split(const uint8_t *b, size_t n, uint32_t num, uint8_t **rest, size_t *nrest,
 		  struct field **spans, size_t *nspans)
 {
-	*rest = rp_xmalloc(n ? n : 1);
+	size_t rest_cap = 64;
+	*rest = rp_xmalloc(rest_cap);
 	*nrest = 0;
 	*spans = NULL;
 	*nspans = 0;
@@ -108,8 +124,7 @@ static bool split(const uint8_t *b, size_t n, uint32_t num, uint8_t **rest, size
 			rp_grow((void **)spans, &cap, *nspans + 1, sizeof **spans);
 			(*spans)[(*nspans)++] = f;
 		} else {
-			memcpy(*rest + *nrest, f.begin, (size_t)(p - f.begin));
-			*nrest += (size_t)(p - f.begin);
+			put_bytes(rest, &rest_cap, nrest, f.begin, (size_t)(p - f.begin));
 		}
 	}
 	return true;
@@ -121,6 +136,24 @@ bad:
 	return false;
 }
 
+/* How far a walk over a mapped file goes before it hands the pages behind it back. */
+#define RELEASE_STEP ((size_t)8 << 20)
+
+/* Drops the pages of a mapped file that hold [from, to) from this process's memory, once a walk
+ * has passed them: they stay in the page cache and are mapped again (a minor fault per page) if a
+ * later walk touches them, so a walk costs memory for where it is, not for all it has read. The
+ * page that holds to is kept, since the walk goes on in it. Correct for any span: the mapping is
+ * private and never written, so a dropped page reads back as it was. */
+static void release(const uint8_t *from, const uint8_t *to)
+{
+	static uintptr_t page;
+	if (!page)
+		page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t a = (uintptr_t)from & ~(page - 1), b = (uintptr_t)to & ~(page - 1);
+	if (b > a)
+		madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
 /* ---- events ----------------------------------------------------------------------------- */
 
 void rp_events_init(struct rp_events *it)
@@ -130,9 +163,10 @@ void rp_events_init(struct rp_events *it)
 
 void rp_events_line(struct rp_events *it, const struct rp_line *l)
 {
-	it->p = l->body;
+	it->p = it->mark = l->body;
 	it->end = l->body + l->len;
 	it->bad = false;
+	it->mapped = l->mapped;
 }
 
 void rp_events_free(struct rp_events *it)
@@ -281,8 +315,14 @@ const XEvent *rp_events_next(struct rp_events *it)
 			it->bad = true;
 			break;
 		}
+		if (it->mapped && (size_t)(it->p - it->mark) >= RELEASE_STEP) {
+			release(it->mark, it->p);
+			it->mark = it->p;
+		}
 		return &it->ev;
 	}
+	if (it->mapped && it->p)
+		release(it->mark, it->p);
 	/* rp_space_parse() walked every event, so after it this only ends a line, never cuts one
 	 * short. */
 	it->p = it->end = NULL;
@@ -304,26 +344,41 @@ static bool check_message(const uint8_t *p, const uint8_t *end, bool event)
 	return true;
 }
 
-static bool parse_line(const uint8_t *b, size_t n, struct rp_line *l)
+/* One pass over the line: its events are checked where they lie and its other fields are copied
+ * out for protobuf-c, so that the line's pages are walked once and released behind the walk. */
+static bool parse_line(const uint8_t *b, size_t n, bool mapped, struct rp_line *l)
 {
-	uint8_t *rest;
-	size_t nrest, nev;
-	struct field *ev;
-	if (!split(b, n, 4, &rest, &nrest, &ev, &nev))
-		return false;
+	size_t rest_cap = 64, nrest = 0, nev = 0;
+	uint8_t *rest = rp_xmalloc(rest_cap);
+	const uint8_t *p = b, *end = b + n, *mark = b;
 	bool ok = true;
-	for (size_t i = 0; ok && i < nev; i++)
-		ok = check_message(ev[i].data, ev[i].data + ev[i].len, true);
-	free(ev);
+	while (ok && p < end) {
+		struct field f;
+		if (!next_field(&p, end, &f)) {
+			ok = false;
+		} else if (f.num == 4) {
+			ok = f.wt == WT_LEN && check_message(f.data, f.data + f.len, true);
+			nev++;
+		} else {
+			put_bytes(&rest, &rest_cap, &nrest, f.begin, (size_t)(p - f.begin));
+		}
+		if (mapped && (size_t)(p - mark) >= RELEASE_STEP) {
+			release(mark, p);
+			mark = p;
+		}
+	}
+	if (mapped)
+		release(mark, p);
 	l->hdr = ok ? tensorflow__profiler__xline__unpack(NULL, nrest, rest) : NULL;
 	free(rest);
 	l->body = b;
 	l->len = n;
 	l->n_events = nev;
+	l->mapped = mapped;
 	return l->hdr != NULL;
 }
 
-static bool parse_plane(const uint8_t *b, size_t n, struct rp_plane *pl)
+static bool parse_plane(const uint8_t *b, size_t n, bool mapped, struct rp_plane *pl)
 {
 	uint8_t *rest;
 	size_t nrest, nlines;
@@ -335,7 +390,7 @@ static bool parse_plane(const uint8_t *b, size_t n, struct rp_plane *pl)
 	pl->lines = nlines ? rp_xcalloc(nlines, sizeof *pl->lines) : NULL;
 	bool ok = pl->hdr != NULL;
 	for (size_t i = 0; ok && i < nlines; i++) {
-		ok = parse_line(lines[i].data, lines[i].len, &pl->lines[i]);
+		ok = parse_line(lines[i].data, lines[i].len, mapped, &pl->lines[i]);
 		pl->n_lines = i + 1; /* so that rp_space_free() frees a line that failed half way */
 		pl->n_events += pl->lines[i].n_events;
 	}
@@ -343,48 +398,114 @@ static bool parse_plane(const uint8_t *b, size_t n, struct rp_plane *pl)
 	return ok;
 }
 
-bool rp_space_plausible_start(const uint8_t *b, size_t n, uint64_t total)
+/* A varint at b that get_varint() refused: cut off by the end of the file (fewer than its ten
+ * bytes, all with the continuation bit, and nothing after them), or just malformed. */
+static bool varint_cut(const uint8_t *b, size_t avail, uint64_t room)
 {
-	/* XSpace's fields: planes (1), errors (2), warnings (3), hostnames (4), all
-	 * length-delimited, so the first byte is their one-byte tag. */
-	if (n < 2 || (b[0] != 0x0a && b[0] != 0x12 && b[0] != 0x1a && b[0] != 0x22))
+	if (avail != room || avail >= 10)
 		return false;
-	uint64_t len = 0;
-	for (size_t i = 1; i < n && i <= 10; i++) {
-		len |= (uint64_t)(b[i] & 0x7f) << (7 * (i - 1));
+	for (size_t i = 0; i < avail; i++)
 		if (!(b[i] & 0x80))
-			return i + 1 <= total && len <= total - (i + 1);
-	}
-	return false;
+			return false;
+	return true;
 }
 
-struct rp_space *rp_space_parse(uint8_t *buf, size_t n, bool mapped, int *why)
+/* Reads the top-level field at b, of which avail bytes are in memory and room bytes are left in
+ * the file. XSpace's fields (planes, errors, warnings, hostnames) are numbers 1-4, all
+ * length-delimited, so anything else at the top of a file means it is not an XSpace (protobuf-c
+ * would keep it as an unknown field, which is refused as well). Returns 0 and sets *num, *hdr
+ * (the bytes of the tag and the length) and *len; or RP_WIRE_CORRUPT, or RP_WIRE_TRUNCATED with
+ * *need when the field runs past the end of the file. */
+static int top_field(const uint8_t *b, size_t avail, uint64_t room, uint32_t *num, size_t *hdr,
+		     uint64_t *len, uint64_t *need)
+{
+	const uint8_t *p = b, *end = b + avail;
+	uint64_t tag;
+	if (!get_varint(&p, end, &tag)) {
+		*need = 0;
+		return varint_cut(b, avail, room) ? RP_WIRE_TRUNCATED : RP_WIRE_CORRUPT;
+	}
+	if ((tag & 7) != WT_LEN || (tag >> 3) < 1 || (tag >> 3) > 4)
+		return RP_WIRE_CORRUPT;
+	const uint8_t *lp = p;
+	if (!get_varint(&p, end, len)) {
+		*need = 0;
+		return varint_cut(lp, (size_t)(end - lp), room - (uint64_t)(lp - b)) ? RP_WIRE_TRUNCATED
+										  : RP_WIRE_CORRUPT;
+	}
+	*num = (uint32_t)(tag >> 3);
+	*hdr = (size_t)(p - b);
+	uint64_t left = room - *hdr;
+	if (*len > left) {
+		*need = *len - left;
+		return RP_WIRE_TRUNCATED;
+	}
+	return 0;
+}
+
+int rp_space_check_head(const uint8_t *head, size_t nh, uint64_t n, struct rp_wire_fault *f)
+{
+	uint32_t num;
+	size_t hdr;
+	uint64_t len;
+	*f = (struct rp_wire_fault){ .why = RP_WIRE_CORRUPT };
+	if (!nh)
+		return -1;
+	f->why = top_field(head, nh, n, &num, &hdr, &len, &f->need);
+	return f->why ? -1 : 0;
+}
+
+struct rp_space *rp_space_parse(uint8_t *buf, size_t n, enum rp_buf_kind kind, struct rp_wire_fault *f)
 {
 	struct rp_space *s = rp_xcalloc(1, sizeof *s);
 	s->buf = buf;
 	s->len = n;
-	s->mapped = mapped;
-	uint8_t *rest;
-	size_t nrest, nplanes;
-	struct field *planes;
-	*why = RP_WIRE_CORRUPT;
-	if (!split(buf, n, 1, &rest, &nrest, &planes, &nplanes)) {
-		rp_space_free(s);
-		return NULL;
+	s->kind = kind;
+	*f = (struct rp_wire_fault){ .why = RP_WIRE_CORRUPT };
+	/* The planes are parsed where they lie; the other fields (a few strings) are copied out for
+	 * protobuf-c. */
+	uint8_t *rest = NULL;
+	size_t nrest = 0, rest_cap = 0, nplanes = 0, cap = 0;
+	struct field *planes = NULL;
+	const uint8_t *p = buf, *end = buf + n;
+	bool ok = true;
+	while (ok && p < end) {
+		uint32_t num;
+		size_t hdr;
+		uint64_t len;
+		int why = top_field(p, (size_t)(end - p), (uint64_t)(end - p), &num, &hdr, &len, &f->need);
+		if (why) {
+			f->why = why;
+			f->at = (uint64_t)(p - buf);
+			ok = false;
+			break;
+		}
+		if (num == 1) {
+			rp_grow((void **)&planes, &cap, nplanes + 1, sizeof *planes);
+			planes[nplanes++] = (struct field){ .num = 1, .wt = WT_LEN, .data = p + hdr, .len = (size_t)len,
+							    .begin = p };
+		} else {
+			put_bytes(&rest, &rest_cap, &nrest, p, hdr + (size_t)len);
+		}
+		p += hdr + (size_t)len;
 	}
-	s->hdr = tensorflow__profiler__xspace__unpack(NULL, nrest, rest);
+	if (ok) {
+		s->hdr = tensorflow__profiler__xspace__unpack(NULL, nrest, rest ? rest : (const uint8_t *)"");
+		/* top_field() lets only XSpace's own fields through, so this holds unless protobuf-c
+		 * learns to keep more; it is the check that made a non-XSpace refused before. */
+		ok = s->hdr && !s->hdr->base.n_unknown_fields;
+	}
 	free(rest);
-	/* protobuf-c accepts many non-protobuf byte strings as messages made only of unknown fields,
-	 * so an XSpace also has to have planes and nothing the schema does not define at its top. */
-	bool ok = s->hdr && !s->hdr->base.n_unknown_fields;
 	if (ok && !nplanes) {
-		*why = RP_WIRE_NO_PLANES;
+		f->why = RP_WIRE_NO_PLANES;
 		ok = false;
 	}
 	s->planes = ok ? rp_xcalloc(nplanes, sizeof *s->planes) : NULL;
 	for (size_t i = 0; ok && i < nplanes; i++) {
-		ok = parse_plane(planes[i].data, planes[i].len, &s->planes[i]);
+		ok = parse_plane(planes[i].data, planes[i].len, kind == RP_BUF_MAPPED, &s->planes[i]);
 		s->n_planes = i + 1;
+		if (!ok)
+			f->at = (uint64_t)(planes[i].begin - buf);
 	}
 	free(planes);
 	if (!ok) {
@@ -410,7 +531,7 @@ void rp_space_free(struct rp_space *s)
 	free(s->planes);
 	if (s->hdr)
 		tensorflow__profiler__xspace__free_unpacked(s->hdr, NULL);
-	if (s->mapped)
+	if (s->kind == RP_BUF_MAPPED)
 		munmap(s->buf, s->len);
 	else
 		free(s->buf);

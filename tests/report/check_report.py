@@ -7,6 +7,10 @@ Each CASE is one ctest test. Numbers from the simulator are exact up to the cloc
 scales device durations by (1 +- a few 1e-6), hence the small relative tolerance."""
 import json
 import os
+import subprocess
+import tempfile
+import threading
+import time
 
 from report_check import REPORT, WORK, check, fresh, main, make, run, words
 
@@ -200,72 +204,157 @@ def case_bad_input():
     check(run(os.path.join(WORK, "good.xplane.pb")).returncode == 0, "the good file still reads")
 
 
-def run_measured(path, timeout=60):
-    """tfprof-report PATH as a child of its own: exit code, stderr, peak RSS in bytes (wait4)."""
-    import subprocess
-    import time
-    p = subprocess.Popen([REPORT, path], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + timeout
+def run_measured(*args, timeout=60, stdin=subprocess.DEVNULL):
+    """tfprof-report ARGS as a child of its own: (exit code, stderr, peak RSS in bytes, seconds).
+    The peak is the child's own (wait4's ru_maxrss), so this process's memory is not in it; a run
+    that outlives TIMEOUT is killed and counts as a hang."""
+    t0 = time.monotonic()
+    with tempfile.TemporaryFile() as err:
+        p = subprocess.Popen([REPORT, *args], stdin=stdin, stdout=subprocess.DEVNULL, stderr=err)
+        killer = threading.Timer(timeout, p.kill)
+        killer.start()
+        _, status, ru = os.wait4(p.pid, 0)
+        killer.cancel()
+        p.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        text = err.read().decode("utf-8", "replace")
+    secs = time.monotonic() - t0
+    check(secs < timeout, f"tfprof-report {' '.join(args)}: still running after {timeout} s (a hang)")
+    return p.returncode, text, ru.ru_maxrss * 1024, secs
+
+
+def one_line(err, what):
+    """Checks that ERR is tfprof-report's single line of error that says what to do."""
+    e = err.strip("\n")
+    return check(e.count("\n") == 0 and e.startswith("tfprof-report: ") and len(e) > 40,
+                 f"{what}: one line that says what to do: {err!r}")
+
+
+def varint(v):
+    out = bytearray()
     while True:
-        pid, status, ru = os.wait4(p.pid, os.WNOHANG)
-        if pid:
-            break
-        if time.monotonic() > deadline:
-            p.kill()
-            os.wait4(p.pid, 0)
-            check(False, f"tfprof-report {path} still ran after {timeout} s")
-            return None, "", 0
-        time.sleep(0.01)
-    err = p.stderr.read().decode("utf-8", "replace")
-    return os.waitstatus_to_exitcode(status), err, ru.ru_maxrss * 1024
+        b, v = v & 0x7F, v >> 7
+        out.append(b | (0x80 if v else 0))
+        if not v:
+            return bytes(out)
 
 
-def case_huge():
-    """Files far larger than what can be decoded from them: sparse files of zeros (1 GB, 64 GB)
-    are refused from their first bytes; a first field that claims the whole gigabyte ends where
-    its bytes stop making sense, having touched a few pages; a FIFO and /dev/zero are refused
-    without waiting. Each exits 2 with one line, in bounded memory."""
+def sparse(name, size, head=b""):
+    """A file of SIZE bytes that holds HEAD and then zeros, without the zeros on disk."""
+    path = os.path.join(WORK, name)
+    with open(path, "wb") as f:
+        f.write(head)
+    os.truncate(path, size)
+    return path
+
+
+# Memory a refused file may take: the program and its libraries, nothing in proportion to the file.
+REFUSED_RSS = 64 << 20
+
+
+def case_huge_input():
+    """Files far larger than anything tfprof-report should read into memory, and paths that are
+    not files: each is refused with one line and exit code 2, quickly, in bounded memory, never a
+    hang. (Reading the whole file first took 1.05 GB for the 1 GB file and ended in "out of
+    memory", exit 1, for the 64 GB ones.)"""
     fresh()
+    gib = 1 << 30
+    plane_hdr = b"\x0a"  # field 1 (planes), length-delimited
+    cases = [
+        # A sparse file of zeros: no field has number 0.
+        ("zeros 1 GB", sparse("zeros1g.xplane.pb", gib), "never written"),
+        ("zeros 64 GB", sparse("zeros64g.xplane.pb", 64 * gib), "never written"),
+        # A plane that claims all of a 64 GB file, and the zeros inside it.
+        ("plane of zeros 64 GB", sparse("plane64g.xplane.pb", 64 * gib,
+                                        plane_hdr + varint(64 * gib - 1 - len(varint(64 * gib)))),
+         "not a readable XSpace"),
+        ("plane of zeros 1 GB", sparse("plane1g.xplane.pb", gib,
+                                       plane_hdr + varint(gib - 1 - len(varint(gib)))),
+         "not a readable XSpace"),
+        # A plane that claims more than the file holds: a file cut short.
+        ("cut 64 GB", sparse("cut64g.xplane.pb", 64 * gib, plane_hdr + varint(100 * gib)), "cut short"),
+    ]
+    for what, path, phrase in cases:
+        rc, err, rss, secs = run_measured(path)
+        check(rc == 2, f"{what}: exit {rc}, want 2; stderr {err!r}")
+        one_line(err, what)
+        check(phrase in err, f"{what}: says {phrase!r}: {err!r}")
+        check(rss < REFUSED_RSS, f"{what}: peak RSS {rss >> 20} MiB, want < {REFUSED_RSS >> 20} MiB")
+        check(secs < 10, f"{what}: took {secs:.1f} s, want a refusal at once")
+        print(f"{what}: exit {rc}, peak RSS {rss >> 20} MiB, {secs:.2f} s")
+
+    # A real profile, then bytes that are not part of one: refused at the byte where they start.
     make("tfstyle", os.path.join(WORK, "good.xplane.pb"))
     good = open(os.path.join(WORK, "good.xplane.pb"), "rb").read()
-    files = {}
-    for name, size in (("zeros_1g.xplane.pb", 1 << 30), ("zeros_64g.xplane.pb", 64 << 30)):
-        files[name] = os.path.join(WORK, name)
-        with open(files[name], "wb") as f:
-            f.truncate(size)
-    # A planes field (1) whose length is the rest of the gigabyte: a plausible start.
-    files["claims_1g.xplane.pb"] = os.path.join(WORK, "claims_1g.xplane.pb")
-    n, varint = (1 << 30) - 6, b""
-    v = n
+    for name, tail, phrase in (("zeros", b"\0" * 4096, f"corrupt from byte {len(good)} "),
+                               ("text", b"trailing text\n", f"corrupt from byte {len(good)} "),
+                               ("cut field", plane_hdr + varint(1000) + b"x" * 10,
+                                f"990 bytes before the end of the part that starts at byte {len(good)};")):
+        path = os.path.join(WORK, f"good+{name}.xplane.pb")
+        with open(path, "wb") as f:
+            f.write(good + tail)
+        rc, err, _, _ = run_measured(path)
+        check(rc == 2, f"profile + {name}: exit {rc}, want 2")
+        one_line(err, f"profile + {name}")
+        check(phrase in err, f"profile + {name}: says {phrase!r}: {err!r}")
+    # A valid first field, cut short (in the middle of the first plane, or of a later one): says
+    # so, where the part that was cut starts and how much of it is missing.
+    first_len, i = 0, 1
     while True:
-        varint += bytes([(v & 0x7F) | (0x80 if v > 0x7F else 0)])
-        v >>= 7
-        if not v:
+        first_len |= (good[i] & 0x7F) << (7 * (i - 1))
+        i += 1
+        if not good[i - 1] & 0x80:
             break
-    with open(files["claims_1g.xplane.pb"], "wb") as f:
-        f.write(b"\x0a" + varint)
-        f.truncate(1 << 30)
-    files["trailing.xplane.pb"] = os.path.join(WORK, "trailing.xplane.pb")
-    with open(files["trailing.xplane.pb"], "wb") as f:
-        f.write(good + b"\x00" * 4096)
-    files["fifo.xplane.pb"] = os.path.join(WORK, "fifo.xplane.pb")
-    os.mkfifo(files["fifo.xplane.pb"])
-    files["dev_zero"] = "/dev/zero"
-    for name, path in files.items():
-        code, err, rss = run_measured(path)
-        if code is None:
-            continue
-        print(f"{name}: exit {code}, peak RSS {rss / 1e6:.1f} MB: {err.strip()}")
-        check(code == 2, f"{name}: exit {code}, want 2")
-        check(err.count("\n") == 1 and err.startswith("tfprof-report: ") and len(err) > 40,
-              f"{name}: one line that says what to do: {err!r}")
-        # The report's own code and libraries take a few MB; reading the file must not add to it.
-        # AddressSanitizer (the sanitized tree) shadows a mapping with an eighth of its size.
-        limit = 64 << 20
-        if os.environ.get("TFPROF_SANITIZED") and os.path.isfile(path):
-            limit += os.path.getsize(path) // 8
-        check(rss < limit, f"{name}: peak RSS {rss / 1e6:.0f} MB, want < {limit / 1e6:.0f} MB")
-    check(run(os.path.join(WORK, "good.xplane.pb")).returncode == 0, "the good file still reads")
+    first_end = i + first_len
+    for cut, start in ((first_end // 2, 0), ((first_end + len(good)) // 2, first_end)):
+        path = os.path.join(WORK, f"cut{cut}.xplane.pb")
+        with open(path, "wb") as f:
+            f.write(good[:cut])
+        rc, err, _, _ = run_measured(path)
+        check(rc == 2 and "cut short" in err, f"profile cut at {cut}: {rc} {err!r}")
+        if start == 0:
+            want = f"{first_end - cut} bytes before the end of the part that starts at byte 0;"
+        else:
+            want = f"bytes before the end of the part that starts at byte {start};"
+        check(want in err, f"profile cut at {cut}: says {want!r}: {err!r}")
+        one_line(err, f"profile cut at {cut}")
+    # The same profile followed by zeros in a 1 GB sparse file: the zeros are never read whole.
+    path = sparse("good+1g.xplane.pb", gib, good)
+    rc, err, rss, secs = run_measured(path)
+    check(rc == 2 and f"corrupt from byte {len(good)} " in err, f"profile + 1 GB of zeros: {rc} {err!r}")
+    check(rss < REFUSED_RSS, f"profile + 1 GB of zeros: peak RSS {rss >> 20} MiB")
+
+    # Paths that are not files: a FIFO nobody writes to (opening it must not wait for a writer),
+    # the same FIFO as a host of a run directory, a device, a directory without profiles, and a
+    # pipe on stdin.
+    fifo = os.path.join(WORK, "fifo.xplane.pb")
+    os.mkfifo(fifo)
+    rundir = os.path.join(WORK, "run_with_fifo")
+    os.makedirs(rundir)
+    os.mkfifo(os.path.join(rundir, "host.xplane.pb"))
+    os.makedirs(os.path.join(WORK, "emptydir"))
+    for what, path, phrase in (("FIFO", fifo, "pipe"), ("FIFO in a run", rundir, "pipe"),
+                               ("/dev/zero", "/dev/zero", "device"),
+                               ("directory", os.path.join(WORK, "emptydir"), "no profile")):
+        rc, err, _, secs = run_measured(path, timeout=20)
+        check(rc == 2, f"{what}: exit {rc}, want 2; stderr {err!r}")
+        one_line(err, what)
+        check(phrase in err, f"{what}: says {phrase!r}: {err!r}")
+    with open(os.path.join(WORK, "good.xplane.pb"), "rb") as f:
+        piped = subprocess.run(f"cat {f.name} | {REPORT} /dev/stdin", shell=True, capture_output=True,
+                               text=True, timeout=20)
+    check(piped.returncode == 2 and "pipe" in piped.stderr, f"a pipe on stdin: {piped.returncode} {piped.stderr!r}")
+    one_line(piped.stderr, "a pipe on stdin")
+    # Stdin redirected from a file is a file: it reads as the file itself does.
+    good_path = os.path.join(WORK, "good.xplane.pb")
+    with open(good_path, "rb") as f:
+        r = subprocess.run([REPORT, "--json", "/dev/stdin"], stdin=f, capture_output=True, text=True,
+                           timeout=60)
+    check(r.returncode == 0, f"stdin from a file reads: {r.returncode} {r.stderr!r}")
+    if r.returncode == 0:
+        (got,), (want,) = json.loads(r.stdout)["hosts"], report_json(good_path)["hosts"]
+        check(got["steps"] == want["steps"] and got["summary"] == want["summary"],
+              "stdin from a file: the same steps and summary as the file")
 
 
 def case_usage():
@@ -299,4 +388,4 @@ def case_width():
 
 
 main({"sim": case_sim, "multi": case_multi, "devbound": case_devbound, "tfstyle": case_tfstyle,
-      "bad_input": case_bad_input, "usage": case_usage, "width": case_width, "huge": case_huge})
+      "bad_input": case_bad_input, "huge_input": case_huge_input, "usage": case_usage, "width": case_width})

@@ -162,7 +162,10 @@ static struct rp_space *parse_copy(const uint8_t *b, size_t n, int *why)
 {
 	uint8_t *c = malloc(n ? n : 1);
 	memcpy(c, b, n);
-	return rp_space_parse(c, n, false, why);
+	struct rp_wire_fault f;
+	struct rp_space *s = rp_space_parse(c, n, RP_BUF_MALLOC, &f);
+	*why = s ? 0 : f.why;
+	return s;
 }
 
 /* ---- comparing with protobuf-c ------------------------------------------------------------ */
@@ -433,6 +436,145 @@ static void test_every_truncation_agrees_with_protobuf_c(void **state)
 	free_space(sp);
 }
 
+/* The fault of a refused buffer, from rp_space_parse() on a copy. */
+static struct rp_wire_fault fault_of(const uint8_t *b, size_t n)
+{
+	uint8_t *c = malloc(n ? n : 1);
+	memcpy(c, b, n);
+	struct rp_wire_fault f;
+	struct rp_space *s = rp_space_parse(c, n, RP_BUF_MALLOC, &f);
+	assert_null(s);
+	return f;
+}
+
+/* The top-level fields of a packed space: where each starts and ends. */
+static size_t top_fields(const uint8_t *b, size_t n, size_t *start, size_t *stop, size_t max)
+{
+	size_t k = 0, i = 0;
+	while (i < n && k < max) {
+		start[k] = i;
+		uint64_t v = 0;
+		unsigned shift = 0;
+		i++; /* every tag of XSpace (fields 1-4) is one byte */
+		do
+			v |= (uint64_t)(b[i] & 0x7f) << shift, shift += 7;
+		while (b[i++] & 0x80);
+		i += v;
+		stop[k++] = i;
+	}
+	return k;
+}
+
+/* A file cut anywhere inside a top-level field is TRUNCATED at that field's offset, with the
+ * exact count of missing bytes once its tag and length are whole; a cut at a field boundary is a
+ * readable profile (or one without planes yet). rp_space_check_head() on the first 16 bytes of
+ * every prefix agrees with the whole parse about the first field. */
+static void test_truncation_says_where_and_how_much(void **state)
+{
+	(void)state;
+	XSpace *sp = random_space(3, 2, 4);
+	size_t n;
+	uint8_t *b = pack(sp, &n);
+	size_t start[64], stop[64];
+	size_t nf = top_fields(b, n, start, stop, 64);
+	assert_true(nf >= 3 && stop[nf - 1] == n);
+	for (size_t k = 1; k < n; k++) {
+		size_t j = 0;
+		while (stop[j] < k)
+			j++;
+		int why;
+		struct rp_space *g = parse_copy(b, k, &why);
+		struct rp_wire_fault h;
+		int head = rp_space_check_head(b, k < 16 ? k : 16, k, &h);
+		if (stop[j] == k) {
+			/* A boundary: random_space() packs the planes first, so there is one. */
+			assert_non_null(g);
+			rp_space_free(g);
+			assert_int_equal(head, 0);
+			continue;
+		}
+		assert_null(g);
+		struct rp_wire_fault f = fault_of(b, k);
+		assert_int_equal(f.why, RP_WIRE_TRUNCATED);
+		assert_int_equal(f.at, start[j]);
+		if (f.need)
+			assert_int_equal(f.need, stop[j] - k);
+		else
+			assert_true(k - start[j] <= 3); /* cut inside the tag or the length */
+		if (j == 0) {
+			assert_int_equal(head, -1);
+			assert_int_equal(h.why, f.why);
+			assert_int_equal(h.need, f.need);
+		} else {
+			assert_int_equal(head, 0);
+		}
+	}
+	free(b);
+	free_space(sp);
+}
+
+/* Bytes after a whole profile are refused at the offset where the profile ended: zeros (no field
+ * has number 0), a field XSpace does not have, a known field of the wrong wire type, and a field
+ * that claims more bytes than are left. */
+static void test_garbage_after_a_profile_is_refused_where_it_starts(void **state)
+{
+	(void)state;
+	XSpace *sp = random_space(2, 2, 3);
+	size_t n;
+	uint8_t *b = pack(sp, &n);
+	static const struct {
+		uint8_t bytes[4];
+		size_t len;
+		int why;
+		uint64_t need;
+	} tails[] = {
+		{ { 0, 0, 0, 0 }, 4, RP_WIRE_CORRUPT, 0 },
+		{ { 9 << 3 | 2, 1, 'x' }, 3, RP_WIRE_CORRUPT, 0 },
+		{ { 1 << 3 | 0, 5 }, 2, RP_WIRE_CORRUPT, 0 },
+		{ { 1 << 3 | 2, 9, 0 }, 3, RP_WIRE_TRUNCATED, 8 },
+	};
+	for (size_t t = 0; t < sizeof tails / sizeof *tails; t++) {
+		uint8_t *c = malloc(n + tails[t].len);
+		memcpy(c, b, n);
+		memcpy(c + n, tails[t].bytes, tails[t].len);
+		struct rp_wire_fault f = fault_of(c, n + tails[t].len);
+		assert_int_equal(f.why, tails[t].why);
+		assert_int_equal(f.at, n);
+		assert_int_equal(f.need, tails[t].need);
+		free(c);
+	}
+	free(b);
+	free_space(sp);
+}
+
+/* The first-field check needs only the head of the file and its size: a file of zeros, a tag
+ * XSpace does not have and a first field longer than the file are refused from 16 bytes, and the
+ * head of a real profile is accepted whatever the size that follows. */
+static void test_head_check_refuses_from_the_first_bytes(void **state)
+{
+	(void)state;
+	uint8_t zeros[16] = { 0 };
+	struct rp_wire_fault f;
+	assert_int_equal(rp_space_check_head(zeros, 16, 64ull << 30, &f), -1);
+	assert_int_equal(f.why, RP_WIRE_CORRUPT);
+	uint8_t json[16] = "{\"traceEvents\":";
+	assert_int_equal(rp_space_check_head(json, 16, 1 << 20, &f), -1);
+	/* Field 1, 100 GiB long, in a 64 GiB file: 36 GiB are missing (0x0a, then the varint). */
+	struct buf big = { .n = 0 };
+	put_tag(&big, 1, 2);
+	put_varint(&big, 100ull << 30);
+	assert_int_equal(rp_space_check_head(big.b, big.n, 64ull << 30, &f), -1);
+	assert_int_equal(f.why, RP_WIRE_TRUNCATED);
+	assert_int_equal(f.need, (100ull << 30) - ((64ull << 30) - big.n));
+	assert_int_equal(rp_space_check_head(big.b, big.n, (100ull << 30) + big.n, &f), 0);
+	/* The same field with a length that never ends in the file: cut inside its header. */
+	uint8_t cut[3] = { 0x0a, 0x80, 0x80 };
+	assert_int_equal(rp_space_check_head(cut, 3, 3, &f), -1);
+	assert_int_equal(f.why, RP_WIRE_TRUNCATED);
+	assert_int_equal(f.need, 0);
+	assert_int_equal(rp_space_check_head(cut, 0, 0, &f), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -441,6 +583,9 @@ int main(void)
 		cmocka_unit_test(test_malformed_events_are_refused),
 		cmocka_unit_test(test_space_without_planes_says_so),
 		cmocka_unit_test(test_every_truncation_agrees_with_protobuf_c),
+		cmocka_unit_test(test_truncation_says_where_and_how_much),
+		cmocka_unit_test(test_garbage_after_a_profile_is_refused_where_it_starts),
+		cmocka_unit_test(test_head_check_refuses_from_the_first_bytes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
