@@ -1,5 +1,6 @@
-"""Checks tfprof-report --json output for the PyTorch loop under tfprof-start: every step is
-there, each with kernels, and the GPU plane says nothing went wrong.
+"""Checks tfprof-report --json output for a Python training loop on the GPU (PyTorch under
+tfprof-start, or CuPy with tfprof's Python API): every step is there, each with kernels, and the
+GPU plane says nothing went wrong.
 Usage: check_torch_report.py STEPS < report.json"""
 import json
 import sys
@@ -18,5 +19,5 @@ if len(got) != steps:
 empty = [s["step"] for s in got if s["kernels"] == 0]
 if empty:
     sys.exit(f"steps without kernels: {empty}")
-print(json.dumps({"check": "torch_under_tfprof_start", "steps": len(got), "device_events": h["device_events"],
+print(json.dumps({"check": "python_gpu_loop", "steps": len(got), "device_events": h["device_events"],
                   "warnings": h["warnings"]}))

@@ -7,10 +7,13 @@
 # step ranges) through tfprof-start and checks its profile the same way: the CUDA injection and
 # the NVTX tool on a real driver. With TFPROF_REPORT too, and a python3 that has PyTorch with
 # CUDA, it runs a PyTorch loop (torch_loop.py) under tfprof-start and checks with tfprof-report
-# that every step is there with its kernels.
-#   usage: run_gpu_test.sh CUDA_TRAIN_LOOP CHECK_GPU_PROFILE [TFPROF_START NVTX_CUDA_LOOP [TFPROF_REPORT]]
+# that every step is there with its kernels. With PY_VENV too (the venv in which the Python
+# tests installed tfprof, built for this machine's python3) and CuPy in python3, it runs examples/python/train_loop.py on the GPU with tfprof's Python API and checks
+# its profile the same way.
+#   usage: run_gpu_test.sh CUDA_TRAIN_LOOP CHECK_GPU_PROFILE [TFPROF_START NVTX_CUDA_LOOP [TFPROF_REPORT [PY_VENV]]]
 set -euo pipefail
-prog=$1 checker=$2 start=${3:-} plain=${4:-} report=${5:-}
+prog=$1 checker=$2 start=${3:-} plain=${4:-} report=${5:-} pyvenv=${6:-}
+pysite=$(ls -d "$pyvenv"/lib/python3*/site-packages 2>/dev/null | head -n 1 || true)
 here=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
 if ! { command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; } && [[ ! -e /dev/nvidia0 ]]; then
 	echo "SKIPPED: no NVIDIA GPU here (nvidia-smi finds none, no /dev/nvidia0); run tests/gpu on a GPU machine"
@@ -41,6 +44,17 @@ if [[ -n $start && -n $report ]]; then
 		"$report" --json "$logdir/torch" | python3 "$here/check_torch_report.py" 20
 	else
 		echo "PyTorch loop skipped: python3 has no PyTorch with CUDA"
+	fi
+fi
+
+if [[ -n $report && -n $pyvenv ]]; then
+	if PYTHONPATH=$pysite python3 -c 'import tfprof, cupy; cupy.zeros(1)' 2>/dev/null; then
+		echo "Python loop on CuPy (tfprof.experimental):"
+		PYTHONPATH=$pysite python3 "$here/../../examples/python/train_loop.py" --device gpu --steps 20 \
+			--logdir "$logdir/cupy"
+		"$report" --json "$logdir/cupy" | python3 "$here/check_torch_report.py" 20
+	else
+		echo "Python CuPy loop skipped: python3 cannot import tfprof (from ${pysite:-$pyvenv}) and cupy"
 	fi
 fi
 
