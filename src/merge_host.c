@@ -290,21 +290,28 @@ static void add_counts(struct tfprof__host_counts *counts, const struct tfprof__
 	counts->truncated_args += h->truncated_args;
 }
 
+/* A line's id, and whether another thread of the session had the same tid (line_ids). */
+struct line_id {
+	int64_t id;
+	bool shared_tid;
+};
+
 static int merge_thread(struct merge_ctx *m, struct tfprof__plane *pl, const struct tfprof__thread_harvest *h,
-			int64_t line_id, const struct tfprof__timebase *tb, uint64_t stop_ticks,
+			struct line_id line_id, const struct tfprof__timebase *tb, uint64_t stop_ticks,
 			struct tfprof__host_counts *counts)
 {
 	if (h->no_line) {
 		add_counts(counts, h);
 		return 0;
 	}
-	char fallback[64];
-	const char *name = h->name;
-	if (!name[0]) {
-		snprintf(fallback, sizeof fallback, "Thread %" PRId64, h->tid);
-		name = fallback;
-	}
-	struct tfprof__line *l = tfprof__plane_add_line(m->p, pl, line_id, name);
+	char shown[sizeof h->name + 32];
+	if (!h->name[0])
+		snprintf(shown, sizeof shown, "Thread %" PRId64, h->tid);
+	else if (line_id.shared_tid)
+		snprintf(shown, sizeof shown, "%s (tid %" PRId64 ")", h->name, h->tid);
+	else
+		snprintf(shown, sizeof shown, "%s", h->name);
+	struct tfprof__line *l = tfprof__plane_add_line(m->p, pl, line_id.id, shown);
 	if (!l)
 		return -1;
 	struct thread_recs t;
@@ -385,14 +392,14 @@ static int cmp_tid_index(const void *a, const void *b, void *ctx)
 	return i < k ? -1 : i > k;
 }
 
-/* Each thread's line id: its tid, which is what a user matches with top or gdb; where the kernel
+/* Each thread's line id: its tid, which is what a user matches with top or gdb. Where the kernel
  * gave several threads of the session the same tid (ids wrap at pid_max), the first of them in
- * the harvest (live threads come before exited ones) keeps it and the others get
- * tid + k * 2^32 (k = 1, 2...), above any real tid, so that every line id in the plane is
- * unique. */
-static int line_ids(const struct tfprof__thread_harvest *h, size_t n, int64_t **out)
+ * the harvest (live threads come before exited ones) keeps it and the others get 2^22, 2^22 + 1,
+ * ...: above any tid (pid_max is at most 2^22) and below 2^31, since xprof keeps only 32 bits of
+ * a line id to tell threads apart. Lines that share a tid show it in their names. */
+static int line_ids(const struct tfprof__thread_harvest *h, size_t n, struct line_id **out)
 {
-	int64_t *ids = malloc((n ? n : 1) * sizeof *ids);
+	struct line_id *ids = malloc((n ? n : 1) * sizeof *ids);
 	size_t *order = malloc((n ? n : 1) * sizeof *order);
 	if (!ids || !order) {
 		free(ids);
@@ -402,11 +409,13 @@ static int line_ids(const struct tfprof__thread_harvest *h, size_t n, int64_t **
 	for (size_t i = 0; i < n; i++)
 		order[i] = i;
 	qsort_r(order, n, sizeof *order, cmp_tid_index, (void *)h);
-	int64_t k = 0;
+	int64_t next_free = (int64_t)1 << 22;
 	for (size_t j = 0; j < n; j++) {
 		size_t i = order[j];
-		k = j && h[order[j - 1]].tid == h[i].tid ? k + 1 : 0;
-		ids[i] = h[i].tid + k * ((int64_t)1 << 32);
+		bool same_as_before = j && h[order[j - 1]].tid == h[i].tid;
+		bool same_as_next = j + 1 < n && h[order[j + 1]].tid == h[i].tid;
+		ids[i].id = same_as_before ? next_free++ : h[i].tid;
+		ids[i].shared_tid = same_as_before || same_as_next;
 	}
 	free(order);
 	*out = ids;
@@ -428,7 +437,7 @@ int tfprof__merge_host(struct tfprof__profile *p, const struct tfprof__timebase 
 	m.k_closed = tfprof__strtab_intern(&p->strs, "tfprof_closed_by_parent");
 	m.k_truncated = tfprof__strtab_intern(&p->strs, "tfprof_args_truncated");
 	int rc = -1;
-	int64_t *ids = NULL;
+	struct line_id *ids = NULL;
 	struct tfprof__plane *pl = tfprof__profile_add_plane(p, (int64_t)p->nplanes, "/host:CPU");
 	if (!pl)
 		goto out;

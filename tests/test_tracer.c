@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "merge.h"
 #include "tracer.h"
 #include "tt.h"
 
@@ -336,6 +337,38 @@ static void test_thread_bookkeeping_counts_in_the_bound(void **state)
 	tt_xspace_free(s);
 }
 
+/* Threads whose tid the kernel reused (ids wrap at pid_max) get lines of their own: unique ids
+ * that stay unique in xprof, which keeps 32 bits of a line id, and names that show the tid. */
+static void test_reused_tids_get_lines_of_their_own(void **state)
+{
+	(void)state;
+	struct tfprof__thread_harvest h[4] = { 0 };
+	const int64_t tids[4] = { 77, 77, 78, 77 };
+	const char *names[4] = { "live", "exited-1", "other", "exited-2" };
+	for (int i = 0; i < 4; i++) {
+		h[i].tid = tids[i];
+		snprintf(h[i].name, sizeof h[i].name, "%s", names[i]);
+	}
+	struct tfprof__profile p;
+	assert_int_equal(tfprof__profile_init(&p), 0);
+	struct tfprof__timebase tb = { .begin = { 0, 0, 0 }, .end = { 1000, 1000, 1000 } };
+	struct tfprof__host_counts counts;
+	assert_int_equal(tfprof__merge_host(&p, &tb, 1000, h, 4, &counts, NULL), 0);
+	const struct tfprof__plane *pl = &p.planes[p.nplanes - 1];
+	assert_int_equal(pl->nlines, 4);
+	const char *want[4] = { "live (tid 77)", "exited-1 (tid 77)", "other", "exited-2 (tid 77)" };
+	for (size_t i = 0; i < 4; i++) {
+		assert_string_equal(tfprof__strtab_get(&p.strs, pl->lines[i].name), want[i]);
+		assert_true(pl->lines[i].id > 0 && pl->lines[i].id < ((int64_t)1 << 31));
+		for (size_t k = 0; k < i; k++)
+			assert_true((uint32_t)pl->lines[i].id != (uint32_t)pl->lines[k].id);
+	}
+	/* The first thread with the tid keeps it, as does a tid no one else had. */
+	assert_int_equal(pl->lines[0].id, 77);
+	assert_int_equal(pl->lines[2].id, 78);
+	tfprof__profile_free(&p);
+}
+
 /* ---- Stop while 64 threads record without pause ---- */
 
 static volatile int busy_run;
@@ -413,6 +446,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_exited_threads_keep_events, tt_setup, tt_teardown),
 		cmocka_unit_test_setup_teardown(test_short_lived_threads_fit_the_bound, tt_setup, tt_teardown),
 		cmocka_unit_test_setup_teardown(test_thread_bookkeeping_counts_in_the_bound, tt_setup, tt_teardown),
+		cmocka_unit_test_setup_teardown(test_reused_tids_get_lines_of_their_own, tt_setup, tt_teardown),
 		cmocka_unit_test_setup_teardown(test_stop_under_load, tt_setup, tt_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
