@@ -279,15 +279,10 @@ static int index_records(const struct tfprof__thread_harvest *h, struct thread_r
 
 static void add_counts(struct tfprof__host_counts *counts, const struct tfprof__thread_harvest *h)
 {
-	counts->emitted += h->emitted;
+#define ADD_COUNT(f) counts->f += h->f;
+	TFPROF__THREAD_COUNTERS(ADD_COUNT)
+#undef ADD_COUNT
 	counts->recorded += h->recorded;
-	counts->dropped += h->dropped;
-	counts->too_deep += h->too_deep;
-	counts->meta_dropped += h->meta_dropped;
-	counts->bad_ends += h->bad_ends;
-	counts->bad_metadata += h->bad_metadata;
-	counts->misnested += h->misnested;
-	counts->truncated_args += h->truncated_args;
 }
 
 /* A line's id, and whether another thread of the session had the same tid (line_ids). */

@@ -286,14 +286,9 @@ static void trim_last_chunk(struct thread_state *ts)
 
 static void fold_counts(struct tfprof__thread_harvest *into, const struct tfprof__thread_harvest *h)
 {
-	into->emitted += h->emitted;
-	into->dropped += h->dropped;
-	into->too_deep += h->too_deep;
-	into->meta_dropped += h->meta_dropped;
-	into->bad_ends += h->bad_ends;
-	into->bad_metadata += h->bad_metadata;
-	into->misnested += h->misnested;
-	into->truncated_args += h->truncated_args;
+#define FOLD_COUNT(f) into->f += h->f;
+	TFPROF__THREAD_COUNTERS(FOLD_COUNT)
+#undef FOLD_COUNT
 }
 
 /* Moves the thread's records and counts into h and resets the state's session fields. */
@@ -307,15 +302,10 @@ static void take_records(struct thread_state *ts, struct tfprof__thread_harvest 
 		ts->cur->used = (size_t)(ts->pos - ts->cur->data);
 	h->chunks = ts->head;
 	h->first_serial = 1;
-	h->emitted = ts->emitted;
 	h->recorded = ts->serial;
-	h->dropped = ts->dropped;
-	h->too_deep = ts->too_deep;
-	h->meta_dropped = ts->meta_dropped;
-	h->bad_ends = ts->bad_ends;
-	h->bad_metadata = ts->bad_metadata;
-	h->misnested = ts->misnested;
-	h->truncated_args = ts->truncated_args;
+#define TAKE_COUNT(f) h->f = ts->f;
+	TFPROF__THREAD_COUNTERS(TAKE_COUNT)
+#undef TAKE_COUNT
 	reset_session_fields(ts);
 }
 

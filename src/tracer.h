@@ -56,6 +56,12 @@ struct tfprof__chunk {
 	_Alignas(8) unsigned char data[];
 };
 
+/* The per-thread counts that are added up across threads (the harvest's, and merge's totals),
+ * as an X-macro so that every place that sums them names them once. */
+#define TFPROF__THREAD_COUNTERS(X) \
+	X(emitted) X(dropped) X(too_deep) X(meta_dropped) X(bad_ends) X(bad_metadata) X(misnested) \
+	X(truncated_args)
+
 /* What one thread recorded in one session, taken out of its thread state at stop. */
 struct tfprof__thread_harvest {
 	int64_t tid;
