@@ -244,7 +244,8 @@ static int place(const char *dir, const char *path, const char *host, const uint
 static void remove_created(char **dirs, size_t n)
 {
 	while (n--)
-		rmdir(dirs[n]);
+		if (dirs[n])
+			rmdir(dirs[n]);
 }
 
 int tfprof__write_profile(const char *logdir, const char *run, const char *host, const uint8_t *data,
@@ -288,7 +289,7 @@ int tfprof__write_profile(const char *logdir, const char *run, const char *host,
 		bool fresh = access(dir, F_OK) != 0;
 		rc = tfprof__mkdirs(dir);
 		if (fresh && ncreated < sizeof created / sizeof created[0])
-			created[ncreated++] = strdup(dir); /* NULL (no memory): rmdir(NULL) fails */
+			created[ncreated++] = strdup(dir); /* NULL (no memory): left in place */
 		if (!rc) {
 			rc = place(dir, path, host, data, len);
 			/* Another writer that failed may have removed the empty run directory this one

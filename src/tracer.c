@@ -86,7 +86,6 @@ struct thread_state {
 	uint32_t depth;
 	uint64_t emitted, dropped, too_deep, meta_dropped, bad_ends, bad_metadata, misnested, truncated_args;
 	int64_t tid;
-	bool dead;
 	bool name_set;
 	char name[256];
 	struct open_scope open[MAX_DEPTH];
@@ -295,7 +294,7 @@ static void fold_counts(struct tfprof__thread_harvest *into, const struct tfprof
 static void take_records(struct thread_state *ts, struct tfprof__thread_harvest *h)
 {
 	h->tid = ts->tid;
-	if (!ts->name_set && !ts->dead)
+	if (!ts->name_set)
 		read_comm(ts->tid, ts->name, sizeof ts->name);
 	memcpy(h->name, ts->name, sizeof h->name);
 	if (ts->cur)
@@ -341,9 +340,7 @@ static void thread_exit(void *p)
 {
 	struct thread_state *ts = p;
 	pthread_mutex_lock(&list_mu);
-	if (!ts->name_set && ts->tag)
-		read_comm(ts->tid, ts->name, sizeof ts->name);
-	ts->dead = true;
+	/* take_records() reads the thread's OS name while it still has one. */
 	if (ts->tag != 0 && (recording() || harvest_pending))
 		leave_records(ts);
 	unlink_thread(ts);

@@ -392,6 +392,11 @@ static double now_ms(void)
 static void test_stop_under_load(void **state)
 {
 	(void)state;
+#if defined(__SANITIZE_ADDRESS__)
+	/* A latency under AddressSanitizer says nothing about the quiesce; the normal build's run
+	 * of this test measures it, and the sanitized one checks memory elsewhere. */
+	skip();
+#endif
 	busy_run = 1;
 	pthread_t t[64];
 	for (int i = 0; i < 64; i++)
