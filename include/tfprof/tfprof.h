@@ -142,6 +142,56 @@ static inline bool tfprof_enabled(void)
  * copied; it may be set before, during or between sessions. */
 TFPROF_API void tfprof_set_thread_name(const char *name);
 
+/* ---- Profiler server (on-demand capture) ---------------------------------------------------
+ * A server inside this process that answers TensorFlow's ProfilerService gRPC protocol, so that
+ * xprof's "Capture Profile" button, tf.profiler.experimental.client.trace and tfprof-capture can
+ * profile the running program for a while. It runs on its own threads; the program is not
+ * profiled (and runs at full speed) until a capture arrives. One session at a time: a capture
+ * while another session runs is answered ALREADY_EXISTS. The gRPC code lives in a separate
+ * module (libtfprof_server.so, beside libtfprof) that is loaded only by tfprof_server_start(). */
+
+/* What a capture asked for, given to the hooks below (e.g. so that a Python binding can switch
+ * its Python tracer on for python_tracer_level 1). */
+struct tfprof_capture_info {
+	size_t sz;
+	uint32_t host_tracer_level, device_tracer_level, python_tracer_level;
+	uint64_t duration_ms;
+	/* The file the capture writes (on_capture_stop: the one it wrote, or "" if none). */
+	const char *path;
+};
+typedef void (*tfprof_capture_fn)(const struct tfprof_capture_info *info, void *ctx);
+
+struct tfprof_server_options {
+	size_t sz;
+	/* Captures may write only under this directory (also: TFPROF_SERVER_ROOT). Default: any
+	 * absolute repository_root the client names, as TensorFlow's server does. */
+	const char *root;
+	/* Longest capture accepted, in ms; longer requests are refused with INVALID_ARGUMENT.
+	 * Default: TFPROF_SERVER_MAX_MS or 600000 (10 minutes). */
+	uint64_t max_duration_ms;
+	/* Called on the server's capture thread just after a capture's session started and just
+	 * before it stops; they must not call tfprof_start()/tfprof_stop(). */
+	tfprof_capture_fn on_capture_start, on_capture_stop;
+	void *hook_ctx;
+};
+
+#define TFPROF_SERVER_OPTIONS(name, ...)                                                        \
+	struct tfprof_server_options name = { .sz = sizeof(struct tfprof_server_options), __VA_ARGS__ }
+
+/* Starts the server on addr: "PORT", "HOST:PORT" or "[IPv6]:PORT" (default host 127.0.0.1:
+ * listening on other interfaces takes an explicit address such as "0.0.0.0:6009"); port 0 picks
+ * a free port (see tfprof_server_port()). opts may be NULL. Returns 0, -EINVAL for a bad address,
+ * -EADDRINUSE when the port cannot be bound, -EALREADY when a server runs, -ENOTSUP when the
+ * server module or gRPC cannot be loaded (tfprof_strerror() and the log say which). */
+TFPROF_API int tfprof_server_start(const char *addr, const struct tfprof_server_options *opts);
+
+/* The port the running server listens on, or 0 when none runs. */
+TFPROF_API int tfprof_server_port(void);
+
+/* Stops the server: a capture in progress ends and its profile is written first. Returns 0 or
+ * TFPROF_ERR_NOT_ACTIVE when no server runs. */
+TFPROF_API int tfprof_server_stop(void);
+
 /* ---- Typed arguments -------------------------------------------------------------------------
  * A scope's key=value arguments, kept typed until the profile is written (no formatting on the
  * hot path). In the profile each becomes a per-event stat named by the key: int64, uint64,
