@@ -26,17 +26,34 @@ uint64_t tfprof__py_generation = 1;
 
 /* The Trace every call returns while nothing records: it does nothing and is never freed. */
 static TraceObject *inert;
-static PyObject *current_thread;
-/* The generation in which this thread last named its line. */
+static PyObject *threading_module;
+/* The generation in which this thread last named its line, and the events since it last found
+ * no name to use in that generation. */
 static _Thread_local uint64_t named_generation;
+static _Thread_local uint32_t name_misses;
 
 /* Names the calling thread's line in the profile after its threading name, as the user reads
- * it in their code (MainThread, Thread-1 (worker), "loader"). Failing to name it is not the
- * user's error: the line then keeps the OS name. */
+ * it in their code (MainThread, Thread-1 (worker), "loader"). The name comes from threading's
+ * table of started threads, never from threading.current_thread(): under sys.monitoring (3.12+)
+ * a new thread's first events come from threading's own bootstrap, before the thread enters
+ * that table, and current_thread() would then invent a "Dummy-N" thread for it (and keep it).
+ * A thread not in the table yet is asked again at its next events; one that never enters it
+ * (started by C code) keeps its OS name. Failing to name a line is not the user's error. */
 static void name_thread(void)
 {
+	enum { MAX_MISSES = 256 };
+	PyObject *active = PyObject_GetAttrString(threading_module, "_active");
+	PyObject *key = PyLong_FromUnsignedLong(PyThread_get_thread_ident());
+	PyObject *th = active && key && PyDict_Check(active) ? PyDict_GetItemWithError(active, key)
+							     : NULL;
+	Py_XINCREF(th);
+	Py_XDECREF(key);
+	Py_XDECREF(active);
+	PyErr_Clear();
+	if (!th && ++name_misses < MAX_MISSES)
+		return;
 	named_generation = tfprof__py_generation;
-	PyObject *th = PyObject_CallNoArgs(current_thread);
+	name_misses = 0;
 	PyObject *name = th ? PyObject_GetAttrString(th, "name") : NULL;
 	PyObject *keep = NULL;
 	const char *u = name && PyUnicode_Check(name) ? tfprof__py_utf8(name, &keep) : NULL;
@@ -51,7 +68,7 @@ static void name_thread(void)
 void tfprof__py_name_thread_if_needed(void)
 {
 	if (named_generation != tfprof__py_generation && tfprof_enabled()) {
-		/* Naming calls threading.current_thread(): an exception the hook is handling stays. */
+		/* Naming runs Python code: an exception the hook is handling stays. */
 		PyObject *et, *ev, *tb;
 		PyErr_Fetch(&et, &ev, &tb);
 		name_thread();
@@ -157,8 +174,7 @@ static PyObject *trace_enter(TraceObject *t, PyObject *unused)
 				     t->name);
 			return NULL;
 		}
-		if (named_generation != tfprof__py_generation && tfprof_enabled())
-			name_thread();
+		tfprof__py_name_thread_if_needed();
 		/* No session any more (entered after stop()): the handle is inert. */
 		t->scope = tfprof_scope_begin(t->name, t->args.args, t->args.n);
 		t->thread = PyThread_get_thread_ident();
@@ -269,12 +285,8 @@ int tfprof__trace_init_module(PyObject *module)
 {
 	if (PyType_Ready(&tfprof__TraceType))
 		return -1;
-	PyObject *threading = PyImport_ImportModule("threading");
-	if (!threading)
-		return -1;
-	current_thread = PyObject_GetAttrString(threading, "current_thread");
-	Py_DECREF(threading);
-	if (!current_thread)
+	threading_module = PyImport_ImportModule("threading");
+	if (!threading_module)
 		return -1;
 	inert = PyObject_New(TraceObject, &tfprof__TraceType);
 	if (!inert)

@@ -147,6 +147,30 @@ def test_thread_lines_carry_threading_names(tmp_path, host_only):
     assert len({e.tid for e in p.named("load")}) == 2
 
 
+def test_thread_unknown_to_threading_keeps_its_os_name(tmp_path, host_only):
+    # A thread that threading never started (C code's, _thread's) is not turned into a
+    # threading "Dummy-N" thread by tfprof: that would change what threading reports to the
+    # program. Its line keeps the OS name.
+    import _thread
+
+    done = threading.Event()
+
+    def foreign():
+        with tfprof.Trace("foreign_scope"):
+            pass
+        done.set()
+
+    tfprof.start(str(tmp_path))
+    before = threading.active_count()
+    _thread.start_new_thread(foreign, ())
+    assert done.wait(10)
+    assert threading.active_count() == before
+    tfprof.stop()
+
+    line = read_profile(tfprof.last_output()).named("foreign_scope")[0].line
+    assert line and not line.startswith("Dummy")
+
+
 def test_short_names_errors_and_profile(tmp_path, host_only):
     assert tfprof.Trace is tfprof.experimental.Trace is tf.profiler.experimental.Trace
     assert tfprof.start is tfprof.experimental.start and tfprof.stop is tfprof.experimental.stop
