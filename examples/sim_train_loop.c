@@ -3,6 +3,9 @@
  * the device, runs kernels on two streams and copies the loss back.
  *
  *   usage: sim_train_loop [LOGDIR] [STEPS]      (defaults: ./logdir, 10)
+ *          sim_train_loop --serve ADDR STEPS     no session: a profiler server on ADDR
+ *                                                (tfprof_server_start) answers captures
+ *          sim_train_loop --bare STEPS           no session, no server (for tfprof-start)
  *
  * The simulator is a stand-in for libcupti; tfprof loads it because TFPROF_CUPTI_LIBRARY names
  * it (set here from the library's own path). On a machine with a GPU, run cuda_train_loop. */
@@ -10,6 +13,7 @@
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include <tfprof/tfprof.h>
@@ -71,8 +75,15 @@ static void train_step(int step, uint32_t compute, uint32_t copy)
 
 int main(int argc, char **argv)
 {
-	const char *logdir = argc > 1 ? argv[1] : "logdir";
-	int steps = argc > 2 ? atoi(argv[2]) : 10;
+	const char *mode = argc > 1 && argv[1][0] == '-' ? argv[1] : NULL;
+	if (mode && strcmp(mode, "--serve") && strcmp(mode, "--bare")) {
+		fprintf(stderr, "usage: sim_train_loop [LOGDIR] [STEPS] | --serve ADDR STEPS | --bare STEPS\n");
+		return 2;
+	}
+	bool serve = mode && !strcmp(mode, "--serve");
+	const char *logdir = !mode && argc > 1 ? argv[1] : "logdir";
+	const char *addr = serve && argc > 2 ? argv[2] : "0";
+	int steps = mode ? (argc > 2 + serve ? atoi(argv[2 + serve]) : 10) : argc > 2 ? atoi(argv[2]) : 10;
 	Dl_info info;
 	if (!dladdr((void *)tfsim_reset, &info) || !info.dli_fname) {
 		fprintf(stderr, "sim_train_loop: cannot find the CUPTI simulator's path\n");
@@ -84,6 +95,23 @@ int main(int argc, char **argv)
 	uint32_t compute = tfsim_stream_create(dev), copy = tfsim_stream_create(dev);
 
 	tfprof_set_thread_name("train");
+	if (mode) {
+		/* Recorded only while a capture (or tfprof-start's session) runs. */
+		if (serve) {
+			int rc = tfprof_server_start(addr, NULL);
+			if (rc) {
+				fprintf(stderr, "sim_train_loop: tfprof_server_start: %s\n", tfprof_strerror(rc));
+				return 1;
+			}
+			printf("port %d\n", tfprof_server_port());
+			fflush(stdout);
+		}
+		for (int step = 0; step < steps; step++)
+			train_step(step, compute, copy);
+		if (serve)
+			tfprof_server_stop();
+		return 0;
+	}
 	int rc = tfprof_start(logdir, NULL);
 	if (rc) {
 		fprintf(stderr, "sim_train_loop: tfprof_start: %s\n", tfprof_strerror(rc));

@@ -35,6 +35,7 @@
  *   handled waits for the signal to end the process. Cv.mu is a leaf lock:
  *   nothing is taken under it, and it is never held while a stop or conversion runs. */
 #include "activate.h"
+#include "server.h"
 
 #include "chrome_convert.h"
 #include "env.h"
@@ -79,6 +80,10 @@ static struct {
 	double delay, duration;
 	int64_t start_at, stop_at; /* mono_ns() deadlines */
 	char *logdir, *run, *host;
+	/* TFPROF_SERVER: the address the program's profiler server listens on; server_only: no
+	 * --delay, --duration or --steps, so only captures record. */
+	char *server;
+	bool server_only;
 	bool installed[NSIG_HANDLED];
 	struct sigaction old_action[NSIG_HANDLED];
 } A;
@@ -545,6 +550,7 @@ static void handle_signal(int sig)
 	St.done = true;
 	steps_unwatch();
 	pthread_mutex_unlock(&act_mu);
+	tfprof__server_at_exit();
 	stop_and_report(false, !A.is_root);
 	finish_conversions(); /* a --steps profile's may still be queued or under way */
 	/* Die of the signal as the program would have without tfprof: on this thread, which blocks
@@ -563,9 +569,27 @@ static void handle_signal(int sig)
 	raise(sig);
 }
 
+/* Starts the program's profiler server (--server). On the control thread, not in the
+ * constructor: gRPC starts threads of its own, which inherit this thread's blocked signals. */
+static void start_server(void)
+{
+	int rc = tfprof_server_start(A.server, NULL);
+	if (rc) {
+		const char *why = tfprof__server_error();
+		fprintf(stderr, "tfprof: error: the profiler server did not start: %s; the program runs %s\n",
+			*why ? why : tfprof_strerror(rc), A.server_only ? "unprofiled" : "without it");
+		return;
+	}
+	int port = tfprof_server_port();
+	fprintf(stderr, "tfprof: profiler server on port %d: capture with xprof's Capture Profile (localhost:%d) "
+			"or tfprof-capture localhost:%d --duration 2s\n", port, port, port);
+}
+
 static void *control_thread(void *arg)
 {
 	(void)arg;
+	if (A.server)
+		start_server();
 	for (;;) {
 		pthread_mutex_lock(&act_mu);
 		int64_t deadline = A.start_pending ? A.start_at : A.stop_pending ? A.stop_at : -1;
@@ -689,7 +713,12 @@ static void at_exit(void)
 	pthread_mutex_unlock(&act_mu);
 	if (!ours)
 		return;
-	if (no_step)
+	/* A capture in progress is written first, before libcupti's teardown (see
+	 * tfprof__activate_cuda_up). */
+	tfprof__server_at_exit();
+	if (A.server_only)
+		; /* no session of activation's own: only captures record */
+	else if (no_step)
 		fprintf(stderr, "tfprof: the program ended before step %lld of --steps %lld:%lld began; no profile "
 				"was written (steps are scopes with an integer step_num, or NVTX ranges named "
 				"like \"step 12\"; see tfprof-start --help)\n",
@@ -805,6 +834,12 @@ __attribute__((constructor)) static void activate_init(void)
 			tfprof__setenv("TFPROF_RUN", A.run);
 	}
 	A.host = host_stem();
+	const char *server = tfprof__getenv("TFPROF_SERVER");
+	if (server && *server) {
+		/* Only this program serves: the programs it starts would find the port taken. */
+		A.server = strdup(server);
+		tfprof__setenv("TFPROF_SERVER", "");
+	}
 	A.delay = env_seconds("TFPROF_DELAY");
 	A.duration = env_seconds("TFPROF_DURATION");
 	const char *steps = tfprof__getenv("TFPROF_STEPS");
@@ -840,8 +875,12 @@ __attribute__((constructor)) static void activate_init(void)
 	pthread_atfork(NULL, NULL, fork_child);
 	atexit(at_exit);
 
+	A.server_only = A.server && !St.on && A.delay <= 0 && A.duration <= 0;
 	pthread_mutex_lock(&act_mu);
-	if (St.on) {
+	if (A.server_only) {
+		/* Nothing records until a capture arrives (the server starts on the control
+		 * thread). */
+	} else if (St.on) {
 		/* The session starts at step A's begin (tfprof__steps_begin). */
 		__atomic_or_fetch(&tfprof__state, TFPROF__STATE_STEPS, __ATOMIC_RELAXED);
 	} else if (A.delay > 0) {

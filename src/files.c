@@ -248,31 +248,32 @@ static void remove_created(char **dirs, size_t n)
 			rmdir(dirs[n]);
 }
 
-int tfprof__write_profile(const char *logdir, const char *run, const char *host, const uint8_t *data,
-			  size_t len, char **out_path)
+/* Writes under root/<run>[_N]/; parents are the directories above the run directories that
+ * this call must remove again when nothing could be written and it created them. */
+static int write_under(const char *root, const char *const *parents, size_t nparents,
+		       const char *run, const char *host, const uint8_t *data, size_t len,
+		       char **out_path)
 {
 	*out_path = NULL;
 	int rc = -EEXIST;
-	/* The directories this call creates: logdir, plugins, profile, and the run directories. */
+	/* The directories this call creates: the parents, and the run directories. */
 	char *created[16];
 	size_t ncreated = 0;
-	static const char *const parents[] = { "", "/plugins", "/plugins/profile" };
-	for (size_t i = 0; i < 3; i++) {
-		char *p;
-		if (asprintf(&p, "%s%s", logdir, parents[i]) < 0) {
+	for (size_t i = 0; i < nparents; i++) {
+		if (access(parents[i], F_OK) == 0)
+			continue;
+		char *p = strdup(parents[i]);
+		if (!p) {
 			while (ncreated)
 				free(created[--ncreated]);
 			return -ENOMEM;
 		}
-		if (access(p, F_OK) != 0)
-			created[ncreated++] = p;
-		else
-			free(p);
+		created[ncreated++] = p;
 	}
 	for (unsigned n = 0; n < 10000; n++) {
 		char *dir = NULL, *path = NULL;
-		if ((n ? asprintf(&dir, "%s/plugins/profile/%s_%u", logdir, run, n)
-		       : asprintf(&dir, "%s/plugins/profile/%s", logdir, run)) < 0) {
+		if ((n ? asprintf(&dir, "%s/%s_%u", root, run, n) : asprintf(&dir, "%s/%s", root, run)) <
+		    0) {
 			rc = -ENOMEM;
 			break;
 		}
@@ -314,6 +315,31 @@ int tfprof__write_profile(const char *logdir, const char *run, const char *host,
 		free(created[i]);
 	return rc;
 }
+
+int tfprof__write_profile(const char *logdir, const char *run, const char *host, const uint8_t *data,
+			  size_t len, char **out_path)
+{
+	char *plugins = NULL, *root = NULL;
+	*out_path = NULL;
+	if (asprintf(&plugins, "%s/plugins", logdir) < 0 ||
+	    asprintf(&root, "%s/plugins/profile", logdir) < 0) {
+		free(plugins);
+		return -ENOMEM;
+	}
+	const char *parents[] = { logdir, plugins, root };
+	int rc = write_under(root, parents, 3, run, host, data, len, out_path);
+	free(plugins);
+	free(root);
+	return rc;
+}
+
+int tfprof__write_profile_root(const char *root, const char *run, const char *host,
+			       const uint8_t *data, size_t len, char **out_path)
+{
+	const char *parents[] = { root };
+	return write_under(root, parents, 1, run, host, data, len, out_path);
+}
+
 char *tfprof__default_run_name(void)
 {
 	char buf[64];

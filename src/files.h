@@ -30,6 +30,11 @@ char *tfprof__host_file_stem(const char *host);
 int tfprof__write_profile(const char *logdir, const char *run, const char *host, const uint8_t *data,
 			  size_t len, char **out_path);
 
+/* The same, for a profile whose run directories live directly under root (a capture's
+ * repository_root, which is <logdir>/plugins/profile for xprof's client): root/<run>[_N]/. */
+int tfprof__write_profile_root(const char *root, const char *run, const char *host,
+			       const uint8_t *data, size_t len, char **out_path);
+
 /* Tests only (tests/test_files.c); never set in production. The hook runs after each chunk of
  * a profile is written (to kill a writer half-way); no_tmpfile makes writes go through a named
  * temporary file, as on file systems without O_TMPFILE. */

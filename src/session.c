@@ -21,6 +21,7 @@
 #include "merge.h"
 #include "nvtx.h"
 #include "profile.h"
+#include "session.h"
 #include "tracer.h"
 #include "xspace_write.h"
 
@@ -34,7 +35,9 @@ struct session {
 	/* GPU tracing waits for CUDA to initialize (tfprof__session_gpu_attach()); set only for
 	 * sessions that environment activation starts (activate.c). */
 	bool gpu_deferred;
-	bool activated;       /* started by activation (tfprof-start): only activation stops it */
+	/* Who started it, and so who may stop it: the program (tfprof_start()), activation
+	 * (tfprof-start) or the profiler server (a capture). */
+	enum tfprof__owner owner;
 	struct tfprof__gpu_config gpu_cfg;
 	struct tfprof__anchor begin;
 };
@@ -44,6 +47,7 @@ struct kept_profile {
 	uint8_t *data;
 	size_t len;
 	char *logdir, *run, *host;
+	bool root;
 };
 
 static pthread_mutex_t session_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -170,7 +174,7 @@ static void register_fork_handlers(void)
 }
 
 static int start_session(const char *logdir, const struct tfprof_options *opts, bool defer_gpu,
-			 bool activated)
+			 enum tfprof__owner owner)
 {
 	struct tfprof_options o;
 	if (!logdir || !*logdir) {
@@ -222,7 +226,7 @@ static int start_session(const char *logdir, const struct tfprof_options *opts, 
 	S.gpu_cfg = (struct tfprof__gpu_config){ .buffer_size = o.gpu_buffer_size,
 						 .buffer_count = o.gpu_buffer_count,
 						 .max_memory = S.max_memory };
-	S.activated = activated;
+	S.owner = owner;
 	tfprof__tracer_begin_session(S.max_memory, S.nvtx);
 	tfprof__anchor_take(&S.begin);
 	S.active = true;
@@ -239,12 +243,17 @@ static int start_session(const char *logdir, const struct tfprof_options *opts, 
 
 int tfprof_start(const char *logdir, const struct tfprof_options *opts)
 {
-	return start_session(logdir, opts, false, false);
+	return start_session(logdir, opts, false, TFPROF__OWNER_PROGRAM);
 }
 
 int tfprof__start_activated(const char *logdir, const struct tfprof_options *opts, bool defer_gpu)
 {
-	return start_session(logdir, opts, defer_gpu, true);
+	return start_session(logdir, opts, defer_gpu, TFPROF__OWNER_ACTIVATION);
+}
+
+int tfprof__start_capture(const char *root, const struct tfprof_options *opts)
+{
+	return start_session(root, opts, false, TFPROF__OWNER_CAPTURE);
 }
 
 int tfprof__session_gpu_attach(void)
@@ -268,7 +277,7 @@ int tfprof__session_set_host(const char *host)
 {
 	pthread_mutex_lock(&session_mu);
 	int rc = TFPROF_ERR_NOT_ACTIVE;
-	if (S.active && S.activated) {
+	if (S.active && S.owner == TFPROF__OWNER_ACTIVATION) {
 		char *h = strdup(host);
 		rc = h ? 0 : -ENOMEM;
 		if (h) {
@@ -291,10 +300,12 @@ static void set_last_output(char *path)
 }
 
 /* Writes the encoded profile to the logdir, else to the fallback directory, else keeps it. */
-static int deliver(uint8_t *data, size_t len, const char *logdir, const char *run, const char *host)
+static int deliver(uint8_t *data, size_t len, const char *logdir, const char *run, const char *host,
+		   bool root)
 {
 	char *path;
-	int rc = tfprof__write_profile(logdir, run, host, data, len, &path);
+	int rc = root ? tfprof__write_profile_root(logdir, run, host, data, len, &path)
+		      : tfprof__write_profile(logdir, run, host, data, len, &path);
 	if (!rc) {
 		set_last_output(path);
 		tfprof__log(TFPROF_LOG_INFO, "profile written to %s", last_output);
@@ -339,6 +350,7 @@ static int deliver(uint8_t *data, size_t len, const char *logdir, const char *ru
 	kept.logdir = l;
 	kept.run = r;
 	kept.host = h;
+	kept.root = root;
 	return TFPROF_ERR_UNWRITTEN;
 }
 
@@ -370,21 +382,23 @@ out:
 	return rc;
 }
 
-/* Stops the session; activated: the caller is activation, which stops only its own session and
- * receives the written profile's path in out (taken under the lock: tfprof_last_output() may
- * change as soon as it is released). */
-static int stop_session(bool activated, bool skip_empty, char *out, size_t outlen)
+/* Stops the session if caller started it; activation and the server receive the written
+ * profile's path in out (taken under the lock: tfprof_last_output() may change as soon as it is
+ * released). */
+static int stop_session(enum tfprof__owner caller, bool skip_empty, char *out, size_t outlen)
 {
 	if (out && outlen)
 		out[0] = '\0';
 	pthread_mutex_lock(&session_mu);
-	if (!S.active || (activated && !S.activated)) {
+	if (!S.active || (caller != TFPROF__OWNER_PROGRAM && S.owner != caller) ||
+	    (caller == TFPROF__OWNER_PROGRAM && S.owner == TFPROF__OWNER_CAPTURE)) {
 		/* A session the program started itself is the program's to stop, also under
-		 * tfprof-start (whose own session could then not start). */
+		 * tfprof-start (whose own session could then not start); a capture is the
+		 * server's, and for the program there is no session of its own. */
 		pthread_mutex_unlock(&session_mu);
 		return TFPROF_ERR_NOT_ACTIVE;
 	}
-	if (S.activated && !activated) {
+	if (S.owner == TFPROF__OWNER_ACTIVATION && caller != TFPROF__OWNER_ACTIVATION) {
 		/* The program's own stop must not end the whole-program profile that tfprof-start
 		 * promised, nor write it early: the session goes on to the program's end. */
 		pthread_mutex_unlock(&session_mu);
@@ -424,7 +438,7 @@ static int stop_session(bool activated, bool skip_empty, char *out, size_t outle
 		rc = tfprof__xspace_encode(&p, &data, &len);
 	tfprof__profile_free(&p);
 	if (!rc)
-		rc = deliver(data, len, S.logdir, S.run, S.host);
+		rc = deliver(data, len, S.logdir, S.run, S.host, S.owner == TFPROF__OWNER_CAPTURE);
 	else if (rc == TFPROF__STOP_EMPTY)
 		tfprof__log(TFPROF_LOG_INFO, "nothing was recorded; no profile was written");
 	else
@@ -438,12 +452,17 @@ static int stop_session(bool activated, bool skip_empty, char *out, size_t outle
 
 int tfprof_stop(void)
 {
-	return stop_session(false, false, NULL, 0);
+	return stop_session(TFPROF__OWNER_PROGRAM, false, NULL, 0);
 }
 
 int tfprof__stop_activated(bool skip_empty, char *path, size_t pathlen)
 {
-	return stop_session(true, skip_empty, path, pathlen);
+	return stop_session(TFPROF__OWNER_ACTIVATION, skip_empty, path, pathlen);
+}
+
+int tfprof__stop_capture(char *path, size_t pathlen)
+{
+	return stop_session(TFPROF__OWNER_CAPTURE, true, path, pathlen);
 }
 
 int tfprof_stop_retry(const char *logdir)
@@ -456,7 +475,8 @@ int tfprof_stop_retry(const char *logdir)
 	char *dir = strdup(logdir && *logdir ? logdir : kept.logdir);
 	uint8_t *data = kept.data;
 	kept.data = NULL;
-	int rc = dir ? deliver(data, kept.len, dir, kept.run, kept.host) : -ENOMEM;
+	int rc = dir ? deliver(data, kept.len, dir, kept.run, kept.host, kept.root && !(logdir && *logdir))
+		     : -ENOMEM;
 	if (rc != TFPROF_ERR_UNWRITTEN) {
 		if (!dir)
 			free(data);

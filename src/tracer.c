@@ -595,10 +595,23 @@ static inline bool watching_steps(void)
 	return __builtin_expect(__atomic_load_n(&tfprof__state, __ATOMIC_RELAXED) & TFPROF__STATE_STEPS, 0);
 }
 
+/* The scope begin slow paths' one extra test: steps watched, or user scopes switched off. */
+static inline bool begin_is_special(void)
+{
+	return __builtin_expect(__atomic_load_n(&tfprof__state, __ATOMIC_RELAXED) &
+					(TFPROF__STATE_STEPS | TFPROF__STATE_NO_SCOPES),
+				0);
+}
+
+static inline bool scopes_off(void)
+{
+	return __atomic_load_n(&tfprof__state, __ATOMIC_RELAXED) & TFPROF__STATE_NO_SCOPES;
+}
+
 tfprof_scope tfprof_scope_begin_slow(const char *name, const struct tfprof_arg *args, size_t nargs)
 {
-	if (watching_steps())
-		return steps_begin(NULL, name, args, nargs);
+	if (begin_is_special())
+		return scopes_off() ? (tfprof_scope){ 0, 0 } : steps_begin(NULL, name, args, nargs);
 	return begin_common(NULL, name, args, nargs, false);
 }
 
@@ -614,8 +627,9 @@ tfprof_scope tfprof_scope_begin_site_slow(struct tfprof_site *site, const struct
 {
 	if (!site || !site->name || !*site->name)
 		site = NULL;
-	if (watching_steps())
-		return steps_begin(site, site ? NULL : "(unnamed)", args, nargs);
+	if (begin_is_special())
+		return scopes_off() ? (tfprof_scope){ 0, 0 }
+				    : steps_begin(site, site ? NULL : "(unnamed)", args, nargs);
 	return begin_common(site, NULL, args, nargs, false);
 }
 

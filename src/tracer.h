@@ -12,6 +12,11 @@
 
 #include "tfprof/tfprof.h"
 
+/* Internal bit of tfprof__state, set while a capture asked for host_tracer_level 0: user
+ * scopes (C, NVTX, Python) are not recorded, the CUDA API calls of GPU tracing are. The public
+ * fast paths test the whole word, so scope begins reach the slow path that checks it. */
+#define TFPROF__STATE_NO_SCOPES 4u
+
 enum tfprof__rec_kind {
 	TFPROF_REC_SCOPE = 1, /* a scope: begin ticks, end ticks (0 while open), name, args */
 	TFPROF_REC_META = 2,  /* set_metadata args for the scope with the given serial */

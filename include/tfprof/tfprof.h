@@ -170,7 +170,8 @@ struct tfprof_server_options {
 	 * Default: TFPROF_SERVER_MAX_MS or 600000 (10 minutes). */
 	uint64_t max_duration_ms;
 	/* Called on the server's capture thread just after a capture's session started and just
-	 * before it stops; they must not call tfprof_start()/tfprof_stop(). */
+	 * after its profile was written (path: the file, or "" when nothing was recorded); they must
+	 * not call tfprof_start()/tfprof_stop(). */
 	tfprof_capture_fn on_capture_start, on_capture_stop;
 	void *hook_ctx;
 };

@@ -30,7 +30,8 @@
 static const char *const activation_vars[] = { "TFPROF_START", "TFPROF_LOGDIR", "TFPROF_RUN",
 					       "TFPROF_DELAY", "TFPROF_DURATION", "TFPROF_STEPS",
 					       "TFPROF_GPU", "TFPROF_MAX_MEMORY_MB", "TFPROF_FORMAT",
-					       "TFPROF_REPORT_BIN", "TFPROF_START_PID" };
+					       "TFPROF_REPORT_BIN", "TFPROF_START_PID", "TFPROF_SERVER",
+					       "TFPROF_SERVER_ROOT" };
 
 static void help(void)
 {
@@ -72,6 +73,18 @@ static void help(void)
 	      "                    this tool, else the build tree's, else PATH's [TFPROF_REPORT_BIN];\n"
 	      "                    when it fails, one line says why and the .xplane.pb is kept:\n"
 	      "                    tfprof-report --chrome-trace OUT.json.gz FILE converts it by hand\n"
+	      "  --server [ADDR:]PORT  answer on-demand captures [TFPROF_SERVER]: the program serves\n"
+	      "                    TensorFlow's ProfilerService on ADDR:PORT (default address 127.0.0.1;\n"
+	      "                    other interfaces only when named, e.g. 0.0.0.0:6009), so xprof's\n"
+	      "                    Capture Profile button or tfprof-capture profiles it while it runs,\n"
+	      "                    into the logdir the capture names. Alone, nothing is recorded until\n"
+	      "                    a capture arrives and nothing is written at exit; with --delay,\n"
+	      "                    --duration or --steps that session is recorded too (one session at a\n"
+	      "                    time: a capture meanwhile is answered ALREADY_EXISTS). Only the\n"
+	      "                    program itself serves, not the programs it starts. Needs gRPC\n"
+	      "                    (Debian: libgrpc29) and libtfprof_server.so beside libtfprof\n"
+	      "  --server-root DIR captures may write only under DIR [TFPROF_SERVER_ROOT] (default: any\n"
+	      "                    absolute directory the client names, as TensorFlow's server allows)\n"
 	      "  --library PATH    the libtfprof.so to load [TFPROF_LIBRARY] (default: the one installed\n"
 	      "                    beside this tool, else the one it was built with)\n"
 	      "  --shell           print `export` commands that activate tfprof in the current shell\n"
@@ -128,6 +141,25 @@ static bool parse_seconds(const char *s, double *out)
 		return false;
 	*out = v;
 	return true;
+}
+
+/* --server: "PORT", "HOST:PORT" or "[V6]:PORT" (the library parses it again, the same way). */
+static bool valid_server_addr(const char *s)
+{
+	const char *port = strrchr(s, ':');
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+		if (!close || close[1] != ':' || close == s + 1)
+			return false;
+		port = close + 1;
+	} else if (port == s) {
+		return false;
+	}
+	port = port ? port + 1 : s;
+	char *end;
+	errno = 0;
+	long v = strtol(port, &end, 10);
+	return *port && !*end && !errno && v >= 0 && v <= 65535;
 }
 
 /* --steps: "A:B" with whole numbers A <= B, or "A" (the library parses it again, the same way). */
@@ -316,7 +348,7 @@ struct setting {
 };
 
 enum { OPT_LOGDIR = 256, OPT_RUN, OPT_DELAY, OPT_DURATION, OPT_NO_GPU, OPT_MAX_MEMORY, OPT_LIBRARY,
-       OPT_SHELL, OPT_DEACTIVATE, OPT_STEPS, OPT_FORMAT };
+       OPT_SHELL, OPT_DEACTIVATE, OPT_STEPS, OPT_FORMAT, OPT_SERVER, OPT_SERVER_ROOT };
 
 int main(int argc, char **argv)
 {
@@ -332,6 +364,8 @@ int main(int argc, char **argv)
 		{ "deactivate", no_argument, NULL, OPT_DEACTIVATE },
 		{ "steps", required_argument, NULL, OPT_STEPS },
 		{ "format", required_argument, NULL, OPT_FORMAT },
+		{ "server", required_argument, NULL, OPT_SERVER },
+		{ "server-root", required_argument, NULL, OPT_SERVER_ROOT },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -345,6 +379,8 @@ int main(int argc, char **argv)
 	const char *library = getenv("TFPROF_LIBRARY");
 	const char *format = getenv("TFPROF_FORMAT");
 	const char *gpu = getenv("TFPROF_GPU");
+	const char *server = getenv("TFPROF_SERVER");
+	const char *server_root = getenv("TFPROF_SERVER_ROOT");
 	bool no_gpu = gpu && (strcmp(gpu, "0") == 0 || strcmp(gpu, "off") == 0 || strcmp(gpu, "false") == 0);
 	bool shell = false, deactivate = false;
 	bool run_given = run && *run;
@@ -364,6 +400,8 @@ int main(int argc, char **argv)
 		case OPT_SHELL: shell = true; break;
 		case OPT_DEACTIVATE: deactivate = true; break;
 		case OPT_STEPS: steps = optarg; break;
+		case OPT_SERVER: server = optarg; break;
+		case OPT_SERVER_ROOT: server_root = optarg; break;
 		case OPT_FORMAT:
 			if (!*optarg)
 				usage_error("--format needs xplane, chrome or xplane,chrome%s", "");
@@ -402,6 +440,17 @@ int main(int argc, char **argv)
 		usage_error("--run (TFPROF_RUN) needs a directory name without '/', not '%s'", run);
 	if (logdir && !*logdir)
 		usage_error("--logdir (TFPROF_LOGDIR) needs a directory%s", "");
+	if (server && *server && !valid_server_addr(server))
+		usage_error("--server (TFPROF_SERVER) needs PORT, HOST:PORT or [IPV6]:PORT with a port of 0 to "
+			    "65535, not '%s'", server);
+	char *abs_root = NULL;
+	if (server_root && *server_root) {
+		struct stat st;
+		abs_root = absolute(server_root);
+		if (stat(abs_root, &st) || !S_ISDIR(st.st_mode))
+			usage_error("--server-root (TFPROF_SERVER_ROOT) needs an existing directory, not '%s'",
+				    server_root);
+	}
 	if (shell && deactivate)
 		usage_error("--shell and --deactivate exclude each other%s", "");
 	bool have_program = optind < argc;
@@ -468,7 +517,7 @@ int main(int argc, char **argv)
 		free(rest);
 	}
 
-	struct setting set[16];
+	struct setting set[20];
 	size_t n = 0;
 	set[n++] = (struct setting){ "TFPROF_START", xstrdup("1") };
 	set[n++] = (struct setting){ "TFPROF_LOGDIR", abs_logdir };
@@ -486,6 +535,10 @@ int main(int argc, char **argv)
 		set[n++] = (struct setting){ "TFPROF_MAX_MEMORY_MB", xstrdup(max_mb) };
 	if (format && *format)
 		set[n++] = (struct setting){ "TFPROF_FORMAT", xstrdup(chrome ? "xplane,chrome" : "xplane") };
+	if (server && *server)
+		set[n++] = (struct setting){ "TFPROF_SERVER", xstrdup(server) };
+	if (abs_root)
+		set[n++] = (struct setting){ "TFPROF_SERVER_ROOT", abs_root };
 	char *report = chrome ? find_report(getenv("TFPROF_REPORT_BIN")) : NULL;
 	if (report)
 		set[n++] = (struct setting){ "TFPROF_REPORT_BIN", report };
@@ -535,6 +588,8 @@ int main(int argc, char **argv)
 		unsetenv("TFPROF_DURATION");
 	if (!steps || !*steps)
 		unsetenv("TFPROF_STEPS");
+	if (!server || !*server)
+		unsetenv("TFPROF_SERVER");
 	execvp(argv[optind], argv + optind);
 	int e = errno;
 	fprintf(stderr, PROG ": cannot run %s: %s\n", argv[optind], strerror(e));

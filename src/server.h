@@ -1,0 +1,13 @@
+/* libtfprof's internal calls into the profiler server (src/server.c), for activation. */
+#ifndef TFPROF_SERVER_H
+#define TFPROF_SERVER_H
+
+/* Ends a capture in progress, writing its profile, before the program exits or dies of a
+ * signal; activation calls it first thing in its exit handler and signal path, which run before
+ * libcupti's teardown (see tfprof__activate_cuda_up). No-op without a server. */
+void tfprof__server_at_exit(void);
+
+/* The last reason tfprof_server_start() failed, one line ("" if none). */
+const char *tfprof__server_error(void);
+
+#endif
