@@ -575,7 +575,7 @@ static void start_server(void)
 {
 	int rc = tfprof_server_start(A.server, NULL);
 	if (rc) {
-		const char *why = tfprof__server_error();
+		const char *why = tfprof_server_last_error();
 		fprintf(stderr, "tfprof: error: the profiler server did not start: %s; the program runs %s\n",
 			*why ? why : tfprof_strerror(rc), A.server_only ? "unprofiled" : "without it");
 		return;

@@ -19,7 +19,6 @@
 #include "server.h"
 #include "server/server_module.h"
 #include "session.h"
-#include "tracer.h"
 
 #define MODULE_NAME "libtfprof_server.so"
 #define DEFAULT_MAX_DURATION_MS 600000u
@@ -53,7 +52,7 @@ static void start_error(const char *fmt, ...)
 	tfprof__log(TFPROF_LOG_ERROR, "tfprof server: %s", last_error);
 }
 
-const char *tfprof__server_error(void)
+const char *tfprof_server_last_error(void)
 {
 	return last_error;
 }
@@ -79,7 +78,9 @@ static int capture_start(const struct tfprof__capture *c)
 {
 	TFPROF_OPTIONS(o, .run_name = c->session_id, .host_name = c->host,
 		       .disable_gpu = c->device_level == 0);
-	int rc = tfprof__start_capture(c->root, &o);
+	/* Level 0 asks for no host tracing: user scopes are skipped, CUDA calls still recorded
+	 * (TensorFlow's CUPTI tracer records them under the device tracer level). */
+	int rc = tfprof__start_capture(c->root, &o, c->host_level == 0);
 	if (rc)
 		return rc;
 	current = *c;
@@ -88,10 +89,6 @@ static int capture_start(const struct tfprof__capture *c)
 	 * at exit calling into a finalized libcupti. */
 	if (!exit_after_first_capture)
 		exit_after_first_capture = atexit(at_exit) == 0;
-	/* Level 0 asks for no host tracing: user scopes are skipped, CUDA calls still recorded
-	 * (TensorFlow's CUPTI tracer records them under the device tracer level too). */
-	if (c->host_level == 0)
-		__atomic_or_fetch(&tfprof__state, TFPROF__STATE_NO_SCOPES, __ATOMIC_RELAXED);
 	call_hook(hook_start, c, "");
 	tfprof__log(TFPROF_LOG_INFO, "capture %s started for %llu ms", c->session_id,
 		    (unsigned long long)c->duration_ms);
@@ -101,7 +98,6 @@ static int capture_start(const struct tfprof__capture *c)
 static int capture_stop(char *path, size_t pathlen)
 {
 	int rc = tfprof__stop_capture(path, pathlen);
-	__atomic_and_fetch(&tfprof__state, ~TFPROF__STATE_NO_SCOPES, __ATOMIC_RELAXED);
 	if (rc != TFPROF_ERR_NOT_ACTIVE)
 		call_hook(hook_stop, &current, rc == 0 || rc == TFPROF_ERR_FALLBACK ? path : "");
 	if (rc == TFPROF__STOP_EMPTY)

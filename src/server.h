@@ -7,7 +7,4 @@
  * libcupti's teardown (see tfprof__activate_cuda_up). No-op without a server. */
 void tfprof__server_at_exit(void);
 
-/* The last reason tfprof_server_start() failed, one line ("" if none). */
-const char *tfprof__server_error(void);
-
 #endif

@@ -174,7 +174,7 @@ static void register_fork_handlers(void)
 }
 
 static int start_session(const char *logdir, const struct tfprof_options *opts, bool defer_gpu,
-			 enum tfprof__owner owner)
+			 enum tfprof__owner owner, bool no_scopes)
 {
 	struct tfprof_options o;
 	if (!logdir || !*logdir) {
@@ -230,6 +230,9 @@ static int start_session(const char *logdir, const struct tfprof_options *opts, 
 	tfprof__tracer_begin_session(S.max_memory, S.nvtx);
 	tfprof__anchor_take(&S.begin);
 	S.active = true;
+	/* Before recording starts, so that not one user scope slips in. */
+	if (no_scopes)
+		__atomic_or_fetch(&tfprof__state, TFPROF__STATE_NO_SCOPES, __ATOMIC_RELAXED);
 	/* Only the recording bit: TFPROF__STATE_STEPS (activate.h) belongs to activation. */
 	__atomic_or_fetch(&tfprof__state, TFPROF_STATE_ON, __ATOMIC_RELEASE);
 	/* GPU tracing starts once host recording is on, so the first launches find a thread buffer
@@ -243,17 +246,17 @@ static int start_session(const char *logdir, const struct tfprof_options *opts, 
 
 int tfprof_start(const char *logdir, const struct tfprof_options *opts)
 {
-	return start_session(logdir, opts, false, TFPROF__OWNER_PROGRAM);
+	return start_session(logdir, opts, false, TFPROF__OWNER_PROGRAM, false);
 }
 
 int tfprof__start_activated(const char *logdir, const struct tfprof_options *opts, bool defer_gpu)
 {
-	return start_session(logdir, opts, defer_gpu, TFPROF__OWNER_ACTIVATION);
+	return start_session(logdir, opts, defer_gpu, TFPROF__OWNER_ACTIVATION, false);
 }
 
-int tfprof__start_capture(const char *root, const struct tfprof_options *opts)
+int tfprof__start_capture(const char *root, const struct tfprof_options *opts, bool no_scopes)
 {
-	return start_session(root, opts, false, TFPROF__OWNER_CAPTURE);
+	return start_session(root, opts, false, TFPROF__OWNER_CAPTURE, no_scopes);
 }
 
 int tfprof__session_gpu_attach(void)
@@ -406,7 +409,7 @@ static int stop_session(enum tfprof__owner caller, bool skip_empty, char *out, s
 			    "the program ends");
 		return TFPROF_ERR_ACTIVATED;
 	}
-	__atomic_and_fetch(&tfprof__state, ~TFPROF_STATE_ON, __ATOMIC_RELEASE);
+	__atomic_and_fetch(&tfprof__state, ~(TFPROF_STATE_ON | TFPROF__STATE_NO_SCOPES), __ATOMIC_RELEASE);
 	struct tfprof__timebase tb = { .begin = S.begin };
 	tfprof__anchor_take(&tb.end);
 	tfprof__tracer_quiesce();

@@ -6,6 +6,7 @@
 #include "pytfprof.h"
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,6 +153,82 @@ static PyObject *py_stop(PyObject *m, PyObject *unused)
 	}
 }
 
+/* ---- The profiler server (tfprof.experimental.server) ---- */
+
+/* Whether the capture in progress turned the Python tracer on; touched by the capture thread
+ * only, with the GIL. */
+static int capture_traces_python;
+
+/* Runs on the server's capture thread when a capture starts: what TensorFlow's server does with
+ * the capture's python_tracer_level and host_tracer_level, for this interpreter. */
+static void on_capture_start(const struct tfprof_capture_info *info, void *ctx)
+{
+	(void)ctx;
+	PyGILState_STATE g = PyGILState_Ensure();
+	tfprof__py_generation++;
+	tfprof__py_record_host = info->host_tracer_level > 0;
+	capture_traces_python = 0;
+	if (info->python_tracer_level > 0) {
+		if (tfprof__pytrace_start() == 0)
+			capture_traces_python = 1;
+		else
+			PyErr_WriteUnraisable(NULL); /* the capture goes on without Python calls */
+	}
+	PyGILState_Release(g);
+}
+
+static void on_capture_stop(const struct tfprof_capture_info *info, void *ctx)
+{
+	(void)info;
+	(void)ctx;
+	PyGILState_STATE g = PyGILState_Ensure();
+	if (capture_traces_python && tfprof__pytrace_stop())
+		PyErr_WriteUnraisable(NULL);
+	capture_traces_python = 0;
+	tfprof__py_record_host = 1;
+	tfprof__pytrace_release_retired();
+	PyGILState_Release(g);
+}
+
+static PyObject *py_server_start(PyObject *m, PyObject *arg)
+{
+	(void)m;
+	const char *addr = PyUnicode_Check(arg) ? PyUnicode_AsUTF8(arg) : NULL;
+	if (!addr) {
+		if (!PyErr_Occurred())
+			PyErr_SetString(PyExc_TypeError, "server_start(addr): addr must be a str");
+		return NULL;
+	}
+	TFPROF_SERVER_OPTIONS(o, .on_capture_start = on_capture_start, .on_capture_stop = on_capture_stop);
+	int rc = tfprof_server_start(addr, &o);
+	if (rc) {
+		const char *why = tfprof_server_last_error();
+		PyErr_Format(rc == -EALREADY ? AlreadyRunningError : ProfilerError,
+			     "profiler server on %s: %s", addr, *why ? why : tfprof_strerror(rc));
+		return NULL;
+	}
+	return PyLong_FromLong(tfprof_server_port());
+}
+
+static PyObject *py_server_stop(PyObject *m, PyObject *unused)
+{
+	(void)m;
+	(void)unused;
+	int rc;
+	/* A capture in progress is written first, and its hooks need the GIL. */
+	Py_BEGIN_ALLOW_THREADS
+	rc = tfprof_server_stop();
+	Py_END_ALLOW_THREADS
+	return PyBool_FromLong(rc == 0);
+}
+
+static PyObject *py_server_port(PyObject *m, PyObject *unused)
+{
+	(void)m;
+	(void)unused;
+	return PyLong_FromLong(tfprof_server_port());
+}
+
 static PyObject *py_last_output(PyObject *m, PyObject *unused)
 {
 	(void)m;
@@ -209,6 +286,14 @@ static PyMethodDef module_methods[] = {
 	{ "enabled", py_enabled, METH_NOARGS, "enabled() -> bool\n--\n\nTrue while a session records." },
 	{ "owns_session", py_owns_session, METH_NOARGS,
 	  "owns_session() -> bool\n--\n\nTrue while a session started by start() runs." },
+	{ "server_start", py_server_start, METH_O,
+	  "server_start(addr) -> int\n--\n\nStarts the profiler server on addr (\"PORT\", "
+	  "\"HOST:PORT\"); returns the port it listens on." },
+	{ "server_stop", py_server_stop, METH_NOARGS,
+	  "server_stop() -> bool\n--\n\nStops the profiler server (a capture in progress is written "
+	  "first); False when none ran." },
+	{ "server_port", py_server_port, METH_NOARGS,
+	  "server_port() -> int\n--\n\nThe port the profiler server listens on, 0 when none runs." },
 	{ "library_path", py_library_path, METH_NOARGS,
 	  "library_path() -> str\n--\n\nThe libtfprof file this extension calls." },
 	{ NULL, NULL, 0, NULL },

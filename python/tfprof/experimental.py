@@ -17,10 +17,10 @@ import os
 import sys
 import threading
 
-from tfprof import _tfprof
+from tfprof import _tfprof, server
 from tfprof._tfprof import AlreadyRunningError, NotRunningError, ProfilerError, Trace
 
-__all__ = ["ProfilerOptions", "Profile", "Trace", "start", "stop"]
+__all__ = ["ProfilerOptions", "Profile", "Trace", "server", "start", "stop"]
 
 
 class ProfilerOptions(

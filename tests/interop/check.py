@@ -164,7 +164,8 @@ def expected_step_times_us(space):
 # ---- Trace viewer ---------------------------------------------------------------------------------
 
 def index_trace(trace):
-    """(process name -> pid, (pid, tid) -> thread name, (pid, thread name, name) -> [X events])."""
+    """(process name -> pid, (pid, tid) -> thread name, (pid, thread name, name) -> [X events, and
+    the instant events that stand for zero-duration ones])."""
     procs, threads, xs = {}, {}, {}
     for e in trace["traceEvents"]:
         if e.get("ph") == "M" and e.get("name") == "process_name":
@@ -172,7 +173,9 @@ def index_trace(trace):
         elif e.get("ph") == "M" and e.get("name") == "thread_name":
             threads[(e["pid"], e["tid"])] = e["args"]["name"]
     for e in trace["traceEvents"]:
-        if e.get("ph") == "X":
+        # xprof 2.24 shows an event of zero duration (a synchronization that found the stream
+        # idle, say) as an instant event ("ph": "i", no dur) rather than a complete one.
+        if e.get("ph") == "X" or (e.get("ph") == "i" and "dur" not in e):
             tname = threads.get((e["pid"], e.get("tid")), "")
             xs.setdefault((e["pid"], tname, e["name"]), []).append(e)
     return procs, threads, xs
