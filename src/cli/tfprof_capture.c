@@ -441,6 +441,14 @@ static void save_tool_data(struct worker *w, const struct options *o,
 	}
 }
 
+/* How long to wait before the next attempt of a worker that has made w->attempts: 1 s, 2 s,
+ * 4 s, then 8 s each; short, since a worker that is busy with another capture is usually done
+ * within its duration, and one that is starting up within seconds. */
+static unsigned backoff_s(const struct worker *w)
+{
+	return 1u << (w->attempts - 1 < 3 ? w->attempts - 1 : 3);
+}
+
 /* Decides what one finished attempt means. Returns true when the worker should try again. */
 static bool finish_attempt(struct worker *w, const struct options *o)
 {
@@ -454,10 +462,9 @@ static bool finish_attempt(struct worker *w, const struct options *o)
 		free(w->why);
 		w->why = xasprintf("%s: %s; %s", status_name(w->status), msg, advice(w->status));
 		if (worth_retrying(w) && w->attempts < (int)o->attempts) {
-			unsigned wait = 1u << (w->attempts - 1 < 3 ? w->attempts - 1 : 3);
-
 			fprintf(stderr, PROG ": %s: %s: %s; trying again in %u s (attempt %d of %u)\n",
-				w->addr, status_name(w->status), msg, wait, w->attempts + 1, o->attempts);
+				w->addr, status_name(w->status), msg, backoff_s(w), w->attempts + 1,
+				o->attempts);
 			free(msg);
 			return true;
 		}
@@ -515,7 +522,7 @@ static void capture(struct worker *ws, size_t n, const struct options *o)
 	while (pending > 0) {
 		uint64_t start_ns = realtime_ns() + o->delay_ms * 1000000u;
 		size_t outstanding = 0, retry = 0;
-		unsigned backoff_s = 0;
+		unsigned wait_s = 0;
 
 		for (size_t i = 0; i < n; i++) {
 			if (ws[i].outcome != OUT_PENDING)
@@ -541,17 +548,15 @@ static void capture(struct worker *ws, size_t n, const struct options *o)
 					w->status = GRPC_STATUS_INTERNAL;
 			}
 			if (finish_attempt(w, o)) {
-				unsigned wait = 1u << (w->attempts - 1 < 3 ? w->attempts - 1 : 3);
-
 				retry++;
-				if (wait > backoff_s)
-					backoff_s = wait;
+				if (backoff_s(w) > wait_s)
+					wait_s = backoff_s(w);
 			}
 			end_attempt(w);
 		}
 		pending = retry;
 		if (pending > 0)
-			sleep(backoff_s);
+			sleep(wait_s);
 	}
 	grpc_completion_queue_shutdown(cq);
 	while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL).type !=
@@ -799,7 +804,7 @@ int main(int argc, char **argv)
 		free(ws[i].why);
 		free(ws[i].saved);
 	}
-	grpc_shutdown();
+	grpc_shutdown_blocking();
 	free(ws);
 	free(o.repository_root);
 	free(o.run_dir);
