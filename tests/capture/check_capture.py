@@ -251,11 +251,11 @@ def case_hang():
     s = Server("hang", "hang")
     b = Server("ok", "hang_ok")
     rc, out, err, _, _ = capture("127.0.0.1:%d" % s.port, "--duration", "100ms", "--run", "hang",
-                                 "--timeout", "1s", "--logdir", logdir())
+                                 "--timeout", "3s", "--logdir", logdir())
     check(rc == 1, "exit 1 when the worker never answers", out, err)
     check("DEADLINE_EXCEEDED" in out[0] and "--timeout" in out[0], "says what to do", out)
     rc, out, err, _, _ = capture("127.0.0.1:%d,127.0.0.1:%d" % (s.port, b.port),
-                                 "--duration", "100ms", "--run", "hang2", "--timeout", "1s",
+                                 "--duration", "100ms", "--run", "hang2", "--timeout", "3s",
                                  "--logdir", logdir())
     s.stop()
     b.stop()
