@@ -15,12 +15,22 @@ bool capture_parse_duration(const char *s, uint64_t *ms)
 	char *end;
 	double v, scale;
 
-	/* strtod would skip leading blanks and accept "inf", "nan" and hex: only plain decimals. */
-	if (!s || !(isdigit((unsigned char)s[0]) || (s[0] == '.' && isdigit((unsigned char)s[1]))))
+	const char *p = s;
+	bool digits = false, dot = false;
+
+	/* strtod alone would take blanks, signs, "inf", "nan", hex and exponents: only plain
+	 * decimals ("2", "1.5", ".5") get that far. */
+	if (!s)
+		return false;
+	for (; isdigit((unsigned char)*p) || (*p == '.' && !dot); p++) {
+		digits |= *p != '.';
+		dot |= *p == '.';
+	}
+	if (!digits)
 		return false;
 	errno = 0;
 	v = strtod(s, &end);
-	if (errno || end == s || !isfinite(v) || v < 0)
+	if (errno || end != p || !isfinite(v) || v < 0)
 		return false;
 	if (strcmp(end, "") == 0 || strcmp(end, "s") == 0)
 		scale = 1000.0;
@@ -30,7 +40,8 @@ bool capture_parse_duration(const char *s, uint64_t *ms)
 		scale = 60000.0;
 	else
 		return false;
-	v = v * scale + 0.5;
+	/* Rounded before the limit is checked, so that exactly 24h (86400s, 1440m) passes. */
+	v = floor(v * scale + 0.5);
 	if (v > (double)CAPTURE_MAX_DURATION_MS)
 		return false;
 	*ms = (uint64_t)v;
