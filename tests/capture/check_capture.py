@@ -6,6 +6,7 @@ test): python3 check_capture.py CASE --capture BIN --server BIN --tmp DIR.
 Timing is checked only with bounds that a loaded machine cannot break: a start timestamp must
 lie between "before the tool started" + delay and "after it ended" + delay."""
 import argparse
+import atexit
 import json
 import os
 import shutil
@@ -17,6 +18,16 @@ import time
 
 ARGS = None
 PROG = "tfprof-capture: "
+# Every server started, so that a failed check does not leave one behind holding ctest's pipes.
+SERVERS = []
+
+
+@atexit.register
+def kill_servers():
+    for p in SERVERS:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
 
 
 class Server:
@@ -27,6 +38,7 @@ class Server:
         self.proc = subprocess.Popen(
             [ARGS.server, "--mode", mode, "--log", self.log, "--lifetime", "300"],
             stdout=subprocess.PIPE, text=True)
+        SERVERS.append(self.proc)
         line = self.proc.stdout.readline()
         if not line.startswith("PORT "):
             raise SystemExit("fake server did not start: %r" % line)
