@@ -186,6 +186,10 @@ struct tfprof_server_options {
  * server module or gRPC cannot be loaded (tfprof_strerror() and the log say which). */
 TFPROF_API int tfprof_server_start(const char *addr, const struct tfprof_server_options *opts);
 
+/* Why the last tfprof_server_start() failed, in one line that says what to do ("" after a
+ * success). Valid until the next tfprof_server_start(). */
+TFPROF_API const char *tfprof_server_last_error(void);
+
 /* The port the running server listens on, or 0 when none runs. */
 TFPROF_API int tfprof_server_port(void);
 
