@@ -223,6 +223,26 @@ def xprof_client_captures():
         t.stop()
 
 
+def grpc_loaded(pid):
+    with open(f"/proc/{pid}/maps") as f:
+        maps = f.read()
+    return sorted({m for m in re.findall(r"lib(grpc|absl_\w+|ssl|crypto)\S*\.so", maps)})
+
+
+def no_grpc_without_server():
+    plain = Target([START, "--logdir", os.path.join(WORK, "plain"), "--", SIM, "--bare", "1000000"], tag="plain")
+    served = served_loop(tag="maps")
+    try:
+        time.sleep(1.0)
+        check("a program profiled without --server loads no gRPC, absl or TLS library",
+              plain.p.poll() is None and not grpc_loaded(plain.p.pid), f"{grpc_loaded(plain.p.pid)}")
+        check("... while one with --server does (the check can see them)",
+              served.port is not None and "grpc" in grpc_loaded(served.p.pid))
+    finally:
+        plain.stop()
+        served.stop()
+
+
 def server_only_writes_nothing():
     logdir = os.path.join(WORK, "server_only")
     t = Target([START, "--server", "0", "--logdir", logdir, "--", SIM, "--bare", "30"], tag="only")
@@ -285,7 +305,10 @@ def two_workers():
         check("tfprof-report compares the two hosts", rep.returncode == 0 and
               f"localhost_{a.port}" in rep.stdout and f"localhost_{b.port}" in rep.stdout,
               rep.stdout[-600:] + rep.stderr[-300:])
-        check_capture_overview("two workers", paths, [xspace_pb.read(p) for p in paths])
+        spaces = {os.path.basename(p)[:-len(".xplane.pb")]: xspace_pb.read(p) for p in paths}
+        check_capture_overview("two workers", paths, list(spaces.values()))
+        run = os.path.basename(os.path.dirname(paths[0]))
+        C.check_server(logdir, {run: (sorted(spaces), True, spaces)})
     finally:
         a.stop()
         b.stop()
@@ -533,7 +556,7 @@ def python_server_start():
 
 def main():
     os.makedirs(WORK, exist_ok=True)
-    for case in (xprof_client_captures, server_only_writes_nothing, http_capture_route, two_workers,
+    for case in (xprof_client_captures, no_grpc_without_server, server_only_writes_nothing, http_capture_route, two_workers,
                  bad_requests, one_capture_at_a_time, terminate_and_disconnect, sessions_share_one_slot,
                  levels_are_honoured, exit_during_capture, port_in_use, sequential_captures_stay_flat,
                  tfprof_capture_cli, python_server_start):
