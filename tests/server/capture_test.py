@@ -181,8 +181,11 @@ def check_capture_overview(label, paths, spaces):
     rows = [r["c"][-1]["v"] * 1000 for r in C.table(ov, "stepnum")["rows"]]
     ours = [t for s in spaces for t in C.expected_step_times_us(s).values()]
     per_host = min(len(C.expected_step_times_us(s)) for s in spaces)
-    check(f"{label}: overview shows the window's steps (all but the edges)",
-          per_host - 3 <= len(rows) <= per_host, f"{len(rows)} shown, {per_host} recorded per host")
+    # xprof leaves out steps at the window's edges whose host or device part was cut off (more
+    # of them on a slow, sanitized build); the rest must all be there.
+    check(f"{label}: overview shows the window's steps (all but a few at the edges)",
+          per_host - max(6, per_host // 50) <= len(rows) <= per_host,
+          f"{len(rows)} shown, {per_host} recorded per host")
     bad = [f"{us:.3f}us" for us in rows if not any(abs(us - o) <= 1.0 for o in ours)]
     check(f"{label}: every step time shown is one of ours within 1us", rows and not bad, f"{bad[:5]}")
 
@@ -502,10 +505,13 @@ def sequential_captures_stay_flat():
                 check(f"sequential capture {i} answered OK", False, code)
                 return
             if i in (19, 199):
+                time.sleep(0.5)  # the last client's connection closes on the server's time
                 samples[i] = rss_kb_and_fds(t.p.pid)
         (r1, f1), (r2, f2) = samples[19], samples[199]
         print(f"INFO 200 sequential captures: RSS {r1} -> {r2} KiB, fds {f1} -> {f2}", flush=True)
-        check("200 sequential captures: file descriptors flat (none left open)", f2 <= f1, f"{f1} -> {f2}")
+        # One descriptor of slack: a client connection the server has not closed yet. A leak
+        # would show 180.
+        check("200 sequential captures: file descriptors flat (none left open)", f2 <= f1 + 1, f"{f1} -> {f2}")
         check("200 sequential captures: memory flat (RSS grows < 8 MiB from capture 20 to 200)",
               r2 - r1 < 8192, f"{r1} -> {r2} KiB")
         check("200 captures, 200 files", len(glob.glob(os.path.join(root, "*", "*.xplane.pb"))) == 200)
@@ -534,7 +540,7 @@ def tfprof_capture_cli():
 
 def python_server_start():
     py = os.path.join(PY_VENV, "bin", "python") if PY_VENV else ""
-    if not py or subprocess.run([py, "-c", "import tfprof"], capture_output=True).returncode:
+    if not os.path.exists(py) or subprocess.run([py, "-c", "import tfprof"], capture_output=True).returncode:
         print("NOTE the tfprof Python package is not installed in TFPROF_PY_VENV; server.start() is not checked",
               flush=True)
         return
