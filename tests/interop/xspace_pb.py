@@ -1,6 +1,7 @@
 """A small, independent reader of tensorflow.profiler.XSpace files (proto/xplane.proto), written
 against the protobuf wire format so that the interop test computes "what the file says" without
-tfprof's code or xprof's. Field numbers: /work/shared/reference/xspace.md."""
+tfprof's code or xprof's. Field numbers: /work/shared/reference/xspace.md. At the end, the writer
+side (encode_varint, encode_field) for tests that hand-craft messages."""
 
 
 def _varint(b, i):
@@ -198,3 +199,28 @@ class Space:
 def read(path):
     with open(path, "rb") as f:
         return Space(f.read())
+
+
+# ---- The writer side: for tests that hand-craft messages (a profile with exactly the steps a
+# case needs, a request a well-behaved client would never send) -----------------------------------
+
+def encode_varint(n):
+    """A varint; negative numbers as their two's complement (int64 fields)."""
+    n &= (1 << 64) - 1
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def encode_field(num, value):
+    """Field num: a varint for an int, length-delimited for bytes or str (str as UTF-8, with
+    surrogate escapes kept as the bytes they stand for)."""
+    if isinstance(value, int):
+        return encode_varint(num << 3) + encode_varint(value)
+    if isinstance(value, str):
+        value = value.encode("utf-8", "surrogateescape")
+    return encode_varint(num << 3 | 2) + encode_varint(len(value)) + value

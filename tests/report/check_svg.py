@@ -26,6 +26,8 @@ import xml.etree.ElementTree as ET
 import zlib
 
 import report_check
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "interop"))
+import xspace_pb  # noqa: E402
 from report_check import WORK, check, fresh, main, make
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -45,27 +47,9 @@ def one_line(p, label, start="tfprof-report: "):
 
 
 # ---- XSpace bytes, written here so that step counts and names are whatever a case needs -------
-# (tests/interop/xspace_pb.py only reads XSpace; this is the writer side of the wire format.)
+# (with the writer side of tests/interop/xspace_pb.py)
 
-def _varint(n):
-    n &= (1 << 64) - 1
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _int(field, v):
-    return _varint(field << 3) + _varint(v)
-
-
-def _bytes(field, b):
-    if isinstance(b, str):
-        b = b.encode("utf-8", "surrogateescape")
-    return _varint(field << 3 | 2) + _varint(len(b)) + b
+_int = _bytes = xspace_pb.encode_field
 
 
 def _plane(name, stat_names, event_names, lines):

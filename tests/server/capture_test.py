@@ -44,22 +44,7 @@ check = C.check
 # ---- The wire format, by hand (a handful of fields) ---------------------------------------------
 
 
-def varint(v):
-    out = bytearray()
-    while True:
-        b = v & 0x7F
-        v >>= 7
-        out.append(b | (0x80 if v else 0))
-        if not v:
-            return bytes(out)
-
-
-def field(num, value):
-    if isinstance(value, int):
-        return varint(num << 3) + varint(value)
-    if isinstance(value, str):
-        value = value.encode()
-    return varint(num << 3 | 2) + varint(len(value)) + value
+field = xspace_pb.encode_field
 
 
 def profile_request(root, sid, host="worker:1", duration_ms=500, start_ns=0, host_level=2,
