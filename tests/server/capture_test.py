@@ -154,7 +154,7 @@ def task_window(space):
     return st.get("profile_start_time"), st.get("profile_stop_time")
 
 
-def check_capture_overview(label, paths, spaces):
+def check_capture_overview(label, paths, spaces, multi_host=False):
     """xprof's overview page on a capture: a window cut out of a run, whose steps xprof numbers
     from the window's start (its first step is not step 0 of the run): the steps are found,
     about as many as recorded, and each shown step time is one of ours."""
@@ -167,10 +167,12 @@ def check_capture_overview(label, paths, spaces):
     ours = [t for s in spaces for t in C.expected_step_times_us(s).values()]
     per_host = min(len(C.expected_step_times_us(s)) for s in spaces)
     # xprof leaves out steps at the window's edges whose host or device part was cut off (more
-    # of them on a slow, sanitized build); the rest must all be there.
+    # of them on a slow, sanitized build); with several hosts it shows the steps they share,
+    # lined up by time, and independent workers' steps line up only mostly (7 of 217 fell out
+    # on a loaded machine). The rest must all be there.
+    slack = max(6, per_host // 10 if multi_host else per_host // 50)
     check(f"{label}: overview shows the window's steps (all but a few at the edges)",
-          per_host - max(6, per_host // 50) <= len(rows) <= per_host,
-          f"{len(rows)} shown, {per_host} recorded per host")
+          per_host - slack <= len(rows) <= per_host, f"{len(rows)} shown, {per_host} recorded per host")
     bad = [f"{us:.3f}us" for us in rows if not any(abs(us - o) <= 1.0 for o in ours)]
     check(f"{label}: every step time shown is one of ours within 1us", rows and not bad, f"{bad[:5]}")
 
@@ -294,7 +296,7 @@ def two_workers():
               f"localhost_{a.port}" in rep.stdout and f"localhost_{b.port}" in rep.stdout,
               rep.stdout[-600:] + rep.stderr[-300:])
         spaces = {os.path.basename(p)[:-len(".xplane.pb")]: xspace_pb.read(p) for p in paths}
-        check_capture_overview("two workers", paths, list(spaces.values()))
+        check_capture_overview("two workers", paths, list(spaces.values()), multi_host=True)
         run = os.path.basename(os.path.dirname(paths[0]))
         C.check_server(logdir, {run: (sorted(spaces), True, spaces)})
     finally:
