@@ -543,6 +543,19 @@ def python_server_start():
         names = {e.raw_name for e in C.events(xspace_pb.read(paths[0]), "/host:CPU")} if ok else set()
         check("xprof's client captures the Python program: its Trace scopes are in the profile",
               ok and {"Train", "Forward"} <= names, f"{paths} {sorted(names)[:10]}")
+        # python_tracer_level 1 in the request: the program's Python calls, named as TF does.
+        root = os.path.join(WORK, "python_calls", "plugins", "profile")
+        code, details, _ = rpc(t.port, "Profile", profile_request(root, "calls", duration_ms=500, python_level=1))
+        got = glob.glob(os.path.join(root, "calls", "*.xplane.pb"))
+        calls = {e.raw_name for e in C.events(xspace_pb.read(got[0]), "/host:CPU")} if got else set()
+        check("python_tracer_level 1: the capture holds the program's Python calls",
+              code == "OK" and any(n.startswith("$python_served.py:") for n in calls),
+              f"{code} {details} {sorted(calls)[:8]}")
+        code, _, _ = rpc(t.port, "Profile", profile_request(root, "after", duration_ms=300))
+        after = glob.glob(os.path.join(root, "after", "*.xplane.pb"))
+        names = {e.raw_name for e in C.events(xspace_pb.read(after[0]), "/host:CPU")} if after else set()
+        check("... and the next capture, at level 0, holds none (the tracer was removed)",
+              code == "OK" and names and not any(n.startswith("$") for n in names), f"{sorted(names)[:8]}")
     finally:
         t.stop()
 
