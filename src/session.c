@@ -495,6 +495,11 @@ const char *tfprof_last_output(void)
 	return last_output;
 }
 
+int tfprof_version(void)
+{
+	return TFPROF_VERSION;
+}
+
 const char *tfprof_strerror(int err)
 {
 	switch (err) {

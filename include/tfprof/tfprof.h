@@ -33,6 +33,10 @@ extern "C" {
 #define TFPROF_VERSION_MAJOR 0
 #define TFPROF_VERSION_MINOR 1
 #define TFPROF_VERSION_PATCH 0
+/* The version as one number, MAJOR * 10000 + MINOR * 100 + PATCH, as tfprof_version() returns it
+ * for the library actually loaded: a program can check that it runs against a library at least
+ * as new as the header it was built with (same major, minor >=). */
+#define TFPROF_VERSION (TFPROF_VERSION_MAJOR * 10000 + TFPROF_VERSION_MINOR * 100 + TFPROF_VERSION_PATCH)
 
 /* ---- Errors --------------------------------------------------------------------------------
  * Functions that can fail return 0 or a negative code: a negative errno (e.g. -EACCES when the
@@ -56,6 +60,9 @@ enum tfprof_error {
 	 * the environment, goes on and is written when the program ends; nothing was stopped. */
 	TFPROF_ERR_ACTIVATED = -(TFPROF_ERR_BASE + 6),
 };
+
+/* The loaded library's version, encoded as TFPROF_VERSION is. */
+TFPROF_API int tfprof_version(void);
 
 /* Returns a static, NUL-terminated, one-line description of err (0, a negative errno or a
  * TFPROF_ERR_* code). Never NULL. */
@@ -212,10 +219,17 @@ enum tfprof_arg_type {
 };
 #define TFPROF_ARG_STATIC_KEY 0x80u
 
+/* ABI: struct tfprof_arg and struct tfprof_site are compiled into programs (arrays of arguments,
+ * static descriptors), so their layout is frozen for the life of major version 0: the sizes and
+ * offsets below never change (the static assertions after them say so to anyone editing). They
+ * grow without breaking old binaries this way: `reserved` is 0 in everything built against this
+ * header; a later version may set bits there that announce what it added (new argument types
+ * carry their payload through v.str's pointer; a larger site descriptor is announced by a bit in
+ * tfprof_site.reserved and read only when set). The library accepts what older headers made. */
 struct tfprof_arg {
 	const char *key;
 	uint32_t type; /* enum tfprof_arg_type, optionally | TFPROF_ARG_STATIC_KEY */
-	uint32_t reserved;
+	uint32_t reserved; /* 0; see the ABI note above */
 	union {
 		int64_t i64;
 		uint64_t u64;
@@ -301,9 +315,22 @@ struct tfprof_site {
 	const char *name;
 	const char *file;
 	uint32_t line;
-	uint32_t reserved;
+	uint32_t reserved; /* 0; see the ABI note at struct tfprof_arg */
 	void *nvtx_string; /* registered NVTX string, filled in on first use */
 };
+
+#if defined(__x86_64__) || defined(__aarch64__)
+#ifdef __cplusplus
+#define TFPROF_STATIC_ASSERT_(c, m) static_assert(c, m)
+#else
+#define TFPROF_STATIC_ASSERT_(c, m) _Static_assert(c, m)
+#endif
+TFPROF_STATIC_ASSERT_(sizeof(struct tfprof_arg) == 24 && offsetof(struct tfprof_arg, v) == 16,
+		      "struct tfprof_arg is frozen ABI");
+TFPROF_STATIC_ASSERT_(sizeof(struct tfprof_site) == 32 && offsetof(struct tfprof_site, nvtx_string) == 24,
+		      "struct tfprof_site is frozen ABI");
+TFPROF_STATIC_ASSERT_(sizeof(tfprof_scope) == 8, "tfprof_scope is frozen ABI");
+#endif
 
 /* Begins a scope named name (copied; NULL or "" is recorded as "(unnamed)") with nargs arguments
  * (copied). args may be NULL when nargs is 0. Returns a handle for tfprof_scope_end(). */

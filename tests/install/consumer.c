@@ -77,6 +77,12 @@ static void *worker(void *arg)
 
 int main(int argc, char **argv)
 {
+	/* The library found at run time is the one the header describes (same major, not older). */
+	if (tfprof_version() / 10000 != TFPROF_VERSION_MAJOR || tfprof_version() < TFPROF_VERSION) {
+		fprintf(stderr, "consumer: built against tfprof %d, running with %d\n", TFPROF_VERSION,
+			tfprof_version());
+		return 1;
+	}
 	if (argc != 2) {
 		fprintf(stderr, "usage: consumer LOGDIR\n");
 		return 2;
