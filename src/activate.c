@@ -36,6 +36,7 @@
  *   nothing is taken under it, and it is never held while a stop or conversion runs. */
 #include "activate.h"
 #include "server.h"
+#include "session.h"
 
 #include "chrome_convert.h"
 #include "env.h"

@@ -1,7 +1,8 @@
 /* Environment activation (tfprof-start): the library starts a session by itself when it loads
  * into a program with TFPROF_START=1 in its environment, and writes the profile when the program
- * exits or is stopped by SIGINT/SIGTERM. This header also declares the internal hooks that
- * activation and fork safety need from session.c and tracer.c.
+ * exits or is stopped by SIGINT/SIGTERM. This header is activation's: what the rest of the library
+ * calls in activate.c (the CUDA injection, exec, and the steps hooks tracer.c calls). What
+ * activation calls in session.c is declared in session.h.
  *
  * Environment read at load (tfprof-start sets it; `tfprof-start --help` documents it):
  *   TFPROF_START=1        activate
@@ -73,26 +74,6 @@ void tfprof__activate_exec_failed(bool restart);
  * tfprof is linked statically). */
 bool tfprof__names_this_library(const char *path);
 
-/* ---- Provided by session.c ---- */
-
-/* tfprof_start() for activation: the same, except that the session is activation's (the
- * program's own tfprof_stop() leaves it running and returns TFPROF_ERR_ACTIVATED) and that,
- * with defer_gpu, GPU tracing (unless disabled) waits for tfprof__session_gpu_attach(). */
-int tfprof__start_activated(const char *logdir, const struct tfprof_options *opts, bool defer_gpu);
-/* tfprof_stop() for activation: stops activation's own session only (TFPROF_ERR_NOT_ACTIVE for
- * one the program started) and copies the written profile's path into path ("" when none).
- * With skip_empty, a session that recorded nothing writes no file and returns
- * TFPROF__STOP_EMPTY. */
-int tfprof__stop_activated(bool skip_empty, char *path, size_t pathlen);
-#define TFPROF__STOP_EMPTY 1
-/* Starts the GPU tracing that the running session deferred. Returns 0 when there was nothing to
- * do or tracing started, TFPROF_ERR_NOT_ACTIVE without a session, or the negative code of a
- * failed start (the session goes on host-only and its profile says why). */
-int tfprof__session_gpu_attach(void);
-/* Renames the host (the file's stem) of the running activated session, for its profile
- * written before an exec. Returns 0, TFPROF_ERR_NOT_ACTIVE (no activated session) or -ENOMEM. */
-int tfprof__session_set_host(const char *host);
-
 /* ---- Steps: provided by activate.c, called by tracer.c's scope slow paths ---- */
 
 /* Internal bit of tfprof__state (next to TFPROF_STATE_ON), set while TFPROF_STEPS waits for or
@@ -108,14 +89,5 @@ bool tfprof__steps_begin(const struct tfprof_arg *args, size_t nargs);
 void tfprof__steps_began(tfprof_scope s);
 /* Called after a recorded scope ended: at step B's end, writes the profile (on this thread). */
 void tfprof__steps_end(tfprof_scope s);
-
-/* ---- Provided by tracer.c, called from session.c's pthread_atfork handlers ---- */
-
-/* Takes the tracer's locks before fork() and releases them after it, in the parent. */
-void tfprof__tracer_fork_prepare(void);
-void tfprof__tracer_fork_parent(void);
-/* In the child: releases the locks and forgets every thread state but the calling thread's,
- * with all their records, so that nothing of the parent's is ever harvested in the child. */
-void tfprof__tracer_fork_child(void);
 
 #endif /* TFPROF_ACTIVATE_H */

@@ -13,7 +13,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "activate.h"
 #include "env.h"
 #include "log.h"
 #include "server.h"

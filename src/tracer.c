@@ -47,7 +47,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "activate.h" /* declares the fork hooks at the end of this file */
+#include "activate.h" /* the steps hooks (TFPROF_STEPS) */
 #include "clock.h"
 #include "nvtx.h"
 

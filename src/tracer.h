@@ -107,4 +107,13 @@ size_t tfprof__tracer_reserved_bytes(void);
 /* Ignored ends that could not be charged to a thread (the ending thread had no state). */
 uint64_t tfprof__tracer_orphan_bad_ends(void);
 
+/* ---- Fork safety, called from session.c's pthread_atfork handlers ---- */
+
+/* Takes the tracer's locks before fork() and releases them after it, in the parent. */
+void tfprof__tracer_fork_prepare(void);
+void tfprof__tracer_fork_parent(void);
+/* In the child: releases the locks and forgets every thread state but the calling thread's,
+ * with all their records, so that nothing of the parent's is ever harvested in the child. */
+void tfprof__tracer_fork_child(void);
+
 #endif
