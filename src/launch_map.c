@@ -1,6 +1,7 @@
 /* Open-addressing hash map from correlation id to launch facts (see launch_map.h). */
 #include "launch_map.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,7 +24,7 @@ static int grow(struct tfprof__launch_map *m)
 	size_t ncap = m->cap ? m->cap * 2 : 1024;
 	struct tfprof__launch *s = calloc(ncap, sizeof *s);
 	if (!s)
-		return -1;
+		return -ENOMEM;
 	for (size_t i = 0; i < m->cap; i++) {
 		if (!m->slots[i].correlation_id)
 			continue;

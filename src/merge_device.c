@@ -3,6 +3,7 @@
  * per event the stats xprof reads (correlation_id, kernel_details, memcpy_details...) together
  * with the scope and step of the host call that launched it. Device timestamps are mapped onto
  * tfprof's time base through the clock pairs taken at start and stop. */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,7 +146,7 @@ fail:
 	free(g);
 	free(gi);
 	free(out);
-	return -1;
+	return -ENOMEM;
 }
 
 struct dev_ctx {
@@ -313,7 +314,7 @@ static int put_u64(struct tfprof__line *l, uint32_t key, uint64_t v)
 {
 	struct tfprof__stat *s = tfprof__line_add_stat(l, key, TFPROF_STAT_U64);
 	if (!s)
-		return -1;
+		return -ENOMEM;
 	s->v.u64 = v;
 	return 0;
 }
@@ -322,7 +323,7 @@ static int put_i64(struct tfprof__line *l, uint32_t key, int64_t v)
 {
 	struct tfprof__stat *s = tfprof__line_add_stat(l, key, TFPROF_STAT_I64);
 	if (!s)
-		return -1;
+		return -ENOMEM;
 	s->v.i64 = v;
 	return 0;
 }
@@ -372,7 +373,7 @@ static int put_details(struct dev_ctx *d, struct tfprof__line *l, uint32_t key, 
 {
 	struct detail_slot *slot = detail_find(&d->details, k);
 	if (!slot)
-		return -1;
+		return -ENOMEM;
 	if (!slot->id) {
 		char buf[256];
 		if (e->kind == TFPROF_DEV_KERNEL) {
@@ -404,14 +405,14 @@ static int put_details(struct dev_ctx *d, struct tfprof__line *l, uint32_t key, 
 				 mem_kind(e->u.memset.memory_kind), e->u.memset.bytes, e->u.memset.async ? 1u : 0u);
 		uint32_t id = tfprof__strtab_intern(&d->p->strs, buf);
 		if (id == UINT32_MAX)
-			return -1;
+			return -ENOMEM;
 		slot->key = *k;
 		slot->id = id + 1;
 		d->details.n++;
 	}
 	struct tfprof__stat *st = tfprof__line_add_stat(l, key, TFPROF_STAT_STR);
 	if (!st)
-		return -1;
+		return -ENOMEM;
 	st->v.str = slot->id - 1;
 	return 0;
 }
@@ -467,13 +468,13 @@ static int add_event(struct dev_ctx *d, struct tfprof__plane *pl, struct tfprof_
 		break;
 	}
 	if (name == UINT32_MAX || !tfprof__line_add_event(l, pe->start, pe->end - pe->start, name))
-		return -1;
+		return -ENOMEM;
 	if (e->kind == TFPROF_DEV_OVERHEAD)
 		return put_u64(l, d->k_ovh, e->u.overhead.overhead_kind);
 	if (e->correlation_id && put_u64(l, d->k_corr, e->correlation_id))
-		return -1;
+		return -ENOMEM;
 	if (put_u64(l, d->k_ctx, e->context_id) || put_u64(l, d->k_dev, e->device_id))
-		return -1;
+		return -ENOMEM;
 	struct detail_key k = { { e->kind } };
 	switch (e->kind) {
 	case TFPROF_DEV_KERNEL:
@@ -485,7 +486,7 @@ static int add_event(struct dev_ctx *d, struct tfprof__plane *pl, struct tfprof_
 		k.v[10] = e->device_id;
 		k.v[11] = e->shared_config;
 		if (put_details(d, l, d->k_kernel, &k, e))
-			return -1;
+			return -ENOMEM;
 		break;
 	case TFPROF_DEV_MEMCPY:
 		k.v[1] = e->u.memcpy.src_kind;
@@ -494,18 +495,18 @@ static int add_event(struct dev_ctx *d, struct tfprof__plane *pl, struct tfprof_
 		k.v[4] = e->u.memcpy.copy_kind == TFPROF_COPY_PTOP ? e->u.memcpy.dst_device : e->device_id;
 		memcpy(&k.v[5], &e->u.memcpy.bytes, sizeof e->u.memcpy.bytes);
 		if (put_details(d, l, d->k_memcpy, &k, e))
-			return -1;
+			return -ENOMEM;
 		break;
 	case TFPROF_DEV_MEMSET:
 		k.v[1] = e->u.memset.memory_kind;
 		k.v[2] = e->u.memset.async ? 1u : 0u;
 		memcpy(&k.v[3], &e->u.memset.bytes, sizeof e->u.memset.bytes);
 		if (put_details(d, l, d->k_memset, &k, e))
-			return -1;
+			return -ENOMEM;
 		break;
 	case TFPROF_DEV_SYNC:
 		if (put_u64(l, d->k_sync, e->u.sync.type))
-			return -1;
+			return -ENOMEM;
 		break;
 	default:
 		break;
@@ -526,14 +527,14 @@ static int add_event(struct dev_ctx *d, struct tfprof__plane *pl, struct tfprof_
 		struct tfprof__stat *st;
 		/* Each add may move the line's stats: fill one before adding the next. */
 		if (op == UINT32_MAX || !(st = tfprof__line_add_stat(l, d->k_scope, TFPROF_STAT_STR)))
-			return -1;
+			return -ENOMEM;
 		st->v.str = ln->scope_name;
 		if (!(st = tfprof__line_add_stat(l, d->k_tf_op, TFPROF_STAT_STR)))
-			return -1;
+			return -ENOMEM;
 		st->v.str = op;
 	}
 	if (ln->has_step && put_i64(l, d->k_step, ln->step_num))
-		return -1;
+		return -ENOMEM;
 	return 0;
 }
 
@@ -565,14 +566,14 @@ static int add_device_plane_stats(struct tfprof__profile *p, struct tfprof__plan
 		uint32_t v = tfprof__strtab_intern(&p->strs, strs[i][1]);
 		struct tfprof__stat *s;
 		if (k == UINT32_MAX || v == UINT32_MAX || !(s = tfprof__plane_add_stat(pl, k, TFPROF_STAT_STR)))
-			return -1;
+			return -ENOMEM;
 		s->v.str = v;
 	}
 	for (size_t i = 0; i < sizeof ints / sizeof *ints; i++) {
 		uint32_t k = tfprof__strtab_intern(&p->strs, ints[i].key);
 		struct tfprof__stat *s;
 		if (k == UINT32_MAX || !(s = tfprof__plane_add_stat(pl, k, TFPROF_STAT_I64)))
-			return -1;
+			return -ENOMEM;
 		s->v.i64 = (int64_t)ints[i].v;
 	}
 	return 0;
@@ -582,10 +583,10 @@ static int add_messages(struct tfprof__profile *p, const struct tfprof__gpu_resu
 {
 	for (size_t i = 0; i < g->nerrors; i++)
 		if (tfprof__profile_add_error(p, "%s", g->errors[i]))
-			return -1;
+			return -ENOMEM;
 	for (size_t i = 0; i < g->nwarnings; i++)
 		if (tfprof__profile_add_warning(p, "%s", g->warnings[i]))
-			return -1;
+			return -ENOMEM;
 	return 0;
 }
 
@@ -673,18 +674,18 @@ static int merge_one_device(struct dev_ctx *d, uint32_t dev_id, const struct pla
 	snprintf(name, sizeof name, "/device:GPU:%u", dev_id);
 	struct tfprof__plane *pl = tfprof__profile_add_plane(d->p, dev_id, name);
 	if (!pl)
-		return -1;
+		return -ENOMEM;
 	/* Kernel names (and their mangled_name metadata stat) are per plane. */
 	memset(d->kernel_names, 0, (d->g->nnames + 1) * sizeof *d->kernel_names);
 	const struct tfprof__dev_device *dev = find_device(d->g, dev_id);
 	d->dev = dev;
 	if (dev && add_device_plane_stats(d->p, pl, dev))
-		return -1;
+		return -ENOMEM;
 	/* How far device and host times may be apart: the clock pairing's error bound. */
 	uint32_t k = tfprof__strtab_intern(&d->p->strs, "tfprof_clock_error_ns");
 	struct tfprof__stat *st;
 	if (k == UINT32_MAX || !(st = tfprof__plane_add_stat(pl, k, TFPROF_STAT_I64)))
-		return -1;
+		return -ENOMEM;
 	st->v.i64 = (int64_t)d->align_ns;
 	for (size_t i = 0; i < n;) {
 		size_t j = i;
@@ -696,14 +697,14 @@ static int merge_one_device(struct dev_ctx *d, uint32_t dev_id, const struct pla
 		struct tfprof__line *l = tfprof__plane_add_line(d->p, pl, pe[i].line, lname);
 		/* Room for every event with the stats most carry; pages never written cost nothing. */
 		if (!l || tfprof__line_reserve(l, j - i, (j - i) * 6))
-			return -1;
+			return -ENOMEM;
 		for (size_t k = i; k < j; k++) {
 			/* A line's events lie scattered over the chunks, among other streams' events:
 			 * fetch ahead, or nearly every event is a cache miss. */
 			if (k + 16 < j)
 				__builtin_prefetch(pe[k + 16].ev);
 			if (add_event(d, pl, l, &pe[k]))
-				return -1;
+				return -ENOMEM;
 		}
 		i = j;
 	}
@@ -716,7 +717,7 @@ int tfprof__merge_device(struct tfprof__profile *p, const struct tfprof__timebas
 {
 	*max_align_ns = 0;
 	if (add_messages(p, g))
-		return -1;
+		return -ENOMEM;
 	if (!g->active && g->nevents == 0)
 		return 0;
 	struct dev_ctx d = {

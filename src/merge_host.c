@@ -3,6 +3,7 @@
  * counts of what could not be recorded as warnings. */
 #include "merge.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,11 +29,11 @@ static int key_slots_reserve(struct key_slots *k, size_t n)
 		ncap *= 2;
 	uint64_t *s = realloc(k->stamp, ncap * sizeof *s);
 	if (!s)
-		return -1;
+		return -ENOMEM;
 	k->stamp = s;
 	size_t *p = realloc(k->pos, ncap * sizeof *p);
 	if (!p)
-		return -1;
+		return -ENOMEM;
 	k->pos = p;
 	memset(k->stamp + k->cap, 0, (ncap - k->cap) * sizeof *s);
 	k->cap = ncap;
@@ -103,7 +104,7 @@ static int note_launch_id(struct merge_ctx *m, const struct tfprof__line *l, uin
 		return 0;
 	struct tfprof__launch *ln = tfprof__launch_map_put(m->launches, c->v.u64);
 	if (!ln)
-		return -1;
+		return -ENOMEM;
 	ln->count++;
 	for (size_t i = m->nframes; i-- > 0;) {
 		const struct frame *f = &m->frames[i];
@@ -134,7 +135,7 @@ static int push_frame(struct merge_ctx *m, struct frame f)
 		size_t ncap = m->cap_frames ? m->cap_frames * 2 : 64;
 		struct frame *n = realloc(m->frames, ncap * sizeof *n);
 		if (!n)
-			return -1;
+			return -ENOMEM;
 		m->frames = n;
 		m->cap_frames = ncap;
 	}
@@ -147,7 +148,7 @@ static int put_stat(struct merge_ctx *m, struct tfprof__line *l, uint32_t key, u
 		    struct tfprof__stat val)
 {
 	if (key_slots_reserve(&m->keys, (size_t)key + 1))
-		return -1;
+		return -ENOMEM;
 	struct tfprof__stat *s;
 	if (m->keys.stamp[key] == m->stamp) {
 		s = &l->stats[m->keys.pos[key]];
@@ -155,7 +156,7 @@ static int put_stat(struct merge_ctx *m, struct tfprof__line *l, uint32_t key, u
 	} else {
 		s = tfprof__line_add_stat(l, key, type);
 		if (!s)
-			return -1;
+			return -ENOMEM;
 		m->keys.stamp[key] = m->stamp;
 		m->keys.pos[key] = l->nstats - 1;
 	}
@@ -199,7 +200,7 @@ static int put_args(struct merge_ctx *m, struct tfprof__line *l, const struct tf
 			type = TFPROF_STAT_STR;
 			s.v.str = tfprof__strtab_intern(&m->p->strs, a[i].v.str ? a[i].v.str : "(null)");
 			if (s.v.str == UINT32_MAX)
-				return -1;
+				return -ENOMEM;
 			break;
 		default:
 			m->ignored_args++;
@@ -207,7 +208,7 @@ static int put_args(struct merge_ctx *m, struct tfprof__line *l, const struct tf
 		}
 		uint32_t key = tfprof__strtab_intern(&m->p->strs, a[i].key);
 		if (key == UINT32_MAX || put_stat(m, l, key, type, s))
-			return -1;
+			return -ENOMEM;
 	}
 	return 0;
 }
@@ -251,7 +252,7 @@ static int index_records(const struct tfprof__thread_harvest *h, struct thread_r
 	t->meta_first = malloc((nscope + 1) * sizeof *t->meta_first);
 	t->meta_last = malloc((nscope + 1) * sizeof *t->meta_last);
 	if (!t->scopes || !t->metas || !t->meta_next || !t->meta_first || !t->meta_last)
-		return -1;
+		return -ENOMEM;
 	memset(t->meta_first, 0xff, (nscope + 1) * sizeof *t->meta_first);
 	for (const struct tfprof__chunk *c = h->chunks; c; c = c->next)
 		for (size_t off = 0; off < c->used;) {
@@ -308,7 +309,7 @@ static int merge_thread(struct merge_ctx *m, struct tfprof__plane *pl, const str
 		snprintf(shown, sizeof shown, "%s", h->name);
 	struct tfprof__line *l = tfprof__plane_add_line(m->p, pl, line_id.id, shown);
 	if (!l)
-		return -1;
+		return -ENOMEM;
 	struct thread_recs t;
 	int rc = -1;
 	if (index_records(h, &t))
@@ -399,7 +400,7 @@ static int line_ids(const struct tfprof__thread_harvest *h, size_t n, struct lin
 	if (!ids || !order) {
 		free(ids);
 		free(order);
-		return -1;
+		return -ENOMEM;
 	}
 	for (size_t i = 0; i < n; i++)
 		order[i] = i;
@@ -513,15 +514,15 @@ int tfprof__merge_task_env(struct tfprof__profile *p, uint64_t start_walltime_ns
 {
 	struct tfprof__plane *pl = tfprof__profile_add_plane(p, (int64_t)p->nplanes, "Task Environment");
 	if (!pl)
-		return -1;
+		return -ENOMEM;
 	uint32_t k0 = tfprof__strtab_intern(&p->strs, "profile_start_time");
 	uint32_t k1 = tfprof__strtab_intern(&p->strs, "profile_stop_time");
 	struct tfprof__stat *s;
 	if (k0 == UINT32_MAX || k1 == UINT32_MAX || !(s = tfprof__plane_add_stat(pl, k0, TFPROF_STAT_U64)))
-		return -1;
+		return -ENOMEM;
 	s->v.u64 = start_walltime_ns;
 	if (!(s = tfprof__plane_add_stat(pl, k1, TFPROF_STAT_U64)))
-		return -1;
+		return -ENOMEM;
 	s->v.u64 = stop_walltime_ns;
 	p->start_walltime_ns = start_walltime_ns;
 	p->stop_walltime_ns = stop_walltime_ns;

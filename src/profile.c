@@ -1,6 +1,7 @@
 /* Growable arrays behind the merged profile model (see profile.h). */
 #include "profile.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +15,7 @@ static int grow(void **arr, size_t n, size_t *cap, size_t sz)
 	size_t ncap = *cap ? *cap * 2 : 16;
 	void *a = realloc(*arr, ncap * sz);
 	if (!a)
-		return -1;
+		return -ENOMEM;
 	*arr = a;
 	*cap = ncap;
 	return 0;
@@ -99,7 +100,7 @@ static int reserve(void **arr, size_t n, size_t *cap, size_t more, size_t sz)
 		return 0;
 	void *a = realloc(*arr, (n + more) * sz);
 	if (!a)
-		return -1;
+		return -ENOMEM;
 	*arr = a;
 	*cap = n + more;
 	return 0;
@@ -108,7 +109,7 @@ static int reserve(void **arr, size_t n, size_t *cap, size_t more, size_t sz)
 int tfprof__line_reserve(struct tfprof__line *l, size_t nevents, size_t nstats)
 {
 	if (reserve((void **)&l->events, l->nevents, &l->cap_events, nevents, sizeof *l->events))
-		return -1;
+		return -ENOMEM;
 	return reserve((void **)&l->stats, l->nstats, &l->cap_stats, nstats, sizeof *l->stats);
 }
 
@@ -152,7 +153,7 @@ static int add_msg(char ***arr, size_t *n, const char *fmt, va_list ap)
 {
 	char *raw, *msg;
 	if (vasprintf(&raw, fmt, ap) < 0)
-		return -1;
+		return -ENOMEM;
 	for (char *c = raw; *c; c++)
 		if (*c == '\n' || *c == '\r')
 			*c = ' ';
@@ -161,11 +162,11 @@ static int add_msg(char ***arr, size_t *n, const char *fmt, va_list ap)
 	msg = tfprof__utf8_sanitize(raw, strlen(raw), &len);
 	free(raw);
 	if (!msg)
-		return -1;
+		return -ENOMEM;
 	char **a = realloc(*arr, (*n + 1) * sizeof *a);
 	if (!a) {
 		free(msg);
-		return -1;
+		return -ENOMEM;
 	}
 	a[(*n)++] = msg;
 	*arr = a;

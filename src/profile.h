@@ -82,7 +82,7 @@ struct tfprof__line *tfprof__plane_add_line(struct tfprof__profile *p, struct tf
 struct tfprof__event *tfprof__line_add_event(struct tfprof__line *l, int64_t start_ns, int64_t dur_ns,
 					     uint32_t name);
 /* Makes room for nevents more events and nstats more stats on the line, so that a merge that
- * knows its counts does not copy growing arrays. Returns 0 or -1 when out of memory. */
+ * knows its counts does not copy growing arrays. Returns 0 or -ENOMEM. */
 int tfprof__line_reserve(struct tfprof__line *l, size_t nevents, size_t nstats);
 /* Appends a stat to the line's stat array and charges it to the line's last event. */
 struct tfprof__stat *tfprof__line_add_stat(struct tfprof__line *l, uint32_t key, uint32_t type);
@@ -91,7 +91,7 @@ struct tfprof__stat *tfprof__plane_add_meta_stat(struct tfprof__plane *pl, uint3
 						 uint32_t type);
 /* A list of one-line messages (errors, warnings): appends a printf-style message, with line
  * breaks made spaces and invalid UTF-8 repaired (messages quote paths and names). Returns 0, or
- * -1 when out of memory (the message is then dropped). */
+ * -ENOMEM (the message is then dropped). */
 int tfprof__msg_add(char ***list, size_t *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void tfprof__msgs_free(char **list, size_t n);
 /* The singular or plural form for a count in a message: "1 scope end was", "3 scope ends were". */

@@ -1,6 +1,7 @@
 /* The profile's string table (see strtab.h): FNV-1a hashing, open addressing, UTF-8 repair. */
 #include "strtab.h"
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,7 +97,7 @@ int tfprof__strtab_init(struct tfprof__strtab *t)
 	t->nslots = 1024;
 	t->slots = calloc(t->nslots, sizeof *t->slots);
 	if (!t->slots)
-		return -1;
+		return -ENOMEM;
 	return tfprof__strtab_intern(t, "") == 0 ? 0 : -1;
 }
 

@@ -83,7 +83,7 @@ static int encode_stats(struct arena *a, struct plane_maps *m, const struct tfpr
 	XStat *stats = arena_alloc(a, n * sizeof *stats);
 	XStat **ptrs = arena_alloc(a, n * sizeof *ptrs);
 	if (n && (!stats || !ptrs))
-		return -1;
+		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
 		XStat *s = &stats[i];
 		tensorflow__profiler__xstat__init(s);
@@ -128,11 +128,11 @@ static int encode_line(struct arena *a, struct plane_maps *m, const struct tfpro
 	l->duration_ps = (t1 - t0) * 1000;
 	XStat **stat_ptrs;
 	if (encode_stats(a, m, src->stats, src->nstats, &stat_ptrs))
-		return -1;
+		return -ENOMEM;
 	XEvent *ev = arena_alloc(a, src->nevents * sizeof *ev);
 	XEvent **evp = arena_alloc(a, src->nevents * sizeof *evp);
 	if (src->nevents && (!ev || !evp))
-		return -1;
+		return -ENOMEM;
 	for (size_t i = 0; i < src->nevents; i++) {
 		const struct tfprof__event *e = &src->events[i];
 		XEvent *x = &ev[i];
@@ -168,17 +168,17 @@ static int encode_plane(struct arena *a, const struct tfprof__profile *p, const 
 	XLine *lines = arena_alloc(a, src->nlines * sizeof *lines);
 	XLine **lp = arena_alloc(a, src->nlines * sizeof *lp);
 	if (src->nlines && (!lines || !lp))
-		return -1;
+		return -ENOMEM;
 	for (size_t i = 0; i < src->nlines; i++) {
 		if (encode_line(a, m, &src->lines[i], &lines[i]))
-			return -1;
+			return -ENOMEM;
 		lines[i].name = p->strs.strs[src->lines[i].name];
 		lp[i] = &lines[i];
 	}
 	x->n_lines = src->nlines;
 	x->lines = lp;
 	if (encode_stats(a, m, src->stats, src->nstats, &x->stats))
-		return -1;
+		return -ENOMEM;
 	x->n_stats = src->nstats;
 
 	/* Stats on event metadata, grouped by the metadata they belong to; names no event uses are
@@ -186,12 +186,12 @@ static int encode_plane(struct arena *a, const struct tfprof__profile *p, const 
 	size_t *meta_n = arena_alloc(a, (m->nevent + 1) * sizeof *meta_n);
 	XStat ***meta_stats = arena_alloc(a, (m->nevent + 1) * sizeof *meta_stats);
 	if (!meta_n || !meta_stats)
-		return -1;
+		return -ENOMEM;
 	for (size_t i = 0; i < src->nmeta_stats; i++)
 		meta_n[m->event_id[src->meta_stats[i].event_name]]++;
 	for (uint32_t id = 1; id <= m->nevent; id++)
 		if (meta_n[id] && !(meta_stats[id] = arena_alloc(a, meta_n[id] * sizeof(XStat *))))
-			return -1;
+			return -ENOMEM;
 	memset(meta_n, 0, (m->nevent + 1) * sizeof *meta_n);
 	for (size_t i = 0; i < src->nmeta_stats; i++) {
 		uint32_t id = m->event_id[src->meta_stats[i].event_name];
@@ -199,7 +199,7 @@ static int encode_plane(struct arena *a, const struct tfprof__profile *p, const 
 		if (!id)
 			continue;
 		if (encode_stats(a, m, &src->meta_stats[i].stat, 1, &one))
-			return -1;
+			return -ENOMEM;
 		meta_stats[id][meta_n[id]++] = one[0];
 	}
 
@@ -210,7 +210,7 @@ static int encode_plane(struct arena *a, const struct tfprof__profile *p, const 
 	StatMetadataEntry **sep = arena_alloc(a, m->nstat * sizeof *sep);
 	XStatMetadata *sm = arena_alloc(a, m->nstat * sizeof *sm);
 	if ((m->nevent && (!ee || !eep || !em)) || (m->nstat && (!se || !sep || !sm)))
-		return -1;
+		return -ENOMEM;
 	for (uint32_t i = 0; i < m->nevent; i++) {
 		tensorflow__profiler__xplane__event_metadata_entry__init(&ee[i]);
 		tensorflow__profiler__xevent_metadata__init(&em[i]);
