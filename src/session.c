@@ -124,6 +124,12 @@ static bool env_off(const char *name)
 	return e && (strcmp(e, "0") == 0 || strcmp(e, "off") == 0 || strcmp(e, "false") == 0);
 }
 
+static bool env_on(const char *name)
+{
+	const char *e = tfprof__getenv(name);
+	return e && strcmp(e, "1") == 0;
+}
+
 static bool valid_run_name(const char *r)
 {
 	return *r && !strchr(r, '/') && strcmp(r, ".") != 0 && strcmp(r, "..") != 0;
@@ -439,6 +445,8 @@ static int stop_session(enum tfprof__owner caller, bool skip_empty, char *out, s
 		tfprof__gpu_result_free(&g);
 	if (!rc)
 		rc = tfprof__xspace_encode(&p, &data, &len);
+	if (!rc && env_on("TFPROF_VERIFY_ENCODER"))
+		tfprof__xspace_verify(&p, data, len);
 	tfprof__profile_free(&p);
 	if (!rc)
 		rc = deliver(data, len, S.logdir, S.run, S.host, S.owner == TFPROF__OWNER_CAPTURE);

@@ -1,10 +1,22 @@
-/* Encodes the merged profile as an XSpace with protobuf-c. Metadata ids are per plane and start
- * at 1; event names and stat keys are deduplicated through the profile's string table; string
- * stat values are written as ref_value (the id of a stat metadata named by the string), which is
- * how TensorFlow interns them. All protobuf-c structs live in one arena freed after packing. */
+/* Encodes the merged profile as an XSpace. Metadata ids are per plane and start at 1; event names
+ * and stat keys are deduplicated through the profile's string table; string stat values are
+ * written as ref_value (the id of a stat metadata named by the string), which is how TensorFlow
+ * interns them.
+ *
+ * Two encoders, one output. tfprof__xspace_encode writes the lines, events and stats (nearly all
+ * of a profile) by hand, straight into one buffer sized exactly in a first pass, and leaves the
+ * rest of each plane (metadata maps, plane stats) and of the space (errors, warnings, host names)
+ * to protobuf-c: no message tree per event, so it is several times faster and needs only the
+ * output's bytes. tfprof__xspace_encode_pbc builds the whole protobuf-c tree and packs it: the
+ * reference the hand-written part must match byte for byte (tests/test_xspace_write.c over random
+ * profiles; every profile the suite writes when TFPROF_VERIFY_ENCODER=1). The hand-written part
+ * follows protobuf-c's packing: fields in field-number order, proto3 scalars and strings left out
+ * when zero or empty, a oneof member written when set even if zero, int64 as a 10-byte varint when
+ * negative. Protobuf-c structs live in one arena freed after packing. */
 #include "xspace_write.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -112,11 +124,9 @@ static int encode_stats(struct arena *a, struct plane_maps *m, const struct tfpr
 	return 0;
 }
 
-static int encode_line(struct arena *a, struct plane_maps *m, const struct tfprof__line *src, XLine *l)
+/* A line's time span: its earliest start and latest end, in ns. */
+static void line_span(const struct tfprof__line *src, int64_t *t0_out, int64_t *t1_out)
 {
-	tensorflow__profiler__xline__init(l);
-	l->id = src->id;
-	l->display_id = src->id;
 	int64_t t0 = src->nevents ? src->events[0].start_ns : 0, t1 = t0;
 	for (size_t i = 0; i < src->nevents; i++) {
 		if (src->events[i].start_ns < t0)
@@ -124,6 +134,26 @@ static int encode_line(struct arena *a, struct plane_maps *m, const struct tfpro
 		if (src->events[i].start_ns + src->events[i].dur_ns > t1)
 			t1 = src->events[i].start_ns + src->events[i].dur_ns;
 	}
+	*t0_out = t0;
+	*t1_out = t1;
+}
+
+static uint32_t event_meta(struct plane_maps *m, uint32_t name)
+{
+	if (!m->event_id[name]) {
+		m->event_strs[m->nevent] = name;
+		m->event_id[name] = ++m->nevent;
+	}
+	return m->event_id[name];
+}
+
+static int encode_line(struct arena *a, struct plane_maps *m, const struct tfprof__line *src, XLine *l)
+{
+	tensorflow__profiler__xline__init(l);
+	l->id = src->id;
+	l->display_id = src->id;
+	int64_t t0, t1;
+	line_span(src, &t0, &t1);
 	l->timestamp_ns = t0;
 	l->duration_ps = (t1 - t0) * 1000;
 	XStat **stat_ptrs;
@@ -137,11 +167,7 @@ static int encode_line(struct arena *a, struct plane_maps *m, const struct tfpro
 		const struct tfprof__event *e = &src->events[i];
 		XEvent *x = &ev[i];
 		tensorflow__profiler__xevent__init(x);
-		if (!m->event_id[e->name]) {
-			m->event_strs[m->nevent] = e->name;
-			m->event_id[e->name] = ++m->nevent;
-		}
-		x->metadata_id = m->event_id[e->name];
+		x->metadata_id = event_meta(m, e->name);
 		/* A zero offset must still be written: the viewer ignores an unset oneof. */
 		x->data_case = TENSORFLOW__PROFILER__XEVENT__DATA_OFFSET_PS;
 		x->offset_ps = (e->start_ns - t0) * 1000;
@@ -155,28 +181,18 @@ static int encode_line(struct arena *a, struct plane_maps *m, const struct tfpro
 	return 0;
 }
 
-static int encode_plane(struct arena *a, const struct tfprof__profile *p, const struct tfprof__plane *src,
-			XPlane *x, struct plane_maps *m)
+static void maps_reset(struct plane_maps *m, size_t nstr)
 {
-	size_t nstr = p->strs.count;
 	memset(m->event_id, 0, nstr * sizeof *m->event_id);
 	memset(m->stat_id, 0, nstr * sizeof *m->stat_id);
 	m->nevent = m->nstat = 0;
-	tensorflow__profiler__xplane__init(x);
-	x->id = src->id;
-	x->name = p->strs.strs[src->name];
-	XLine *lines = arena_alloc(a, src->nlines * sizeof *lines);
-	XLine **lp = arena_alloc(a, src->nlines * sizeof *lp);
-	if (src->nlines && (!lines || !lp))
-		return -ENOMEM;
-	for (size_t i = 0; i < src->nlines; i++) {
-		if (encode_line(a, m, &src->lines[i], &lines[i]))
-			return -ENOMEM;
-		lines[i].name = p->strs.strs[src->lines[i].name];
-		lp[i] = &lines[i];
-	}
-	x->n_lines = src->nlines;
-	x->lines = lp;
+}
+
+/* The plane's fields after its lines (plane stats, event and stat metadata), into x, once the
+ * lines have assigned their metadata ids. */
+static int encode_plane_tail(struct arena *a, const struct tfprof__profile *p,
+			     const struct tfprof__plane *src, XPlane *x, struct plane_maps *m)
+{
 	if (encode_stats(a, m, src->stats, src->nstats, &x->stats))
 		return -ENOMEM;
 	x->n_stats = src->nstats;
@@ -238,7 +254,29 @@ static int encode_plane(struct arena *a, const struct tfprof__profile *p, const 
 	return 0;
 }
 
-int tfprof__xspace_encode(const struct tfprof__profile *p, uint8_t **out, size_t *len)
+static int encode_plane(struct arena *a, const struct tfprof__profile *p, const struct tfprof__plane *src,
+			XPlane *x, struct plane_maps *m)
+{
+	maps_reset(m, p->strs.count);
+	tensorflow__profiler__xplane__init(x);
+	x->id = src->id;
+	x->name = p->strs.strs[src->name];
+	XLine *lines = arena_alloc(a, src->nlines * sizeof *lines);
+	XLine **lp = arena_alloc(a, src->nlines * sizeof *lp);
+	if (src->nlines && (!lines || !lp))
+		return -ENOMEM;
+	for (size_t i = 0; i < src->nlines; i++) {
+		if (encode_line(a, m, &src->lines[i], &lines[i]))
+			return -ENOMEM;
+		lines[i].name = p->strs.strs[src->lines[i].name];
+		lp[i] = &lines[i];
+	}
+	x->n_lines = src->nlines;
+	x->lines = lp;
+	return encode_plane_tail(a, p, src, x, m);
+}
+
+int tfprof__xspace_encode_pbc(const struct tfprof__profile *p, uint8_t **out, size_t *len)
 {
 	struct arena a = { 0 };
 	int rc = -ENOMEM;
@@ -283,4 +321,338 @@ out:
 	free(m.stat_strs);
 	arena_free(&a);
 	return rc;
+}
+
+/* ---- The hand-written encoder of lines, events and stats ---- */
+
+/* Tags (field number << 3 | wire type) of the fields written by hand. */
+enum {
+	TAG_SPACE_PLANES = 1 << 3 | 2,
+	TAG_PLANE_ID = 1 << 3 | 0,
+	TAG_PLANE_NAME = 2 << 3 | 2,
+	TAG_PLANE_LINES = 3 << 3 | 2,
+	TAG_LINE_ID = 1 << 3 | 0,
+	TAG_LINE_NAME = 2 << 3 | 2,
+	TAG_LINE_TIMESTAMP = 3 << 3 | 0,
+	TAG_LINE_EVENTS = 4 << 3 | 2,
+	TAG_LINE_DURATION = 9 << 3 | 0,
+	TAG_LINE_DISPLAY_ID = 10 << 3 | 0,
+	TAG_EVENT_METADATA = 1 << 3 | 0,
+	TAG_EVENT_OFFSET = 2 << 3 | 0,
+	TAG_EVENT_DURATION = 3 << 3 | 0,
+	TAG_EVENT_STATS = 4 << 3 | 2,
+	TAG_STAT_METADATA = 1 << 3 | 0,
+	TAG_STAT_DOUBLE = 2 << 3 | 1,
+	TAG_STAT_UINT64 = 3 << 3 | 0,
+	TAG_STAT_INT64 = 4 << 3 | 0,
+	TAG_STAT_REF = 7 << 3 | 0,
+};
+
+static inline size_t vlen(uint64_t v)
+{
+	size_t n = 1;
+	while (v >= 0x80) {
+		v >>= 7;
+		n++;
+	}
+	return n;
+}
+
+static inline uint8_t *put_varint(uint8_t *o, uint64_t v)
+{
+	while (v >= 0x80) {
+		*o++ = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	*o++ = (uint8_t)v;
+	return o;
+}
+
+/* A proto3 scalar: left out when zero. */
+static inline size_t opt_size(uint64_t v)
+{
+	return v ? 1 + vlen(v) : 0;
+}
+
+static inline uint8_t *put_opt(uint8_t *o, uint8_t tag, uint64_t v)
+{
+	if (!v)
+		return o;
+	*o++ = tag;
+	return put_varint(o, v);
+}
+
+/* The stat's bytes without its tag and length; its metadata ids were assigned already. */
+static size_t stat_size(const struct plane_maps *m, const struct tfprof__stat *s)
+{
+	size_t n = opt_size(m->stat_id[s->key]);
+	switch (s->type) {
+	case TFPROF_STAT_I64:
+		return n + 1 + vlen((uint64_t)s->v.i64);
+	case TFPROF_STAT_U64:
+		return n + 1 + vlen(s->v.u64);
+	case TFPROF_STAT_F64:
+		return n + 1 + 8;
+	default:
+		return n + 1 + vlen(m->stat_id[s->v.str]);
+	}
+}
+
+static uint8_t *put_stat(uint8_t *o, const struct plane_maps *m, const struct tfprof__stat *s)
+{
+	o = put_opt(o, TAG_STAT_METADATA, m->stat_id[s->key]);
+	switch (s->type) {
+	case TFPROF_STAT_I64:
+		*o++ = TAG_STAT_INT64;
+		return put_varint(o, (uint64_t)s->v.i64);
+	case TFPROF_STAT_U64:
+		*o++ = TAG_STAT_UINT64;
+		return put_varint(o, s->v.u64);
+	case TFPROF_STAT_F64:
+		*o++ = TAG_STAT_DOUBLE;
+		memcpy(o, &s->v.f64, 8); /* little-endian, as protobuf's fixed64 */
+		return o + 8;
+	default:
+		*o++ = TAG_STAT_REF;
+		return put_varint(o, m->stat_id[s->v.str]);
+	}
+}
+
+static size_t event_size(const struct plane_maps *m, const struct tfprof__line *l,
+			 const struct tfprof__event *e, int64_t t0)
+{
+	size_t n = opt_size(m->event_id[e->name]) + 1 + vlen((uint64_t)((e->start_ns - t0) * 1000)) +
+		   opt_size((uint64_t)(e->dur_ns * 1000));
+	for (uint32_t i = 0; i < e->nstats; i++) {
+		size_t s = stat_size(m, &l->stats[e->stats + i]);
+		n += 1 + vlen(s) + s;
+	}
+	return n;
+}
+
+static uint8_t *put_event(uint8_t *o, const struct plane_maps *m, const struct tfprof__line *l,
+			  const struct tfprof__event *e, int64_t t0)
+{
+	o = put_opt(o, TAG_EVENT_METADATA, m->event_id[e->name]);
+	/* The offset is a oneof member: written even when zero (the viewer ignores an unset one). */
+	*o++ = TAG_EVENT_OFFSET;
+	o = put_varint(o, (uint64_t)((e->start_ns - t0) * 1000));
+	o = put_opt(o, TAG_EVENT_DURATION, (uint64_t)(e->dur_ns * 1000));
+	for (uint32_t i = 0; i < e->nstats; i++) {
+		const struct tfprof__stat *s = &l->stats[e->stats + i];
+		*o++ = TAG_EVENT_STATS;
+		o = put_varint(o, stat_size(m, s));
+		o = put_stat(o, m, s);
+	}
+	return o;
+}
+
+/* Assigns the line's metadata ids in the order the reference encoder does: its stats first, key
+ * before value, then its events. */
+static void line_ids(struct plane_maps *m, const struct tfprof__line *l)
+{
+	for (size_t i = 0; i < l->nstats; i++) {
+		stat_meta(m, l->stats[i].key);
+		if (l->stats[i].type == TFPROF_STAT_STR)
+			stat_meta(m, l->stats[i].v.str);
+	}
+	for (size_t i = 0; i < l->nevents; i++)
+		event_meta(m, l->events[i].name);
+}
+
+/* The line's encoded size, its ids assigned. */
+static size_t line_size(struct plane_maps *m, const struct tfprof__profile *p, const struct tfprof__line *l)
+{
+	line_ids(m, l);
+	int64_t t0, t1;
+	line_span(l, &t0, &t1);
+	size_t n = opt_size((uint64_t)l->id) + opt_size((uint64_t)t0) +
+		   opt_size((uint64_t)((t1 - t0) * 1000)) + opt_size((uint64_t)l->id);
+	size_t name = strlen(p->strs.strs[l->name]);
+	if (name)
+		n += 1 + vlen(name) + name;
+	for (size_t i = 0; i < l->nevents; i++) {
+		size_t e = event_size(m, l, &l->events[i], t0);
+		n += 1 + vlen(e) + e;
+	}
+	return n;
+}
+
+/* An event's body is written to scratch first, so that its length prefix needs no second pass
+ * over its stats. */
+struct scratch {
+	uint8_t *p;
+	size_t cap;
+};
+
+static uint8_t *put_line(uint8_t *o, const struct plane_maps *m, const struct tfprof__profile *p,
+			 const struct tfprof__line *l, struct scratch *sc)
+{
+	int64_t t0, t1;
+	line_span(l, &t0, &t1);
+	o = put_opt(o, TAG_LINE_ID, (uint64_t)l->id);
+	const char *name = p->strs.strs[l->name];
+	size_t nlen = strlen(name);
+	if (nlen) {
+		*o++ = TAG_LINE_NAME;
+		o = put_varint(o, nlen);
+		memcpy(o, name, nlen);
+		o += nlen;
+	}
+	o = put_opt(o, TAG_LINE_TIMESTAMP, (uint64_t)t0);
+	for (size_t i = 0; i < l->nevents; i++) {
+		const struct tfprof__event *e = &l->events[i];
+		/* Bounded: 3 fields and each stat at most 1 + 1 + 11 + 1 + 11 bytes. */
+		size_t bound = 3 * 11 + (size_t)e->nstats * 25;
+		uint8_t *body = sc->p, *end;
+		if (bound > sc->cap) {
+			size_t n = 0;
+			*o++ = TAG_LINE_EVENTS;
+			n = event_size(m, l, e, t0);
+			o = put_varint(o, n);
+			o = put_event(o, m, l, e, t0);
+			continue;
+		}
+		end = put_event(body, m, l, e, t0);
+		*o++ = TAG_LINE_EVENTS;
+		o = put_varint(o, (uint64_t)(end - body));
+		memcpy(o, body, (size_t)(end - body));
+		o += end - body;
+	}
+	o = put_opt(o, TAG_LINE_DURATION, (uint64_t)((t1 - t0) * 1000));
+	return put_opt(o, TAG_LINE_DISPLAY_ID, (uint64_t)l->id);
+}
+
+/* One plane, measured: its lines' sizes and the protobuf-c-encoded tail. The metadata ids live in
+ * the maps, which are per plane: planes are measured and written one at a time. */
+struct plane_plan {
+	size_t *line_bytes;
+	XPlane tail;
+	size_t tail_bytes, bytes;
+};
+
+static int plan_plane(struct arena *a, const struct tfprof__profile *p, const struct tfprof__plane *src,
+		      struct plane_maps *m, struct plane_plan *pp)
+{
+	maps_reset(m, p->strs.count);
+	pp->line_bytes = arena_alloc(a, (src->nlines + 1) * sizeof *pp->line_bytes);
+	if (!pp->line_bytes)
+		return -ENOMEM;
+	size_t name = strlen(p->strs.strs[src->name]);
+	pp->bytes = opt_size((uint64_t)src->id) + (name ? 1 + vlen(name) + name : 0);
+	for (size_t i = 0; i < src->nlines; i++) {
+		pp->line_bytes[i] = line_size(m, p, &src->lines[i]);
+		pp->bytes += 1 + vlen(pp->line_bytes[i]) + pp->line_bytes[i];
+	}
+	/* The tail alone: no id, name or lines, which proto3 leaves out of the packing. */
+	tensorflow__profiler__xplane__init(&pp->tail);
+	if (encode_plane_tail(a, p, src, &pp->tail, m))
+		return -ENOMEM;
+	pp->tail_bytes = tensorflow__profiler__xplane__get_packed_size(&pp->tail);
+	pp->bytes += pp->tail_bytes;
+	return 0;
+}
+
+static uint8_t *put_plane(uint8_t *o, const struct tfprof__profile *p, const struct tfprof__plane *src,
+			  const struct plane_maps *m, const struct plane_plan *pp, struct scratch *sc)
+{
+	*o++ = TAG_SPACE_PLANES;
+	o = put_varint(o, pp->bytes);
+	o = put_opt(o, TAG_PLANE_ID, (uint64_t)src->id);
+	const char *name = p->strs.strs[src->name];
+	size_t nlen = strlen(name);
+	if (nlen) {
+		*o++ = TAG_PLANE_NAME;
+		o = put_varint(o, nlen);
+		memcpy(o, name, nlen);
+		o += nlen;
+	}
+	for (size_t i = 0; i < src->nlines; i++) {
+		*o++ = TAG_PLANE_LINES;
+		o = put_varint(o, pp->line_bytes[i]);
+		o = put_line(o, m, p, &src->lines[i], sc);
+	}
+	return o + tensorflow__profiler__xplane__pack(&pp->tail, o);
+}
+
+int tfprof__xspace_encode(const struct tfprof__profile *p, uint8_t **out, size_t *len)
+{
+	struct arena a = { 0 };
+	int rc = -ENOMEM;
+	size_t nstr = p->strs.count;
+	struct plane_maps m = {
+		.event_id = malloc(nstr * sizeof(uint32_t)),
+		.stat_id = malloc(nstr * sizeof(uint32_t)),
+		.event_strs = malloc(nstr * sizeof(uint32_t)),
+		.stat_strs = malloc(nstr * sizeof(uint32_t)),
+	};
+	uint8_t *buf = NULL;
+	uint8_t scratch_buf[4096];
+	struct scratch sc = { scratch_buf, sizeof scratch_buf };
+	struct plane_plan *plans = arena_alloc(&a, (p->nplanes + 1) * sizeof *plans);
+	/* The space's own fields after its planes: errors, warnings, host names. */
+	XSpace tail;
+	tensorflow__profiler__xspace__init(&tail);
+	tail.n_errors = p->nerrors;
+	tail.errors = p->errors;
+	tail.n_warnings = p->nwarnings;
+	tail.warnings = p->warnings;
+	char *host = p->hostname ? p->hostname : "localhost";
+	tail.n_hostnames = 1;
+	tail.hostnames = &host;
+	if (!m.event_id || !m.stat_id || !m.event_strs || !m.stat_strs || !plans)
+		goto out;
+	/* Pass 1 sizes everything, so that the output is one allocation of its exact size; pass 2
+	 * assigns each plane's metadata ids again (the maps are per plane) and writes it. */
+	size_t total = tensorflow__profiler__xspace__get_packed_size(&tail);
+	for (size_t i = 0; i < p->nplanes; i++) {
+		if (plan_plane(&a, p, &p->planes[i], &m, &plans[i]))
+			goto out;
+		total += 1 + vlen(plans[i].bytes) + plans[i].bytes;
+	}
+	buf = malloc(total ? total : 1);
+	if (!buf)
+		goto out;
+	uint8_t *o = buf;
+	for (size_t i = 0; i < p->nplanes; i++) {
+		maps_reset(&m, nstr);
+		for (size_t j = 0; j < p->planes[i].nlines; j++)
+			line_ids(&m, &p->planes[i].lines[j]);
+		o = put_plane(o, p, &p->planes[i], &m, &plans[i], &sc);
+	}
+	o += tensorflow__profiler__xspace__pack(&tail, o);
+	if ((size_t)(o - buf) != total) {
+		/* A size pass that disagrees with the writing pass is a bug here, never the caller's. */
+		rc = -EPROTO;
+		goto out;
+	}
+	*out = buf;
+	*len = total;
+	buf = NULL;
+	rc = 0;
+out:
+	free(buf);
+	free(m.event_id);
+	free(m.stat_id);
+	free(m.event_strs);
+	free(m.stat_strs);
+	arena_free(&a);
+	return rc;
+}
+
+void tfprof__xspace_verify(const struct tfprof__profile *p, const uint8_t *data, size_t len)
+{
+	uint8_t *ref = NULL;
+	size_t n = 0;
+	if (tfprof__xspace_encode_pbc(p, &ref, &n))
+		return; /* no memory for the reference: nothing to compare with */
+	size_t i = 0;
+	while (i < n && i < len && ref[i] == data[i])
+		i++;
+	if (n != len || i != n) {
+		fprintf(stderr, "tfprof: TFPROF_VERIFY_ENCODER: the hand-written encoder wrote %zu bytes, "
+				"protobuf-c %zu; first difference at byte %zu\n", len, n, i);
+		abort();
+	}
+	free(ref);
 }
