@@ -248,7 +248,8 @@ void rp_device_free(struct rp_device *d);
 
 struct rp_step {
 	int64_t step_num;
-	int64_t start, end;        /* host window: the step scopes with this step_num (ps) */
+	int32_t occurrence;        /* earlier steps with this step_num (the epoch, when epochs restart it) */
+	int64_t start, end;        /* host window: this occurrence's step scopes, on all threads (ps) */
 	int64_t device_busy;       /* union of the step's kernels, copies and memsets (ps) */
 	int64_t device_idle;       /* time in the window when no device work of any step ran */
 	uint64_t kernels, memcpys, memsets;
@@ -284,8 +285,9 @@ struct rp_attribution {
 };
 
 struct rp_steps {
-	struct rp_step *v;
+	struct rp_step *v;         /* in time order (by start) */
 	size_t n;
+	bool repeats;              /* some step_num occurs more than once (some occurrence > 0) */
 	struct rp_summary sum;
 	struct rp_attribution attr;
 	bool has_host_plane;
@@ -294,6 +296,8 @@ struct rp_steps {
 /* Finds the steps on /host:CPU and attributes each device event in dev to one (sets ev->step). */
 void rp_steps_analyze(const struct rp_space *s, struct rp_device *dev, struct rp_steps *out);
 void rp_steps_free(struct rp_steps *st);
+/* The step whose host window holds time t (ps), or -1. */
+int32_t rp_step_at(const struct rp_steps *st, int64_t t);
 /* Percentile helpers, exposed for the cross-host comparison. */
 int64_t rp_median(int64_t *v, size_t n); /* sorts v */
 
@@ -331,6 +335,7 @@ struct rp_host_report {
 
 struct rp_cross_step {
 	int64_t step_num;
+	int32_t occurrence; /* hosts are matched by step_num and occurrence */
 	size_t nhosts;
 	size_t slowest; /* index into the host reports */
 	int64_t fastest_time, slowest_time;
@@ -339,6 +344,7 @@ struct rp_cross_step {
 struct rp_cross {
 	struct rp_cross_step *v;
 	size_t n;
+	bool repeats;               /* some compared step has occurrence > 0 */
 	uint64_t slowest_count_max; /* how often the most often slowest host was slowest */
 	size_t most_often_slowest;  /* its index, valid when n > 0 */
 };
