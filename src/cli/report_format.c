@@ -434,6 +434,16 @@ void rp_json_str(FILE *f, const char *s)
 	json_str(f, s);
 }
 
+void rp_csv_str(FILE *f, const char *s)
+{
+	csv_str(f, s);
+}
+
+const char *rp_fit(char *buf, size_t cap, const char *s, int w)
+{
+	return fit(buf, cap, s, w);
+}
+
 static void json_strs(FILE *f, char **v, size_t n)
 {
 	fputc('[', f);
