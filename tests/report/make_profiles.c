@@ -6,6 +6,8 @@
  *   make_profiles tfstyle FILE    a hand-built XSpace laid out like TensorFlow's (other metadata
  *                                 ids, no step_num on device events, derived device lines, a
  *                                 launch on an executor thread), every time chosen exactly
+ *   make_profiles tfshifted FILE  tfstyle with step_num 1000 and 1001 (none in common with it)
+ *   make_profiles tfnosteps FILE  tfstyle without step_num stats: no steps
  *   make_profiles tfepochs FILE   the same layout with two epochs that restart step_num, a nested
  *                                 step marker and device work found by each attribution rule
  *   make_profiles epochs LOGDIR   one host (run "epochs"): 2 epochs of 3 steps restarting
@@ -243,7 +245,9 @@ static void add_stat_meta(XPlane *p, int64_t id, const char *name)
  *   The "XLA Ops" line's 18 ms event is not device work. */
 static int write_space(const char *path, XPlane *host, XPlane *gpu);
 
-static int tfstyle(const char *path)
+/* first_step: the first step's step_num (tfshifted: 1000, sharing none with tfstyle); steps false
+ * leaves the step_num stats out (tfnosteps: a profile without steps). */
+static int tfstyle(const char *path, int64_t first_step, bool steps)
 {
 	enum { S_CORR = 3, S_STEP = 7, S_R = 9, S_KDET = 4, S_MDET = 5 };
 	enum { E_TRAIN = 21, E_LAUNCH = 22, E_MEMCPY_API = 23, E_FOO = 1001, E_BAR = 1002, E_H2D = 1003,
@@ -259,13 +263,13 @@ static int tfstyle(const char *path)
 	add_event_meta(&host, E_LAUNCH, "cudaLaunchKernel");
 	add_event_meta(&host, E_MEMCPY_API, "cudaMemcpyAsync");
 	static XEvent *main_ev[6], *exec_ev[1];
-	main_ev[0] = event(E_TRAIN, 0, 10000, stat_i64(S_STEP, 0), stat_i64(S_R, 1));
+	main_ev[0] = event(E_TRAIN, 0, 10000, steps ? stat_i64(S_STEP, first_step) : NULL, stat_i64(S_R, 1));
 	main_ev[1] = event(E_LAUNCH, 1000, 10, stat_i64(S_CORR, 11), NULL);
 	main_ev[2] = event(E_LAUNCH, 1400, 10, stat_i64(S_CORR, 12), NULL);
-	main_ev[3] = event(E_TRAIN, 10000, 10000, stat_i64(S_STEP, 1), stat_i64(S_R, 1));
+	main_ev[3] = event(E_TRAIN, 10000, 10000, steps ? stat_i64(S_STEP, first_step + 1) : NULL, stat_i64(S_R, 1));
 	main_ev[4] = event(E_LAUNCH, 11100, 10, stat_i64(S_CORR, 21), NULL);
 	/* A nested step_num without _r is not a step of its own. */
-	main_ev[5] = event(E_LAUNCH, 11500, 1, stat_i64(S_STEP, 77), NULL);
+	main_ev[5] = event(E_LAUNCH, 11500, 1, steps ? stat_i64(S_STEP, 77) : NULL, NULL);
 	exec_ev[0] = event(E_MEMCPY_API, 2900, 10, stat_i64(S_CORR, 13), NULL);
 	static XLine *host_lines[2];
 	host_lines[0] = line(100, "python", 0, main_ev, 6);
@@ -380,12 +384,16 @@ int main(int argc, char **argv)
 {
 	if (argc != 3) {
 		fprintf(stderr, "usage: make_profiles sim|multi|devbound|tfstyle|tfepochs|epochs|multiepochs|"
-				"diffbase|diffslow OUT\n");
+				"diffbase|diffslow|tfshifted|tfnosteps OUT\n");
 		return 2;
 	}
 	const char *mode = argv[1], *out = argv[2];
 	if (strcmp(mode, "tfstyle") == 0)
-		return tfstyle(out);
+		return tfstyle(out, 0, true);
+	if (strcmp(mode, "tfshifted") == 0)
+		return tfstyle(out, 1000, true);
+	if (strcmp(mode, "tfnosteps") == 0)
+		return tfstyle(out, 0, false);
 	if (strcmp(mode, "tfepochs") == 0)
 		return tfepochs(out);
 	Dl_info info;
