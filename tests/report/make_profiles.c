@@ -245,22 +245,31 @@ static void add_stat_meta(XPlane *p, int64_t id, const char *name)
  *   The "XLA Ops" line's 18 ms event is not device work. */
 static int write_space(const char *path, XPlane *host, XPlane *gpu);
 
+/* The metadata ids both TensorFlow-style profiles use on their host plane. */
+enum { S_CORR = 3, S_STEP = 7, S_R = 9, E_TRAIN = 21, E_LAUNCH = 22 };
+
+/* Names host /host:CPU and gives it the stats and events every TensorFlow-style host plane has. */
+static void tf_host_plane(XPlane *host)
+{
+	host->id = 0;
+	host->name = "/host:CPU";
+	add_stat_meta(host, S_CORR, "correlation_id");
+	add_stat_meta(host, S_STEP, "step_num");
+	add_stat_meta(host, S_R, "_r");
+	add_event_meta(host, E_TRAIN, "train");
+	add_event_meta(host, E_LAUNCH, "cudaLaunchKernel");
+}
+
 /* first_step: the first step's step_num (tfshifted: 1000, sharing none with tfstyle); steps false
  * leaves the step_num stats out (tfnosteps: a profile without steps). */
 static int tfstyle(const char *path, int64_t first_step, bool steps)
 {
-	enum { S_CORR = 3, S_STEP = 7, S_R = 9, S_KDET = 4, S_MDET = 5 };
-	enum { E_TRAIN = 21, E_LAUNCH = 22, E_MEMCPY_API = 23, E_FOO = 1001, E_BAR = 1002, E_H2D = 1003,
+	enum { S_KDET = 4, S_MDET = 5 };
+	enum { E_MEMCPY_API = 23, E_FOO = 1001, E_BAR = 1002, E_H2D = 1003,
 	       E_FUSION = 1004 };
 	/* Static: the messages stay reachable until exit instead of being freed one by one. */
 	static XPlane host = TENSORFLOW__PROFILER__XPLANE__INIT, gpu = TENSORFLOW__PROFILER__XPLANE__INIT;
-	host.id = 0;
-	host.name = "/host:CPU";
-	add_stat_meta(&host, S_CORR, "correlation_id");
-	add_stat_meta(&host, S_STEP, "step_num");
-	add_stat_meta(&host, S_R, "_r");
-	add_event_meta(&host, E_TRAIN, "train");
-	add_event_meta(&host, E_LAUNCH, "cudaLaunchKernel");
+	tf_host_plane(&host);
 	add_event_meta(&host, E_MEMCPY_API, "cudaMemcpyAsync");
 	static XEvent *main_ev[6], *exec_ev[1];
 	main_ev[0] = event(E_TRAIN, 0, 10000, steps ? stat_i64(S_STEP, first_step) : NULL, stat_i64(S_R, 1));
@@ -336,15 +345,9 @@ static int write_space(const char *path, XPlane *host, XPlane *gpu)
  *   -> busy 1, 1, 3.5, 3.5 ms; attribution 4 by launch scope, 1 by stat, 1 by launch time. */
 static int tfepochs(const char *path)
 {
-	enum { S_CORR = 3, S_STEP = 7, S_R = 9 };
-	enum { E_TRAIN = 21, E_LAUNCH = 22, E_MICRO = 24, E_K = 1001 };
+	enum { E_MICRO = 24, E_K = 1001 };
 	static XPlane host = TENSORFLOW__PROFILER__XPLANE__INIT, gpu = TENSORFLOW__PROFILER__XPLANE__INIT;
-	host.name = "/host:CPU";
-	add_stat_meta(&host, S_CORR, "correlation_id");
-	add_stat_meta(&host, S_STEP, "step_num");
-	add_stat_meta(&host, S_R, "_r");
-	add_event_meta(&host, E_TRAIN, "train");
-	add_event_meta(&host, E_LAUNCH, "cudaLaunchKernel");
+	tf_host_plane(&host);
 	add_event_meta(&host, E_MICRO, "accumulate");
 	static XEvent *main_ev[9], *exec_ev[1];
 	static const double starts[4] = { 0, 4000, 10000, 18000 }, durs[4] = { 4000, 4000, 8000, 8000 };
