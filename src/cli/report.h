@@ -24,7 +24,7 @@ typedef Tensorflow__Profiler__XStat XStat;
 
 /* Exit codes: 2 for anything the user can fix (usage, bad or missing input), 1 for failures of
  * the tool itself (out of memory, cannot write the output). */
-enum { RP_EXIT_OK = 0, RP_EXIT_FAIL = 1, RP_EXIT_BAD_INPUT = 2 };
+enum { RP_EXIT_OK = 0, RP_EXIT_FAIL = 1, RP_EXIT_BAD_INPUT = 2, RP_EXIT_SLOWER = 3 };
 
 /* ---- report_util.c ---------------------------------------------------------------------- */
 
@@ -248,7 +248,8 @@ void rp_device_free(struct rp_device *d);
 
 struct rp_step {
 	int64_t step_num;
-	int64_t start, end;        /* host window: the step scopes with this step_num (ps) */
+	int32_t occurrence;        /* earlier steps with this step_num (the epoch, when epochs restart it) */
+	int64_t start, end;        /* host window: this occurrence's step scopes, on all threads (ps) */
 	int64_t device_busy;       /* union of the step's kernels, copies and memsets (ps) */
 	int64_t device_idle;       /* time in the window when no device work of any step ran */
 	uint64_t kernels, memcpys, memsets;
@@ -284,8 +285,9 @@ struct rp_attribution {
 };
 
 struct rp_steps {
-	struct rp_step *v;
+	struct rp_step *v;         /* in time order (by start) */
 	size_t n;
+	bool repeats;              /* some step_num occurs more than once (some occurrence > 0) */
 	struct rp_summary sum;
 	struct rp_attribution attr;
 	bool has_host_plane;
@@ -294,6 +296,8 @@ struct rp_steps {
 /* Finds the steps on /host:CPU and attributes each device event in dev to one (sets ev->step). */
 void rp_steps_analyze(const struct rp_space *s, struct rp_device *dev, struct rp_steps *out);
 void rp_steps_free(struct rp_steps *st);
+/* The step whose host window holds time t (ps), or -1. */
+int32_t rp_step_at(const struct rp_steps *st, int64_t t);
 /* Percentile helpers, exposed for the cross-host comparison. */
 int64_t rp_median(int64_t *v, size_t n); /* sorts v */
 
@@ -331,6 +335,7 @@ struct rp_host_report {
 
 struct rp_cross_step {
 	int64_t step_num;
+	int32_t occurrence; /* hosts are matched by step_num and occurrence */
 	size_t nhosts;
 	size_t slowest; /* index into the host reports */
 	int64_t fastest_time, slowest_time;
@@ -339,6 +344,7 @@ struct rp_cross_step {
 struct rp_cross {
 	struct rp_cross_step *v;
 	size_t n;
+	bool repeats;               /* some compared step has occurrence > 0 */
 	uint64_t slowest_count_max; /* how often the most often slowest host was slowest */
 	size_t most_often_slowest;  /* its index, valid when n > 0 */
 };
@@ -370,6 +376,63 @@ int rp_format(const struct rp_format_opts *o, const struct rp_inputs *in,
 	      const struct rp_host_report *h, size_t n, const struct rp_cross *cross);
 /* Writes s as a JSON string literal; bytes that are not UTF-8 become U+FFFD. */
 void rp_json_str(FILE *f, const char *s);
+/* Writes s as a CSV field, quoted when it holds a comma, quote or line break. */
+void rp_csv_str(FILE *f, const char *s);
+/* s shortened to at most w columns into buf ("..." marks the cut); returns buf. */
+const char *rp_fit(char *buf, size_t cap, const char *s, int w);
+
+/* ---- report_diff.c: two runs of one job compared ------------------------------------------ */
+
+/* Fewer steps than this in either run: the noise cannot be estimated (no interval, no gate). */
+#define RP_DIFF_MIN_STEPS 5
+#define RP_DIFF_METHOD                                                                           \
+	"95% percentile bootstrap interval of the relative change of the median step time (steps " \
+	"of all hosts pooled, resampled with replacement, fixed seed)"
+
+enum rp_diff_status { RP_DIFF_SAME, RP_DIFF_SLOWER, RP_DIFF_FASTER, RP_DIFF_ADDED, RP_DIFF_REMOVED };
+extern const char *const rp_diff_status_names[];
+
+/* One run's side of the comparison; times in ps, the per-step ones are means over its steps. */
+struct rp_diff_side {
+	size_t nhosts, nsteps;
+	int64_t mean, median, p90;
+	int64_t busy, idle, launch;
+};
+
+/* A kernel (by demangled name) or host scope (by name) and its time per step in BASE and NEW. */
+struct rp_diff_row {
+	const char *name;      /* owned */
+	bool scope;            /* a host scope, else a kernel */
+	enum rp_diff_status status;
+	int64_t per_step[2];   /* ps per step: BASE, NEW */
+	int64_t change;        /* NEW - BASE */
+};
+
+struct rp_diff {
+	struct rp_diff_side side[2]; /* BASE, NEW */
+	double median_change_pct;
+	bool ci_valid;               /* both runs have RP_DIFF_MIN_STEPS steps */
+	double ci_low_pct, ci_high_pct;
+	unsigned resamples;
+	int direction;               /* +1 slower, -1 faster beyond the noise, 0 neither */
+	bool common_steps;           /* the runs share a step_num */
+	struct rp_diff_row *rows;    /* by |change|, largest first */
+	size_t nrows, rows_cap;
+};
+
+/* Compares the analysed runs base[0..nbase) and new[0..nnew). Returns 0, or -1 with a one-line
+ * message in err that says what to do (different host counts, a run without steps). */
+int rp_diff_compute(const struct rp_host_report *base, size_t nbase, const struct rp_host_report *new,
+		    size_t nnew, struct rp_diff *d, char *err, size_t errlen);
+/* The exit code --fail-if-slower fail_pct asks for (fail_pct < 0: not asked): RP_EXIT_SLOWER when
+ * the interval's low end is above fail_pct, RP_EXIT_BAD_INPUT with a message in err when the runs
+ * have too few steps to judge, else RP_EXIT_OK. */
+int rp_diff_gate(const struct rp_diff *d, double fail_pct, char *err, size_t errlen);
+void rp_diff_free(struct rp_diff *d);
+/* Writes the comparison to stdout in o's format (o->top rows; 0 = text's 10, CSV and JSON all);
+ * base and new name the inputs. Returns -1 when stdout could not be written. */
+int rp_diff_format(const struct rp_format_opts *o, const struct rp_inputs *base, const struct rp_inputs *new,
+		   const struct rp_diff *d, double fail_pct);
 
 /* ---- report_chrome.c: Chrome trace event format ------------------------------------------ */
 

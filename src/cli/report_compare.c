@@ -1,5 +1,6 @@
-/* The cross-host step comparison of tfprof-report: for every step_num that at least two hosts
- * ran, which host took longest (its host wall time) and how far apart the fastest and slowest
+/* The cross-host step comparison of tfprof-report: for every step that at least two hosts ran,
+ * matched by step_num and occurrence (the second step 0 of one host is compared with the second
+ * step 0 of the others, so epochs that restart step numbers line up), which host took longest (its host wall time) and how far apart the fastest and slowest
  * were. In synchronous data-parallel training every host waits for the slowest one, so a host
  * that is often slowest is the one to look at. It also holds rp_analyze, which runs every
  * analysis in order, so that the CLI and the fuzz target cannot drift apart. */
@@ -10,12 +11,16 @@
 
 struct entry {
 	int64_t step_num, time;
+	int32_t occurrence;
 	size_t host;
 };
 
+/* By occurrence first: with epochs that restart step numbers this is the order the steps ran. */
 static int cmp_entry(const void *a, const void *b)
 {
 	const struct entry *x = a, *y = b;
+	if (x->occurrence != y->occurrence)
+		return x->occurrence < y->occurrence ? -1 : 1;
 	if (x->step_num != y->step_num)
 		return x->step_num < y->step_num ? -1 : 1;
 	return x->host < y->host ? -1 : x->host > y->host;
@@ -34,15 +39,17 @@ void rp_compare_hosts(const struct rp_host_report *h, size_t n, struct rp_cross 
 	for (size_t i = 0; i < n; i++)
 		for (size_t j = 0; j < h[i].steps.n; j++)
 			e[k++] = (struct entry){ h[i].steps.v[j].step_num,
-						 h[i].steps.v[j].end - h[i].steps.v[j].start, i };
+						 h[i].steps.v[j].end - h[i].steps.v[j].start,
+						 h[i].steps.v[j].occurrence, i };
 	qsort(e, k, sizeof *e, cmp_entry);
 	uint64_t *slowest_count = rp_xcalloc(n, sizeof *slowest_count);
 	out->v = rp_xmalloc(k * sizeof *out->v);
 	for (size_t i = 0; i < k;) {
 		size_t j = i;
-		struct rp_cross_step c = { .step_num = e[i].step_num, .slowest = e[i].host,
+		struct rp_cross_step c = { .step_num = e[i].step_num, .occurrence = e[i].occurrence,
+					   .slowest = e[i].host,
 					   .fastest_time = e[i].time, .slowest_time = e[i].time };
-		for (; j < k && e[j].step_num == e[i].step_num; j++) {
+		for (; j < k && e[j].step_num == e[i].step_num && e[j].occurrence == e[i].occurrence; j++) {
 			c.nhosts++;
 			if (e[j].time > c.slowest_time) {
 				c.slowest_time = e[j].time;
@@ -52,6 +59,7 @@ void rp_compare_hosts(const struct rp_host_report *h, size_t n, struct rp_cross 
 				c.fastest_time = e[j].time;
 		}
 		if (c.nhosts >= 2) {
+			out->repeats |= c.occurrence > 0;
 			out->v[out->n++] = c;
 			slowest_count[c.slowest]++;
 		}

@@ -113,6 +113,16 @@ static void text_messages(struct out *o, const XSpace *s)
 		wrap(o, 4, "  warning in profile: %s", s->warnings[i]);
 }
 
+/* A step's name in the text tables: its step_num, or occ:step when step numbers repeat. */
+static const char *step_label(char *buf, size_t cap, int64_t step_num, int32_t occurrence, bool repeats)
+{
+	if (repeats)
+		snprintf(buf, cap, "%" PRId32 ":%" PRId64, occurrence, step_num);
+	else
+		snprintf(buf, cap, "%" PRId64, step_num);
+	return buf;
+}
+
 static void text_steps(struct out *o, const struct rp_host_report *h)
 {
 	const struct rp_steps *st = &h->steps;
@@ -122,14 +132,21 @@ static void text_steps(struct out *o, const struct rp_host_report *h)
 			   "tf.profiler.experimental.Trace(\"train\", step_num=i, _r=1) in TensorFlow.");
 		return;
 	}
-	fprintf(o->f, "Steps (ms; busy = union of the step's kernels, copies and memsets on all GPUs)\n");
-	fprintf(o->f, "%8s %9s %9s %6s %9s %7s %8s %8s %8s %8s %8s\n", "step", "wall", "dev busy", "busy%",
+	fprintf(o->f, "Steps in time order (ms; busy = union of the step's kernels, copies and memsets on all "
+		      "GPUs)\n");
+	/* Repeated step numbers (epochs that restart them) are shown as occ:step, so that no row is
+	 * ambiguous; runs without repeats keep the table as it was. */
+	if (st->repeats)
+		wrap(o, 2, "Step numbers repeat: occ:step, where occ = how many earlier steps had the same "
+			   "step_num (the epoch, counted from 0, when each epoch restarts them).");
+	fprintf(o->f, "%8s %9s %9s %6s %9s %7s %8s %8s %8s %8s %8s\n", st->repeats ? "occ:step" : "step", "wall", "dev busy", "busy%",
 		"dev idle", "kernels", "H2D MB", "H2D ms", "D2H MB", "D2H ms", "launch");
 	for (size_t i = 0; i < st->n; i++) {
 		const struct rp_step *s = &st->v[i];
 		int64_t wall = s->end - s->start;
-		fprintf(o->f, "%8" PRId64 " %9.3f %9.3f %6.1f %9.3f %7" PRIu64 " %8.3f %8.3f %8.3f %8.3f %8.3f\n",
-			s->step_num, ms(wall), ms(s->device_busy), pct(s->device_busy, wall), ms(s->device_idle),
+		char label[48];
+		fprintf(o->f, "%8s %9.3f %9.3f %6.1f %9.3f %7" PRIu64 " %8.3f %8.3f %8.3f %8.3f %8.3f\n",
+			step_label(label, sizeof label, s->step_num, s->occurrence, st->repeats), ms(wall), ms(s->device_busy), pct(s->device_busy, wall), ms(s->device_idle),
 			s->kernels, (double)s->h2d_bytes / 1e6, ms(s->h2d_time), (double)s->d2h_bytes / 1e6,
 			ms(s->d2h_time), ms(s->launch_time));
 	}
@@ -212,11 +229,16 @@ static void text_cross(struct out *o, const struct rp_host_report *h, size_t n, 
 	}
 	fprintf(o->f, "Step time per host (ms; spread = slowest - fastest)\n");
 	int hostw = o->o->width - 54;
-	fprintf(o->f, "%8s %5s %9s %9s %9s %7s  %s\n", "step", "hosts", "fastest", "slowest", "spread",
+	if (c->repeats)
+		wrap(o, 2, "Hosts are matched by step_num and occurrence (occ:step; occ = earlier steps with that "
+			   "step_num).");
+	fprintf(o->f, "%8s %5s %9s %9s %9s %7s  %s\n", c->repeats ? "occ:step" : "step", "hosts", "fastest", "slowest", "spread",
 		"spread%", "slowest host");
 	for (size_t i = 0; i < c->n; i++) {
 		const struct rp_cross_step *s = &c->v[i];
-		fprintf(o->f, "%8" PRId64 " %5zu %9.3f %9.3f %9.3f %7.1f  %s\n", s->step_num, s->nhosts,
+		char label[48];
+		fprintf(o->f, "%8s %5zu %9.3f %9.3f %9.3f %7.1f  %s\n",
+			step_label(label, sizeof label, s->step_num, s->occurrence, c->repeats), s->nhosts,
 			ms(s->fastest_time), ms(s->slowest_time), ms(s->slowest_time - s->fastest_time),
 			pct(s->slowest_time - s->fastest_time, s->fastest_time),
 			fit(buf, sizeof buf, h[s->slowest].in->host, hostw));
@@ -293,17 +315,17 @@ static void format_csv(struct out *o, const struct rp_host_report *h, size_t n, 
 	bool first = true;
 	if (sec & RP_SEC_STEPS) {
 		csv_header(o, &first, "steps",
-			   "host,step,wall_ns,device_busy_ns,device_busy_pct,device_idle_ns,kernels,memcpys,"
+			   "host,step,occurrence,wall_ns,device_busy_ns,device_busy_pct,device_idle_ns,kernels,memcpys,"
 			   "memsets,h2d_bytes,h2d_ns,d2h_bytes,d2h_ns,launches,launch_ns,input_ns");
 		for (size_t i = 0; i < n; i++)
 			for (size_t j = 0; j < h[i].steps.n; j++) {
 				const struct rp_step *s = &h[i].steps.v[j];
 				csv_str(o->f, h[i].in->host);
 				fprintf(o->f,
-					",%" PRId64 ",%" PRId64 ",%" PRId64 ",%.2f,%" PRId64 ",%" PRIu64 ",%" PRIu64
-					",%" PRIu64 ",%" PRIu64 ",%" PRId64 ",%" PRIu64 ",%" PRId64 ",%" PRIu64
-					",%" PRId64 ",%" PRId64 "\n",
-					s->step_num, ns(s->end - s->start), ns(s->device_busy),
+					",%" PRId64 ",%" PRId32 ",%" PRId64 ",%" PRId64 ",%.2f,%" PRId64 ",%" PRIu64
+					",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRId64 ",%" PRIu64 ",%" PRId64
+					",%" PRIu64 ",%" PRId64 ",%" PRId64 "\n",
+					s->step_num, s->occurrence, ns(s->end - s->start), ns(s->device_busy),
 					pct(s->device_busy, s->end - s->start), ns(s->device_idle), s->kernels,
 					s->memcpys, s->memsets, s->h2d_bytes, ns(s->h2d_time), s->d2h_bytes,
 					ns(s->d2h_time), s->launches, ns(s->launch_time), ns(s->input_time));
@@ -358,10 +380,11 @@ static void format_csv(struct out *o, const struct rp_host_report *h, size_t n, 
 			}
 	}
 	if (sec & RP_SEC_HOSTS) {
-		csv_header(o, &first, "hosts", "step,hosts,fastest_ns,slowest_ns,spread_ns,slowest_host");
+		csv_header(o, &first, "hosts", "step,occurrence,hosts,fastest_ns,slowest_ns,spread_ns,slowest_host");
 		for (size_t i = 0; i < c->n; i++) {
 			const struct rp_cross_step *s = &c->v[i];
-			fprintf(o->f, "%" PRId64 ",%zu,%" PRId64 ",%" PRId64 ",%" PRId64 ",", s->step_num, s->nhosts,
+			fprintf(o->f, "%" PRId64 ",%" PRId32 ",%zu,%" PRId64 ",%" PRId64 ",%" PRId64 ",", s->step_num,
+				s->occurrence, s->nhosts,
 				ns(s->fastest_time), ns(s->slowest_time), ns(s->slowest_time - s->fastest_time));
 			csv_str(o->f, h[s->slowest].in->host);
 			fputc('\n', o->f);
@@ -411,6 +434,16 @@ void rp_json_str(FILE *f, const char *s)
 	json_str(f, s);
 }
 
+void rp_csv_str(FILE *f, const char *s)
+{
+	csv_str(f, s);
+}
+
+const char *rp_fit(char *buf, size_t cap, const char *s, int w)
+{
+	return fit(buf, cap, s, w);
+}
+
 static void json_strs(FILE *f, char **v, size_t n)
 {
 	fputc('[', f);
@@ -439,23 +472,24 @@ static void json_host(struct out *o, const struct rp_host_report *h)
 	json_strs(f, sp->warnings, sp->n_warnings);
 	const struct rp_attribution *a = &h->steps.attr;
 	fprintf(f,
-		",\"has_host_plane\":%s,\"gpu_planes\":%zu,\"device_events\":%zu,"
+		",\"has_host_plane\":%s,\"step_nums_repeat\":%s,\"gpu_planes\":%zu,\"device_events\":%zu,"
 		"\"attribution\":{\"by_step_num_stat\":%" PRIu64 ",\"by_launch_scope\":%" PRIu64
 		",\"by_launch_time\":%" PRIu64 ",\"unattributed\":%" PRIu64 "}",
-		h->steps.has_host_plane ? "true" : "false", h->dev.nplanes, h->dev.n, a->by_stat,
+		h->steps.has_host_plane ? "true" : "false", h->steps.repeats ? "true" : "false", h->dev.nplanes, h->dev.n, a->by_stat,
 		a->by_launch_scope, a->by_launch_time, a->none);
 	if (sec & RP_SEC_STEPS) {
 		fputs(",\"steps\":[", f);
 		for (size_t i = 0; i < h->steps.n; i++) {
 			const struct rp_step *s = &h->steps.v[i];
 			fprintf(f,
-				"%s{\"step\":%" PRId64 ",\"start_ns\":%" PRId64 ",\"wall_ns\":%" PRId64
+				"%s{\"step\":%" PRId64 ",\"occurrence\":%" PRId32 ",\"start_ns\":%" PRId64
+				",\"wall_ns\":%" PRId64
 				",\"device_busy_ns\":%" PRId64 ",\"device_busy_pct\":%.3f,\"device_idle_ns\":%" PRId64
 				",\"kernels\":%" PRIu64 ",\"memcpys\":%" PRIu64 ",\"memsets\":%" PRIu64
 				",\"h2d_bytes\":%" PRIu64 ",\"h2d_ns\":%" PRId64 ",\"d2h_bytes\":%" PRIu64
 				",\"d2h_ns\":%" PRId64 ",\"launches\":%" PRIu64 ",\"launch_ns\":%" PRId64
 				",\"input_ns\":%" PRId64 "}",
-				i ? "," : "", s->step_num, ns(s->start), ns(s->end - s->start), ns(s->device_busy),
+				i ? "," : "", s->step_num, s->occurrence, ns(s->start), ns(s->end - s->start), ns(s->device_busy),
 				pct(s->device_busy, s->end - s->start), ns(s->device_idle), s->kernels, s->memcpys,
 				s->memsets, s->h2d_bytes, ns(s->h2d_time), s->d2h_bytes, ns(s->d2h_time),
 				s->launches, ns(s->launch_time), ns(s->input_time));
@@ -548,9 +582,9 @@ static void format_json(struct out *o, const struct rp_inputs *in, const struct 
 			for (size_t i = 0; i < c->n; i++) {
 				const struct rp_cross_step *s = &c->v[i];
 				fprintf(f,
-					"%s{\"step\":%" PRId64 ",\"hosts\":%zu,\"fastest_ns\":%" PRId64
+					"%s{\"step\":%" PRId64 ",\"occurrence\":%" PRId32 ",\"hosts\":%zu,\"fastest_ns\":%" PRId64
 					",\"slowest_ns\":%" PRId64 ",\"spread_ns\":%" PRId64 ",\"slowest_host\":",
-					i ? "," : "", s->step_num, s->nhosts, ns(s->fastest_time), ns(s->slowest_time),
+					i ? "," : "", s->step_num, s->occurrence, s->nhosts, ns(s->fastest_time), ns(s->slowest_time),
 					ns(s->slowest_time - s->fastest_time));
 				json_str(f, h[s->slowest].in->host);
 				fputc('}', f);

@@ -1,10 +1,22 @@
-/* The steps table of tfprof-report. A step is the set of host events on /host:CPU that carry the
- * same step_num (the step scopes; when some of them also carry _r, only those, as xprof's
- * grouping roots). Device work is attributed to a step, in this order:
- *   1. the device event's own step_num stat (tfprof writes it);
- *   2. correlation_id -> the host launch event with that id -> the step scope enclosing it on the
- *      launching thread's line (what xprof does);
- *   3. the same launch event's start time inside a step's host window (TensorFlow launches from
+/* The steps table of tfprof-report. A step is one occurrence of a step marker: a host event on
+ * /host:CPU with a step_num stat (when some of them also carry _r, only those, as xprof's grouping
+ * roots). Steps are kept in time order and every occurrence is its own step, because training
+ * loops commonly restart step_num every epoch; merging equal numbers would make one "step" from
+ * the first epoch's begin to the last epoch's end. Markers with the same step_num whose windows
+ * overlap (the same step scope on several threads) are one step. A step marker nested inside
+ * another on the same thread (gradient-accumulation micro-steps) is part of the outer step and
+ * not a step of its own: the outer scope is the unit the loop repeats. Each step also carries its
+ * occurrence: how many earlier steps had the same step_num (the epoch, when epochs restart them).
+ *
+ * Device work is attributed to a step, in this order:
+ *   1. correlation_id -> the host launch event with that id -> the step scope enclosing it on the
+ *      launching thread's line (what xprof does). This names the exact occurrence, so it comes
+ *      first: a step_num alone repeats across epochs, and tfprof writes the innermost step scope's
+ *      number, which inside nested step scopes is the micro-step's, not the step's;
+ *   2. the device event's own step_num stat (tfprof writes it), resolved to the occurrence of that
+ *      number that had begun when the work was launched (or, with no launch in the profile, when
+ *      the work started);
+ *   3. the launch event's start time inside a step's host window (TensorFlow launches from
  *      executor threads that have no step scope of their own).
  * Device work whose launch is not in the profile belongs to no step and is counted as such. */
 #include <stdlib.h>
@@ -225,21 +237,10 @@ int64_t rp_median(int64_t *v, size_t n)
 	return a + (b - a) / 2;
 }
 
-/* Host windows sorted by start, for attribution by time. */
-struct window {
-	int64_t start, end;
-	int32_t step;
-};
-
-static int cmp_window(const void *a, const void *b)
+int32_t rp_step_at(const struct rp_steps *st, int64_t t)
 {
-	const struct window *x = a, *y = b;
-	return x->start < y->start ? -1 : x->start > y->start;
-}
-
-static int32_t step_at(const struct window *w, size_t n, int64_t t)
-{
-	size_t lo = 0, hi = n;
+	const struct rp_step *w = st->v;
+	size_t lo = 0, hi = st->n;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 		if (w[mid].start <= t)
@@ -250,21 +251,34 @@ static int32_t step_at(const struct window *w, size_t n, int64_t t)
 	/* Windows may overlap (steps on several threads): look back a little for one that holds t. */
 	for (size_t k = lo, tries = 0; k-- > 0 && tries < 8; tries++)
 		if (t < w[k].end)
-			return w[k].step;
+			return (int32_t)k;
 	return -1;
 }
 
-static int32_t step_by_num(const struct rp_step *s, size_t n, int64_t num)
+/* The occurrence of step_num num that had begun at time t (the latest one starting at or before
+ * t, else the first): by_num holds the step indices sorted by step_num, then start. */
+static int32_t step_by_num(const struct rp_step *s, const int32_t *by_num, size_t n, int64_t num, int64_t t)
 {
 	size_t lo = 0, hi = n;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		if (s[mid].step_num < num)
+		if (s[by_num[mid]].step_num < num)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return lo < n && s[lo].step_num == num ? (int32_t)lo : -1;
+	if (lo == n || s[by_num[lo]].step_num != num)
+		return -1;
+	size_t first = lo;
+	hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (s[by_num[mid]].step_num == num && s[by_num[mid]].start <= t)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return by_num[lo > first ? lo - 1 : first];
 }
 
 static const struct launch *find_launch(const struct launch *l, size_t n, uint64_t corr)
@@ -308,21 +322,19 @@ static size_t merge_intervals(struct interval *v, size_t n)
 	return k;
 }
 
-static void attribute(struct ctx *c, struct rp_device *dev, struct rp_steps *out, const struct window *w,
-		      size_t nw)
+static void attribute(struct ctx *c, struct rp_device *dev, struct rp_steps *out, const int32_t *by_num)
 {
 	for (size_t i = 0; i < dev->n; i++) {
 		struct rp_dev_event *d = &dev->ev[i];
 		d->step = -1;
-		if (d->has_step && (d->step = step_by_num(out->v, out->n, d->step_num)) >= 0) {
-			out->attr.by_stat++;
-			continue;
-		}
 		const struct launch *l = d->correlation_id ? find_launch(c->l, c->nl, d->correlation_id) : NULL;
 		if (l && l->marker >= 0) {
 			d->step = c->m[l->marker].step;
 			out->attr.by_launch_scope++;
-		} else if (l && (d->step = step_at(w, nw, l->start)) >= 0) {
+		} else if (d->has_step &&
+			   (d->step = step_by_num(out->v, by_num, out->n, d->step_num, l ? l->start : d->start)) >= 0) {
+			out->attr.by_stat++;
+		} else if (l && (d->step = rp_step_at(out, l->start)) >= 0) {
 			out->attr.by_launch_time++;
 		} else {
 			out->attr.none++;
@@ -426,6 +438,73 @@ static void summarize(const struct rp_device *dev, struct rp_steps *out)
 		sum->verdict = RP_LAUNCH_BOUND;
 }
 
+/* The steps a qsort comparator of step indices looks at (the tool is single-threaded). */
+static const struct rp_step *sort_steps;
+
+static int cmp_by_num(const void *a, const void *b)
+{
+	const struct rp_step *x = &sort_steps[*(const int32_t *)a], *y = &sort_steps[*(const int32_t *)b];
+	if (x->step_num != y->step_num)
+		return x->step_num < y->step_num ? -1 : 1;
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+static int cmp_by_time(const void *a, const void *b)
+{
+	const struct rp_step *x = &sort_steps[*(const int32_t *)a], *y = &sort_steps[*(const int32_t *)b];
+	if (x->start != y->start)
+		return x->start < y->start ? -1 : 1;
+	if (x->step_num != y->step_num)
+		return x->step_num < y->step_num ? -1 : 1;
+	return x->occurrence < y->occurrence ? -1 : x->occurrence > y->occurrence;
+}
+
+/* Makes the steps from the step scopes: scopes with the same step_num make one step while their
+ * windows overlap (one step on several threads); a later scope with that number starts its next
+ * occurrence. The steps end up in time order and every marker knows its step. */
+static void group_steps(struct ctx *c, struct rp_steps *out)
+{
+	struct marker **order = rp_xmalloc((c->nm ? c->nm : 1) * sizeof *order);
+	for (size_t i = 0; i < c->nm; i++)
+		order[i] = &c->m[i];
+	qsort(order, c->nm, sizeof *order, cmp_marker);
+	struct rp_step *v = rp_xcalloc(c->nm ? c->nm : 1, sizeof *v);
+	size_t n = 0;
+	for (size_t i = 0; i < c->nm; i++) {
+		struct marker *m = order[i];
+		struct rp_step *st = n ? &v[n - 1] : NULL;
+		if (!st || st->step_num != m->step_num || m->start >= st->end) {
+			int32_t occ = st && st->step_num == m->step_num ? st->occurrence + 1 : 0;
+			v[n++] = (struct rp_step){ .step_num = m->step_num, .occurrence = occ, .start = m->start,
+						   .end = m->end };
+			st = &v[n - 1];
+		} else {
+			if (m->end > st->end)
+				st->end = m->end;
+		}
+		m->step = (int32_t)n - 1;
+		st->input_time = rp_sat_add(st->input_time, m->input);
+		out->repeats |= st->occurrence > 0;
+	}
+	free(order);
+	int32_t *by_time = rp_xmalloc((n ? n : 1) * sizeof *by_time), *rank = rp_xmalloc((n ? n : 1) * sizeof *rank);
+	for (size_t i = 0; i < n; i++)
+		by_time[i] = (int32_t)i;
+	sort_steps = v;
+	qsort(by_time, n, sizeof *by_time, cmp_by_time);
+	out->v = rp_xmalloc((n ? n : 1) * sizeof *out->v);
+	for (size_t i = 0; i < n; i++) {
+		out->v[i] = v[by_time[i]];
+		rank[by_time[i]] = (int32_t)i;
+	}
+	out->n = n;
+	for (size_t i = 0; i < c->nm; i++)
+		c->m[i].step = rank[c->m[i].step];
+	free(rank);
+	free(by_time);
+	free(v);
+}
+
 void rp_steps_analyze(const struct rp_space *s, struct rp_device *dev, struct rp_steps *out)
 {
 	memset(out, 0, sizeof *out);
@@ -443,38 +522,19 @@ void rp_steps_analyze(const struct rp_space *s, struct rp_device *dev, struct rp
 		if (s->planes[i].hdr->name && strcmp(s->planes[i].hdr->name, "/host:CUPTI") == 0)
 			walk_plane(&c, &s->planes[i], false);
 
-	/* Step scopes with the same step_num (on one or several threads) make one step. */
-	struct marker **order = rp_xmalloc(c.nm * sizeof *order);
-	for (size_t i = 0; i < c.nm; i++)
-		order[i] = &c.m[i];
-	qsort(order, c.nm, sizeof *order, cmp_marker);
-	out->v = rp_xcalloc(c.nm, sizeof *out->v);
-	for (size_t i = 0; i < c.nm; i++) {
-		struct marker *m = order[i];
-		if (!out->n || out->v[out->n - 1].step_num != m->step_num) {
-			out->v[out->n++] = (struct rp_step){ .step_num = m->step_num, .start = m->start, .end = m->end };
-		} else {
-			struct rp_step *st = &out->v[out->n - 1];
-			if (m->start < st->start)
-				st->start = m->start;
-			if (m->end > st->end)
-				st->end = m->end;
-		}
-		m->step = (int32_t)out->n - 1;
-		out->v[out->n - 1].input_time = rp_sat_add(out->v[out->n - 1].input_time, m->input);
-	}
-	free(order);
-	struct window *w = rp_xmalloc(out->n * sizeof *w);
+	group_steps(&c, out);
+	int32_t *by_num = rp_xmalloc((out->n ? out->n : 1) * sizeof *by_num);
 	for (size_t i = 0; i < out->n; i++)
-		w[i] = (struct window){ out->v[i].start, out->v[i].end, (int32_t)i };
-	qsort(w, out->n, sizeof *w, cmp_window);
+		by_num[i] = (int32_t)i;
+	sort_steps = out->v;
+	qsort(by_num, out->n, sizeof *by_num, cmp_by_num);
 
 	/* Host time in CUDA API calls, counted once per outermost call. */
 	for (size_t i = 0; i < c.nl; i++) {
 		const struct launch *l = &c.l[i];
 		if (!l->outer)
 			continue;
-		int32_t st = l->marker >= 0 ? c.m[l->marker].step : step_at(w, out->n, l->start);
+		int32_t st = l->marker >= 0 ? c.m[l->marker].step : rp_step_at(out, l->start);
 		if (st < 0)
 			continue;
 		out->v[st].launches++;
@@ -482,10 +542,10 @@ void rp_steps_analyze(const struct rp_space *s, struct rp_device *dev, struct rp
 	}
 	if (c.nl)
 		qsort(c.l, c.nl, sizeof *c.l, cmp_launch);
-	attribute(&c, dev, out, w, out->n);
+	attribute(&c, dev, out, by_num);
 	device_metrics(dev, out);
 	summarize(dev, out);
-	free(w);
+	free(by_num);
 	free(c.m);
 	free(c.l);
 	free(c.f);

@@ -33,6 +33,7 @@
 /* One bar pair: a step, or a bucket of consecutive steps. Values in ms. */
 struct slot {
 	int64_t first_step, last_step;
+	int32_t first_occ, last_occ; /* their occurrences (report.h: struct rp_step) */
 	size_t nsteps;
 	double wall, busy;    /* means over the slot's steps */
 	double wall_max;      /* the slowest step's wall time */
@@ -154,6 +155,8 @@ static size_t make_slots(const struct rp_steps *st, size_t per, struct slot *out
 		memset(s, 0, sizeof *s);
 		s->first_step = st->v[i].step_num;
 		s->last_step = st->v[end - 1].step_num;
+		s->first_occ = st->v[i].occurrence;
+		s->last_occ = st->v[end - 1].occurrence;
 		s->nsteps = end - i;
 		for (size_t j = i; j < end; j++) {
 			double w = ps_to_ms(st->v[j].end - st->v[j].start);
@@ -191,13 +194,15 @@ static void slot_tooltip(const struct chart *c, const struct slot *s)
 	FILE *f = c->f;
 	double pct = s->wall > 0 ? 100.0 * s->busy / s->wall : 0.0;
 	if (s->nsteps == 1)
-		fprintf(f, "<title>step %" PRId64 ": host %.3f ms, device busy %.3f ms (%.1f%%)</title>", s->first_step,
-			s->wall, s->busy, pct);
+		fprintf(f, "<title>step %" PRId64 " (occurrence %" PRId32 "): host %.3f ms, device busy %.3f ms "
+			"(%.1f%%)</title>", s->first_step, s->first_occ, s->wall, s->busy, pct);
 	else
 		fprintf(f,
-			"<title>steps %" PRId64 " to %" PRId64 " (%zu): host mean %.3f ms (slowest %.3f ms), "
-			"device busy mean %.3f ms (%.1f%%)</title>",
-			s->first_step, s->last_step, s->nsteps, s->wall, s->wall_max, s->busy, pct);
+			"<title>steps %" PRId64 " (occurrence %" PRId32 ") to %" PRId64 " (occurrence %" PRId32
+			"), %zu in all: host mean %.3f ms (slowest %.3f ms), device busy mean %.3f ms "
+			"(%.1f%%)</title>",
+			s->first_step, s->first_occ, s->last_step, s->last_occ, s->nsteps, s->wall, s->wall_max,
+			s->busy, pct);
 }
 
 /* A horizontal mean line across the plot with its label on the right. */
@@ -281,9 +286,9 @@ static void panel(struct chart *c, const struct rp_host_report *h, double top)
 			const struct slot *s = &c->slots[i];
 			double v = k ? s->busy : s->wall, hh = bar_h(c, v);
 			fprintf(f,
-				"<rect class=\"%s\" data-step=\"%" PRId64 "\" data-ms=\"%.6f\" x=\"%.2f\" y=\"%.2f\" "
-				"width=\"%.2f\" height=\"%.2f\">",
-				series[k].cls, s->first_step, v, PLOT_X0 + i * slot_w + pad + series[k].off * bw,
+				"<rect class=\"%s\" data-step=\"%" PRId64 "\" data-occurrence=\"%" PRId32
+				"\" data-ms=\"%.6f\" x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\">",
+				series[k].cls, s->first_step, s->first_occ, v, PLOT_X0 + i * slot_w + pad + series[k].off * bw,
 				base - hh, bw, hh);
 			slot_tooltip(c, s);
 			fputs("</rect>\n", f);
@@ -312,19 +317,27 @@ static void panel(struct chart *c, const struct rp_host_report *h, double top)
 		mean_line(c, base, mb, "mean-busy", BUSY_COLOR, "mean", dy);
 	}
 
-	/* X axis: the step number of every label_every-th slot (its first step for a bucket). */
+	/* X axis: the step number of every label_every-th slot (its first step for a bucket), as
+	 * "occurrence:step" when step numbers repeat, so that epoch 1's step 3 is not read as epoch
+	 * 0's. */
 	size_t every = label_every(c->nslots);
 	for (size_t i = 0; i < ns; i += every) {
 		double x = PLOT_X0 + (i + 0.5) * slot_w;
+		char tick[48];
+		if (st->repeats)
+			snprintf(tick, sizeof tick, "%" PRId32 ":%" PRId64, c->slots[i].first_occ, c->slots[i].first_step);
+		else
+			snprintf(tick, sizeof tick, "%" PRId64, c->slots[i].first_step);
 		fprintf(f,
 			"<line x1=\"%.2f\" x2=\"%.2f\" y1=\"%.2f\" y2=\"%.2f\" stroke=\"#888\"/>"
-			"<text class=\"xtick\" x=\"%.2f\" y=\"%.2f\" text-anchor=\"middle\">%" PRId64 "</text>\n",
-			x, x, base, base + 4, x, base + 16, c->slots[i].first_step);
+			"<text class=\"xtick\" x=\"%.2f\" y=\"%.2f\" text-anchor=\"middle\">%s</text>\n",
+			x, x, base, base + 4, x, base + 16, tick);
 	}
+	const char *what = st->repeats ? "occurrence:step, in time order" : "step";
 	if (c->per > 1)
-		snprintf(line, sizeof line, "step (each bar: the mean of %zu consecutive steps)", c->per);
+		snprintf(line, sizeof line, "%s (each bar: the mean of %zu consecutive steps)", what, c->per);
 	else
-		snprintf(line, sizeof line, "step");
+		snprintf(line, sizeof line, "%s", what);
 	text_at(f, (PLOT_X0 + PLOT_X1) / 2, base + 32, "text-anchor=\"middle\" fill=\"#444\"", line);
 	fputs("</g>\n", f);
 }

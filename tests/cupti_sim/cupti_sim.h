@@ -76,6 +76,10 @@ struct tfsim_device_desc {
     uint32_t smem_per_sm;         /* bytes [228 KiB; 96 KiB on 7.0, 64 KiB on 7.5, 164 KiB on
                                      8.0, 100 KiB on 8.6 and 8.9] */
     int no_occupancy_limits;      /* nonzero: the record leaves all of these 0 (not reported) */
+    /* Bytes per second of the host link [25e9: PCIe 4.0 x16 as measured, not its 32 GB/s
+     * peak], which H2D, D2H and H2H copies of duration 0 run at; device-side copies, P2P and
+     * memsets run at memory_bandwidth. Not in the DEVICE record (CUPTI has no such field). */
+    uint64_t host_link_bandwidth;
 };
 
 /* Adds a device with its primary context (context id = ordinal + 1) and its null stream.

@@ -297,6 +297,8 @@ SIM_EXPORT int tfsim_device_add(const struct tfsim_device_desc *in)
         d.global_memory_bytes = 80ull << 30;
     if (!d.memory_bandwidth)
         d.memory_bandwidth = 3350000000000ull;
+    if (!d.host_link_bandwidth)
+        d.host_link_bandwidth = 25000000000ull;
     if (!d.core_clock_khz)
         d.core_clock_khz = 1980000;
     occupancy_defaults(&d);

@@ -1,6 +1,7 @@
 /* libFuzzer target for tfprof-report's profile reader: each input is taken as the bytes of a
  * .xplane.pb file and goes through the path the CLI takes for a file (unpack and validate, every
- * analysis, the text, CSV and JSON reports, the Chrome trace and the SVG chart), so that a
+ * analysis, the text, CSV and JSON reports, the Chrome trace, the SVG chart and the --diff
+ * comparison with its three formats and its gate), so that a
  * corrupt or hostile profile can only ever give a one-line error or a report, never a crash.
  * Built and run by scripts/fuzz with clang's -fsanitize=fuzzer,address,undefined; the outputs go
  * to /dev/null. */
@@ -52,6 +53,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct rp_chrome_stats st;
 	rp_chrome_write(&in, devnull, false, &st);
 	rp_svg_write(&in, h, in.n, devnull);
+	/* --diff: the run against itself, and (with two hosts) against its first host alone, which
+	 * must be refused as different host counts. */
+	for (size_t nnew = in.n; nnew >= 1; nnew--) {
+		struct rp_diff d;
+		if (rp_diff_compute(h, in.n, h, nnew, &d, err, sizeof err) == 0) {
+			rp_diff_gate(&d, 5.0, err, sizeof err);
+			for (size_t i = 0; i < sizeof formats / sizeof *formats; i++) {
+				struct rp_format_opts fo = { .format = formats[i], .top = i == 0 ? 3 : 0, .width = 60 };
+				rp_diff_format(&fo, &in, &in, &d, i == 0 ? 5.0 : -1);
+			}
+			rp_diff_free(&d);
+		}
+	}
 	rp_analysis_free(h, in.n, &cross);
 	rp_inputs_free(&in);
 	return 0;

@@ -166,6 +166,78 @@ def case_tfstyle():
     text_fits(path)
 
 
+def case_tfepochs():
+    """Two epochs restarting step_num in TensorFlow's layout (make_profiles.c, tfepochs): every
+    occurrence is a step of its own, in time order, with its own device work."""
+    fresh()
+    path = os.path.join(WORK, "tf.xplane.pb")
+    make("tfepochs", path)
+    h = report_json(path)["hosts"][0]
+    got = [(s["step"], s["occurrence"], s["start_ns"], s["wall_ns"]) for s in h["steps"]]
+    check(got == [(0, 0, 0, 4_000_000), (1, 0, 4_000_000, 4_000_000), (0, 1, 10_000_000, 8_000_000),
+                  (1, 1, 18_000_000, 8_000_000)], f"steps per occurrence, nested marker not a step: {got}")
+    check(h["step_nums_repeat"] is True, "step_nums_repeat")
+    busy = [s["device_busy_ns"] for s in h["steps"]]
+    check(busy == [1_000_000, 1_000_000, 3_500_000, 3_500_000], f"device busy per occurrence {busy}")
+    check([s["kernels"] for s in h["steps"]] == [1, 1, 2, 2], "kernels per occurrence")
+    check([s["device_idle_ns"] for s in h["steps"]] == [3_000_000, 3_000_000, 4_500_000, 4_500_000],
+          "device idle per occurrence")
+    a = h["attribution"]
+    check(a == {"by_step_num_stat": 1, "by_launch_scope": 4, "by_launch_time": 1, "unattributed": 0},
+          f"attribution {a}")
+    sm = h["summary"]
+    check(sm["steps"] == 4 and sm["median_ns"] == 6_000_000 and sm["max_ns"] == 8_000_000, f"summary {sm}")
+    # Text and CSV say which occurrence each row is.
+    out = text_fits(path)
+    rows = [l.split()[:2] for l in out.splitlines() if len(l.split()) == 11 and ":" in l.split()[0]]
+    check(rows == [["0:0", "4.000"], ["0:1", "4.000"], ["1:0", "8.000"], ["1:1", "8.000"]],
+          f"text rows occ:step, wall: {rows}")
+    check("occ = how many earlier steps" in words(out), "text explains occ")
+    import csv, io
+    c = list(csv.DictReader(io.StringIO(run("--csv", "--only", "steps", path).stdout)))
+    check([(r["step"], r["occurrence"]) for r in c] == [("0", "0"), ("1", "0"), ("0", "1"), ("1", "1")],
+          "CSV occurrence column")
+
+
+def case_epochs():
+    """A tfprof session on the simulator: 2 epochs x 3 steps restarting step_num, each step two
+    nested micro-step scopes (gradient accumulation) launching a kernel of (epoch + 1) ms."""
+    fresh()
+    make("epochs", WORK)
+    h = report_json(WORK)["hosts"][0]
+    steps = h["steps"]
+    check([(s["step"], s["occurrence"]) for s in steps] == [(0, 0), (1, 0), (2, 0), (0, 1), (1, 1), (2, 1)],
+          f"6 steps in time order {[(s['step'], s['occurrence']) for s in steps]}")
+    check(all(steps[i]["start_ns"] < steps[i + 1]["start_ns"] for i in range(len(steps) - 1)), "time order")
+    for s in steps:
+        e = s["occurrence"]
+        check(s["kernels"] == 2 and near(s["device_busy_ns"], 2_000_000 * (e + 1)),
+              f"step {s['step']} occ {e}: kernels {s['kernels']} busy {s['device_busy_ns']}")
+        # The host works 4 ms per step in epoch 0 and 8 ms in epoch 1 (sleeps only overshoot).
+        check(s["wall_ns"] >= 4_000_000 * (e + 1), f"step {s['step']} occ {e} wall {s['wall_ns']}")
+    check(h["attribution"]["unattributed"] == 0 and h["attribution"]["by_launch_scope"] == 12,
+          f"every kernel through its launch's step scope: {h['attribution']}")
+    check(h["kernels"]["rows"][0]["count"] == 12, "12 kernels")
+
+
+def case_multiepochs():
+    """Two hosts, 2 epochs x 2 steps each: hosts are compared occurrence by occurrence."""
+    fresh()
+    make("multiepochs", WORK)
+    r = report_json(WORK)
+    x = r["cross_host"]["steps"]
+    check([(s["step"], s["occurrence"], s["hosts"]) for s in x] == [(0, 0, 2), (1, 0, 2), (0, 1, 2), (1, 1, 2)],
+          f"compared per occurrence {[(s['step'], s['occurrence']) for s in x]}")
+    walls = {h["host"]: {(s["step"], s["occurrence"]): s["wall_ns"] for s in h["steps"]} for h in r["hosts"]}
+    for s in x:
+        key = (s["step"], s["occurrence"])
+        w = {host: v[key] for host, v in walls.items()}
+        check(s["fastest_ns"] == min(w.values()) and s["slowest_ns"] == max(w.values()),
+              f"step {key}: {s} vs {w}")
+    out = words(text_fits(WORK))
+    check("matched by step_num and occurrence" in out, "text says how hosts are matched")
+
+
 def case_bad_input():
     fresh()
     make("tfstyle", os.path.join(WORK, "good.xplane.pb"))
@@ -387,5 +459,5 @@ def case_width():
         json.loads(run("--json", "--only", sec, WORK).stdout)
 
 
-main({"sim": case_sim, "multi": case_multi, "devbound": case_devbound, "tfstyle": case_tfstyle,
+main({"tfepochs": case_tfepochs, "epochs": case_epochs, "multiepochs": case_multiepochs, "sim": case_sim, "multi": case_multi, "devbound": case_devbound, "tfstyle": case_tfstyle,
       "bad_input": case_bad_input, "huge_input": case_huge_input, "usage": case_usage, "width": case_width})

@@ -6,6 +6,18 @@
  *   make_profiles tfstyle FILE    a hand-built XSpace laid out like TensorFlow's (other metadata
  *                                 ids, no step_num on device events, derived device lines, a
  *                                 launch on an executor thread), every time chosen exactly
+ *   make_profiles tfshifted FILE  tfstyle with step_num 1000 and 1001 (none in common with it)
+ *   make_profiles tfnosteps FILE  tfstyle without step_num stats: no steps
+ *   make_profiles tfepochs FILE   the same layout with two epochs that restart step_num, a nested
+ *                                 step marker and device work found by each attribution rule
+ *   make_profiles epochs LOGDIR   one host (run "epochs"): 2 epochs of 3 steps restarting
+ *                                 step_num, each step two gradient-accumulation micro-steps
+ *                                 (nested step scopes) that launch one kernel each
+ *   make_profiles multiepochs LOGDIR  two hosts (run "multiepochs"), 2 epochs of 2 steps each;
+ *                                 hostB's steps take 6 ms longer
+ *   make_profiles diffbase LOGDIR / diffslow LOGDIR  runs "base" and "slow" of one job, 30 steps:
+ *                                 a 4 MiB H2D copy, matmul 6 ms, relu 1 ms and a 1 ms load_batch
+ *                                 scope; in "slow" matmul takes 7.8 ms (30% slower)
  *
  * Simulated device time is deterministic per stream (start = max(stream tail, launch + 5 us),
  * end = start + duration), so in the sim modes each step's device busy time is the sum of the
@@ -54,15 +66,73 @@ static void sim_step(int step, uint32_t a, uint32_t b, long host_us, long input_
 	sleep_us(host_us);
 }
 
-static int session(const char *logdir, const char *run, const char *host, int steps, long host_us,
-		   long input_us, uint32_t a, uint32_t b, uint32_t long_kernel_ns)
+static int begin(const char *logdir, const char *run, const char *host)
 {
 	TFPROF_OPTIONS(o, .run_name = run, .host_name = host);
 	int rc = tfprof_start(logdir, &o);
-	if (rc) {
+	if (rc)
 		fprintf(stderr, "make_profiles: tfprof_start: %s\n", tfprof_strerror(rc));
+	return rc ? 1 : 0;
+}
+
+static int end(void)
+{
+	int rc = tfprof_stop();
+	if (rc) {
+		fprintf(stderr, "make_profiles: tfprof_stop: %s\n", tfprof_strerror(rc));
 		return 1;
 	}
+	printf("%s\n", tfprof_last_output());
+	return 0;
+}
+
+/* Epochs that restart step_num: in epoch e (from 0) every step runs two micro-steps (nested step
+ * scopes, as in gradient accumulation, numbered 100 and 101) that launch a kernel of e + 1 ms each
+ * on stream a, back to back (busy 2 (e + 1) ms), then the host works for host_us (e + 1) + extra_us.
+ * The micro-steps must not become steps of their own. */
+static int epochs_session(const char *logdir, const char *run, const char *host, int epochs, int steps,
+			  long host_us, long extra_us, uint32_t a)
+{
+	if (begin(logdir, run, host))
+		return 1;
+	for (int e = 0; e < epochs; e++)
+		for (int s = 0; s < steps; s++) {
+			TFPROF_SCOPE("train", TFPROF_I64("step_num", s));
+			for (int m = 0; m < 2; m++) {
+				TFPROF_SCOPE("micro", TFPROF_I64("step_num", 100 + m));
+				tfsim_launch_kernel(a, "_Z4gradPf", grid, block, 1000000u * (uint32_t)(e + 1));
+			}
+			sleep_us(host_us * (e + 1) + extra_us);
+		}
+	return end();
+}
+
+/* One job's steps: the host loads a batch (1 ms), copies 4 MiB to the device (170 us), runs
+ * matmul and relu (1 ms) and waits for the device as cudaStreamSynchronize would (the
+ * simulator's device time never blocks the caller, so the wait is slept here). */
+static int diff_session(const char *logdir, const char *run, int steps, uint32_t matmul_ns, uint32_t a)
+{
+	if (begin(logdir, run, "hostA"))
+		return 1;
+	for (int s = 0; s < steps; s++) {
+		TFPROF_SCOPE("train", TFPROF_I64("step_num", s));
+		{
+			TFPROF_SCOPE("load_batch");
+			sleep_us(1000);
+		}
+		tfsim_memcpy(a, TFSIM_COPY_HTOD, 4u << 20, 170000, 1);
+		tfsim_launch_kernel(a, "_Z6matmulPf", grid, block, matmul_ns);
+		tfsim_launch_kernel(a, "_Z4reluPf", grid, block, 1000000);
+		sleep_us(((long)matmul_ns + 1170000) / 1000 + 10);
+	}
+	return end();
+}
+
+static int session(const char *logdir, const char *run, const char *host, int steps, long host_us,
+		   long input_us, uint32_t a, uint32_t b, uint32_t long_kernel_ns)
+{
+	if (begin(logdir, run, host))
+		return 1;
 	for (int s = 0; s < steps; s++) {
 		if (long_kernel_ns) {
 			TFPROF_SCOPE("train", TFPROF_I64("step_num", s));
@@ -72,13 +142,7 @@ static int session(const char *logdir, const char *run, const char *host, int st
 			sim_step(s, a, b, host_us, input_us);
 		}
 	}
-	rc = tfprof_stop();
-	if (rc) {
-		fprintf(stderr, "make_profiles: tfprof_stop: %s\n", tfprof_strerror(rc));
-		return 1;
-	}
-	printf("%s\n", tfprof_last_output());
-	return 0;
+	return end();
 }
 
 /* ---- the TensorFlow-like profile, built message by message ------------------------------ */
@@ -179,29 +243,42 @@ static void add_stat_meta(XPlane *p, int64_t id, const char *name)
  *   step 1 device: foo corr 21 [11.2, 12.2); foo corr 99 (no launch) [15, 15.5)
  *     -> busy 1.0 ms, idle 8.5 ms, 1 kernel, launch 10 us
  *   The "XLA Ops" line's 18 ms event is not device work. */
-static int tfstyle(const char *path)
+static int write_space(const char *path, XPlane *host, XPlane *gpu);
+
+/* The metadata ids both TensorFlow-style profiles use on their host plane. */
+enum { S_CORR = 3, S_STEP = 7, S_R = 9, E_TRAIN = 21, E_LAUNCH = 22 };
+
+/* Names host /host:CPU and gives it the stats and events every TensorFlow-style host plane has. */
+static void tf_host_plane(XPlane *host)
 {
-	enum { S_CORR = 3, S_STEP = 7, S_R = 9, S_KDET = 4, S_MDET = 5 };
-	enum { E_TRAIN = 21, E_LAUNCH = 22, E_MEMCPY_API = 23, E_FOO = 1001, E_BAR = 1002, E_H2D = 1003,
+	host->id = 0;
+	host->name = "/host:CPU";
+	add_stat_meta(host, S_CORR, "correlation_id");
+	add_stat_meta(host, S_STEP, "step_num");
+	add_stat_meta(host, S_R, "_r");
+	add_event_meta(host, E_TRAIN, "train");
+	add_event_meta(host, E_LAUNCH, "cudaLaunchKernel");
+}
+
+/* first_step: the first step's step_num (tfshifted: 1000, sharing none with tfstyle); steps false
+ * leaves the step_num stats out (tfnosteps: a profile without steps). */
+static int tfstyle(const char *path, int64_t first_step, bool steps)
+{
+	enum { S_KDET = 4, S_MDET = 5 };
+	enum { E_MEMCPY_API = 23, E_FOO = 1001, E_BAR = 1002, E_H2D = 1003,
 	       E_FUSION = 1004 };
 	/* Static: the messages stay reachable until exit instead of being freed one by one. */
 	static XPlane host = TENSORFLOW__PROFILER__XPLANE__INIT, gpu = TENSORFLOW__PROFILER__XPLANE__INIT;
-	host.id = 0;
-	host.name = "/host:CPU";
-	add_stat_meta(&host, S_CORR, "correlation_id");
-	add_stat_meta(&host, S_STEP, "step_num");
-	add_stat_meta(&host, S_R, "_r");
-	add_event_meta(&host, E_TRAIN, "train");
-	add_event_meta(&host, E_LAUNCH, "cudaLaunchKernel");
+	tf_host_plane(&host);
 	add_event_meta(&host, E_MEMCPY_API, "cudaMemcpyAsync");
 	static XEvent *main_ev[6], *exec_ev[1];
-	main_ev[0] = event(E_TRAIN, 0, 10000, stat_i64(S_STEP, 0), stat_i64(S_R, 1));
+	main_ev[0] = event(E_TRAIN, 0, 10000, steps ? stat_i64(S_STEP, first_step) : NULL, stat_i64(S_R, 1));
 	main_ev[1] = event(E_LAUNCH, 1000, 10, stat_i64(S_CORR, 11), NULL);
 	main_ev[2] = event(E_LAUNCH, 1400, 10, stat_i64(S_CORR, 12), NULL);
-	main_ev[3] = event(E_TRAIN, 10000, 10000, stat_i64(S_STEP, 1), stat_i64(S_R, 1));
+	main_ev[3] = event(E_TRAIN, 10000, 10000, steps ? stat_i64(S_STEP, first_step + 1) : NULL, stat_i64(S_R, 1));
 	main_ev[4] = event(E_LAUNCH, 11100, 10, stat_i64(S_CORR, 21), NULL);
 	/* A nested step_num without _r is not a step of its own. */
-	main_ev[5] = event(E_LAUNCH, 11500, 1, stat_i64(S_STEP, 77), NULL);
+	main_ev[5] = event(E_LAUNCH, 11500, 1, steps ? stat_i64(S_STEP, 77) : NULL, NULL);
 	exec_ev[0] = event(E_MEMCPY_API, 2900, 10, stat_i64(S_CORR, 13), NULL);
 	static XLine *host_lines[2];
 	host_lines[0] = line(100, "python", 0, main_ev, 6);
@@ -234,8 +311,14 @@ static int tfstyle(const char *path)
 	gpu.lines = gpu_lines;
 	gpu.n_lines = 3;
 
+	return write_space(path, &host, &gpu);
+}
+
+/* Writes the space of a host and a GPU plane to path; prints path. */
+static int write_space(const char *path, XPlane *host, XPlane *gpu)
+{
 	Tensorflow__Profiler__XSpace space = TENSORFLOW__PROFILER__XSPACE__INIT;
-	XPlane *planes[2] = { &host, &gpu };
+	XPlane *planes[2] = { host, gpu };
 	space.planes = planes;
 	space.n_planes = 2;
 	size_t n = tensorflow__profiler__xspace__get_packed_size(&space);
@@ -251,15 +334,71 @@ static int tfstyle(const char *path)
 	return 0;
 }
 
+/* Two epochs of two steps, step_num restarting, in TensorFlow's layout (truth in
+ * check_report.py, case tfepochs; times in ms):
+ *   occurrence 0: step 0 [0, 4), step 1 [4, 8); occurrence 1: step 0 [10, 18), step 1 [18, 26)
+ *   step 1 of epoch 1 holds a nested step marker (step_num 7, _r) at [19, 20): not a step.
+ *   kernels: corr 1 [1, 2) and corr 2 [5, 6) (launches in the step scopes), corr 3 [11, 14) and
+ *   corr 4 [20, 23) likewise; an event with only a step_num stat 0 at [14.5, 15) (its launch is
+ *   not in the profile: the occurrence of step 0 begun by then, epoch 1's); corr 5 [23.5, 24)
+ *   launched at 19 ms on an executor thread (by time: epoch 1's step 1).
+ *   -> busy 1, 1, 3.5, 3.5 ms; attribution 4 by launch scope, 1 by stat, 1 by launch time. */
+static int tfepochs(const char *path)
+{
+	enum { E_MICRO = 24, E_K = 1001 };
+	static XPlane host = TENSORFLOW__PROFILER__XPLANE__INIT, gpu = TENSORFLOW__PROFILER__XPLANE__INIT;
+	tf_host_plane(&host);
+	add_event_meta(&host, E_MICRO, "accumulate");
+	static XEvent *main_ev[9], *exec_ev[1];
+	static const double starts[4] = { 0, 4000, 10000, 18000 }, durs[4] = { 4000, 4000, 8000, 8000 };
+	static const double launch_at[4] = { 900, 4900, 10900, 19900 };
+	size_t k = 0;
+	for (int i = 0; i < 4; i++) {
+		main_ev[k++] = event(E_TRAIN, starts[i], durs[i], stat_i64(S_STEP, i % 2), stat_i64(S_R, 1));
+		if (i == 3)
+			main_ev[k++] = event(E_MICRO, 19000, 1000, stat_i64(S_STEP, 7), stat_i64(S_R, 1));
+		main_ev[k++] = event(E_LAUNCH, launch_at[i], 10, stat_i64(S_CORR, i + 1), NULL);
+	}
+	exec_ev[0] = event(E_LAUNCH, 19000, 10, stat_i64(S_CORR, 5), NULL);
+	static XLine *host_lines[2];
+	host_lines[0] = line(100, "python", 0, main_ev, k);
+	host_lines[1] = line(200, "tf_executor", 0, exec_ev, 1);
+	host.lines = host_lines;
+	host.n_lines = 2;
+
+	gpu.name = "/device:GPU:0";
+	add_stat_meta(&gpu, 6, "correlation_id");
+	add_stat_meta(&gpu, 8, "step_num");
+	add_event_meta(&gpu, E_K, "_Z4stepPf");
+	static XEvent *s7[6];
+	static const double kstart[4] = { 1000, 5000, 11000, 20000 }, kdur[4] = { 1000, 1000, 3000, 3000 };
+	for (int i = 0; i < 4; i++)
+		s7[i] = event(E_K, kstart[i], kdur[i], stat_u64(6, (uint64_t)i + 1), NULL);
+	s7[4] = event(E_K, 14500, 500, stat_i64(8, 0), NULL);
+	s7[5] = event(E_K, 23500, 500, stat_u64(6, 5), NULL);
+	static XLine *gpu_lines[1];
+	gpu_lines[0] = line(7, "Stream #7(Compute)", 0, s7, 6);
+	gpu.lines = gpu_lines;
+	gpu.n_lines = 1;
+	return write_space(path, &host, &gpu);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 3) {
-		fprintf(stderr, "usage: make_profiles sim|multi|devbound|tfstyle OUT\n");
+		fprintf(stderr, "usage: make_profiles sim|multi|devbound|tfstyle|tfepochs|epochs|multiepochs|"
+				"diffbase|diffslow|tfshifted|tfnosteps OUT\n");
 		return 2;
 	}
 	const char *mode = argv[1], *out = argv[2];
 	if (strcmp(mode, "tfstyle") == 0)
-		return tfstyle(out);
+		return tfstyle(out, 0, true);
+	if (strcmp(mode, "tfshifted") == 0)
+		return tfstyle(out, 1000, true);
+	if (strcmp(mode, "tfnosteps") == 0)
+		return tfstyle(out, 0, false);
+	if (strcmp(mode, "tfepochs") == 0)
+		return tfepochs(out);
 	Dl_info info;
 	if (!dladdr((void *)tfsim_reset, &info) || !info.dli_fname) {
 		fprintf(stderr, "make_profiles: cannot find the CUPTI simulator's path\n");
@@ -276,6 +415,15 @@ int main(int argc, char **argv)
 		       session(out, "multi", "hostB", 3, 45000, 0, a, b, 0);
 	if (strcmp(mode, "devbound") == 0)
 		return session(out, "devbound", "hostA", 3, 1000, 0, a, b, 10000000);
+	if (strcmp(mode, "epochs") == 0)
+		return epochs_session(out, "epochs", "hostA", 2, 3, 4000, 0, a);
+	if (strcmp(mode, "multiepochs") == 0)
+		return epochs_session(out, "multiepochs", "hostA", 2, 2, 3000, 0, a) ||
+		       epochs_session(out, "multiepochs", "hostB", 2, 2, 3000, 6000, a);
+	if (strcmp(mode, "diffbase") == 0)
+		return diff_session(out, "base", 30, 6000000, a);
+	if (strcmp(mode, "diffslow") == 0)
+		return diff_session(out, "slow", 30, 7800000, a);
 	fprintf(stderr, "make_profiles: unknown mode %s\n", mode);
 	return 2;
 }
