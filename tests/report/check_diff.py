@@ -28,8 +28,10 @@ def case_slower():
           f"the 30% slower kernel is named first: {first}")
     check(abs(first["change_ns"] - 1_800_000) <= 1000 and abs(first["change_pct"] - 30) < 0.1,
           f"matmul +1.8 ms per step (+30%): {first}")
-    others = [c for c in d["changes"][1:] if c["status"] != "same"]
-    check(not others, f"nothing else changed beyond 1 us or 1% per step: {others}")
+    # The simulated device times are exact; the host scopes are real busy loops, which a loaded
+    # machine stretches by a few percent either way (load_batch -1.6% in one CI run).
+    others = [c for c in d["changes"][1:] if c["status"] != "same" and c["kind"] == "kernel"]
+    check(not others, f"no other kernel changed beyond 1 us or 1% per step: {others}")
     relu = [c for c in d["changes"] if c["name"] == "relu(float*)" and c["kind"] == "kernel"]
     check(len(relu) == 1 and relu[0]["status"] == "same", f"relu unchanged: {relu}")
     # The host waits for the device: +1.8 ms on about 8.4 ms of step time, about +21%.
