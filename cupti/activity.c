@@ -60,6 +60,9 @@ struct pool {
 	size_t buf_size, count, nwords;
 	_Atomic uint64_t *free_bits; /* bit set = buffer free */
 	struct pool *retired_next;   /* in the list of pools kept for late buffers */
+	/* Kept with the pool rather than the session: a callback that outlived its session's stop
+	 * (a stuck decoder) returns its buffer to its own pool, not to the next session's count. */
+	_Atomic uint64_t handed_out, returned;
 };
 
 /* Pools that still had buffers with CUPTI at stop. Never freed: a late completion may read
@@ -180,7 +183,7 @@ static struct {
 	struct pool *pool;
 	_Atomic int accepting;
 	_Atomic long inflight;
-	_Atomic uint64_t handed_out, returned, refused, dropped_by_cupti, late, foreign;
+	_Atomic uint64_t refused, dropped_by_cupti, late, foreign;
 	struct decoder *dec;
 	CUpti_ActivityKind enabled[16];
 	size_t nenabled;
@@ -586,7 +589,7 @@ static void CUPTIAPI on_request(uint8_t **buffer, size_t *size, size_t *max_reco
 		if (i >= 0) {
 			*buffer = p->base + (size_t)i * p->buf_size;
 			*size = p->buf_size;
-			atomic_fetch_add_explicit(&A.handed_out, 1, memory_order_relaxed);
+			atomic_fetch_add_explicit(&p->handed_out, 1, memory_order_relaxed);
 		} else {
 			atomic_fetch_add_explicit(&A.refused, 1, memory_order_relaxed);
 		}
@@ -623,7 +626,7 @@ static void CUPTIAPI on_complete(CUcontext ctx, uint32_t stream, uint8_t *buf, s
 	if (A.f->ActivityGetNumDroppedRecords(NULL, 0, &dropped) == CUPTI_SUCCESS && dropped)
 		atomic_fetch_add_explicit(&A.dropped_by_cupti, dropped, memory_order_relaxed);
 	pool_put(p, (size_t)i);
-	atomic_fetch_add_explicit(&A.returned, 1, memory_order_release);
+	atomic_fetch_add_explicit(&p->returned, 1, memory_order_release);
 out:
 	atomic_fetch_sub_explicit(&A.inflight, 1, memory_order_release);
 }
@@ -672,8 +675,6 @@ int tfprof__activity_start(const struct tfprof__cupti_fns *f, const struct tfpro
 			   char *err, size_t errlen)
 {
 	A.f = f;
-	atomic_store(&A.handed_out, 0);
-	atomic_store(&A.returned, 0);
 	atomic_store(&A.refused, 0);
 	atomic_store(&A.dropped_by_cupti, 0);
 	atomic_store(&A.late, 0);
@@ -793,7 +794,8 @@ static bool drain(struct tfprof__activity_summary *sum)
 	 * but the session's held: the completion callbacks it may run take neither. */
 	sum->flush_rc = f->ActivityFlushAll(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED);
 	uint64_t t0 = tfprof__mono_ns(), next_flush = t0 + REFLUSH_NS;
-	while (atomic_load(&A.returned) < atomic_load(&A.handed_out)) {
+	struct pool *p = A.pool;
+	while (atomic_load(&p->returned) < atomic_load(&p->handed_out)) {
 		uint64_t now = tfprof__mono_ns();
 		if (now - t0 > BUFFER_WAIT_NS)
 			break;
@@ -809,8 +811,8 @@ static bool drain(struct tfprof__activity_summary *sum)
 	size_t dropped = 0;
 	if (f->ActivityGetNumDroppedRecords(NULL, 0, &dropped) == CUPTI_SUCCESS)
 		atomic_fetch_add(&A.dropped_by_cupti, dropped);
-	sum->buffers_handed_out = atomic_load(&A.handed_out);
-	sum->buffers_unreturned = sum->buffers_handed_out - atomic_load(&A.returned);
+	sum->buffers_handed_out = atomic_load(&p->handed_out);
+	sum->buffers_unreturned = sum->buffers_handed_out - atomic_load(&p->returned);
 	sum->buffers_late = atomic_load(&A.late);
 	sum->buffers_foreign = atomic_load(&A.foreign);
 	A.started = false;
@@ -844,7 +846,7 @@ void tfprof__activity_abort(void)
 	struct tfprof__activity_summary sum = { 0 };
 	/* Nothing was handed out unless a kind was enabled for a while (DEVICE records dumped by
 	 * the enable, for instance); only then is a flush needed to get buffers back. */
-	if (atomic_load(&A.handed_out) == 0) {
+	if (atomic_load(&A.pool->handed_out) == 0) {
 		A.started = false;
 		if (!shut_out_callbacks()) {
 			A.pool = NULL; /* abandoned to a stuck callback, as in drain() */
