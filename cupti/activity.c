@@ -41,6 +41,7 @@
 #include <time.h>
 
 #include "clock.h"
+#include "testpoint.h"
 
 /* Stop waits this long after the forced flush for buffers still with CUPTI. CUPTI's flush is
  * synchronous, so buffers normally are back before the wait starts; the bound only matters
@@ -583,8 +584,14 @@ static void CUPTIAPI on_request(uint8_t **buffer, size_t *size, size_t *max_reco
 	*size = 0;
 	*max_records = 0; /* fill the buffer */
 	atomic_fetch_add(&A.inflight, 1);
+	/* Test point: a request in flight that has not yet loaded accepting (Dekker's window):
+	 * either it sees the pool closed or the shut-out waits for it. */
+	TFPROF_TESTPOINT("activity_request_entered");
 	if (atomic_load(&A.accepting)) {
 		struct pool *p = A.pool;
+		/* Test point: a request that saw the pool open is about to take a buffer: the shut-out
+		 * must wait for it and count the buffer as handed out, so the pool is kept for it. */
+		TFPROF_TESTPOINT("activity_request_taking");
 		long i = pool_take(p);
 		if (i >= 0) {
 			*buffer = p->base + (size_t)i * p->buf_size;
@@ -603,6 +610,8 @@ static void CUPTIAPI on_complete(CUcontext ctx, uint32_t stream, uint8_t *buf, s
 	(void)ctx;
 	(void)stream;
 	atomic_fetch_add(&A.inflight, 1);
+	/* Test point: a completion in flight that has not yet loaded accepting (Dekker's window). */
+	TFPROF_TESTPOINT("activity_complete_entered");
 	if (!atomic_load(&A.accepting)) {
 		/* Stop stopped waiting for this buffer; its pool was retired, never freed. */
 		atomic_fetch_add_explicit(&A.late, 1, memory_order_relaxed);
@@ -618,6 +627,9 @@ static void CUPTIAPI on_complete(CUcontext ctx, uint32_t stream, uint8_t *buf, s
 	}
 	if (valid > size)
 		valid = size;
+	/* Test point: a completion that passed the check is about to decode: stop's shut-out must
+	 * wait for it, or abandon the decoder and pool to it when it stays past the bound. */
+	TFPROF_TESTPOINT("activity_complete_decoding");
 	if (valid)
 		decode_buffer(A.f, d, buf, valid);
 	/* The count resets on every call, so it is read here and added up; stop reads it once more
@@ -645,6 +657,10 @@ static bool shut_out_callbacks(void)
 {
 	atomic_store(&A.accepting, 0);
 	uint64_t deadline = tfprof__mono_ns() + DECODER_WAIT_NS;
+	/* Test point: the pool is closed and a callback is still in flight, so the session thread
+	 * is about to wait for it. */
+	if (atomic_load(&A.inflight) != 0)
+		TFPROF_TESTPOINT("activity_shut_out_wait");
 	while (atomic_load(&A.inflight) != 0) {
 		if (tfprof__mono_ns() > deadline)
 			return false;
