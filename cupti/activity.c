@@ -177,6 +177,7 @@ struct decoder {
 	size_t bytes, max_bytes;
 	uint64_t dropped_by_bound, zero_timestamps, bad_buffers, other_records;
 	uint64_t syncs; /* SYNCHRONIZATION events, whose device stop resolves */
+	struct decoder *abandoned_next; /* in the list of decoders left to stuck callbacks */
 };
 
 static struct {
@@ -800,6 +801,26 @@ void tfprof__activity_disable(void)
 	A.nenabled = 0;
 }
 
+/* Decoders left to callbacks that outlived stop's bound. Never freed, like retired pools, and
+ * kept reachable so that the leak is visibly on purpose. Only the session thread touches it. */
+static struct decoder *abandoned;
+
+/* Leaves the session's decoder and pool to a completion callback that is still inside: they
+ * are never freed under it. */
+static void abandon(void)
+{
+	if (A.pool) {
+		A.pool->retired_next = retired;
+		retired = A.pool;
+	}
+	if (A.dec) {
+		A.dec->abandoned_next = abandoned;
+		abandoned = A.dec;
+	}
+	A.pool = NULL;
+	A.dec = NULL;
+}
+
 /* Gets every buffer back from CUPTI, as far as a bounded wait allows, then shuts the callbacks
  * out and settles the counters. Returns false when a completion callback did not leave in time;
  * the decoder and the pool are then abandoned to it (leaked, never freed under it). */
@@ -833,10 +854,8 @@ static bool drain(struct tfprof__activity_summary *sum)
 	sum->buffers_foreign = atomic_load(&A.foreign);
 	A.started = false;
 	if (!quiet) {
-		/* Abandoned to the callback that still runs: leaked, never freed under it. */
 		sum->decoder_stuck = true;
-		A.pool = NULL;
-		A.dec = NULL;
+		abandon();
 	}
 	return quiet;
 }
@@ -865,8 +884,7 @@ void tfprof__activity_abort(void)
 	if (atomic_load(&A.pool->handed_out) == 0) {
 		A.started = false;
 		if (!shut_out_callbacks()) {
-			A.pool = NULL; /* abandoned to a stuck callback, as in drain() */
-			A.dec = NULL;
+			abandon();
 			return;
 		}
 	} else if (!drain(&sum)) {
