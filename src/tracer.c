@@ -878,18 +878,19 @@ void tfprof__tracer_quiesce(void)
 		while (__atomic_load_n(&ts->op_seq, __ATOMIC_ACQUIRE) == seen)
 			pause_briefly();
 	}
-	/* Test point: the stopper saw threads inside an operation and is about to wait for them to
-	 * leave it (and only it: later operations see recording off). */
-	if (npend)
-		TFPROF_TESTPOINT("tracer_quiesce_wait");
 	while (npend) {
 		size_t k = 0;
 		for (size_t i = 0; i < npend; i++)
 			if (__atomic_load_n(&pend[i].ts->op_seq, __ATOMIC_ACQUIRE) == pend[i].seen)
 				pend[k++] = pend[i];
 		npend = k;
-		if (npend)
+		if (npend) {
+			/* Test point: the stopper looked again and threads it saw inside an operation
+			 * are still inside that one, so it waits (for it only: later operations see
+			 * recording off). */
+			TFPROF_TESTPOINT("tracer_quiesce_wait");
 			pause_briefly();
+		}
 	}
 	free(pend);
 	pthread_mutex_unlock(&list_mu);

@@ -111,15 +111,19 @@ static void test_stop_waits_for_begin_writing(void **state)
 	actor_start(&r, body_begin_inflight);
 	struct tp_gate writing = { .point = "tracer_begin_recording", .tid = r.tid };
 	struct tp_gate waiting = { .point = "tracer_quiesce_wait" };
+	struct tp_gate harvest = { .point = "tracer_harvest" };
 	tp_arm(&writing);
 	tp_arm(&waiting);
+	tp_arm(&harvest);
 	tp_event_set(&r.go);
 	assert_true(tp_wait_hit(&writing));
 	struct stopper st;
 	stopper_start(&st);
-	bool waited = tp_wait_hit(&waiting); /* the stopper saw the begin inside its operation */
+	/* The stopper must be found waiting for the begin, not on its way to the harvest. */
+	bool waited = tp_wait_either(&waiting, &harvest) == 1;
 	tp_open(&writing);
 	tp_open(&waiting);
+	tp_open(&harvest);
 	bool stopped = tp_event_wait(&st.done);
 	pthread_join(st.t, NULL);
 	pthread_join(r.t, NULL);

@@ -90,6 +90,18 @@ bool tp_wait_hit(struct tp_gate *g)
 	return ok;
 }
 
+int tp_wait_either(struct tp_gate *a, struct tp_gate *b)
+{
+	struct timespec t = guard_deadline();
+	int which = 0;
+	pthread_mutex_lock(&mu);
+	while (!(which = a->hit ? 1 : b->hit ? 2 : 0))
+		if (pthread_cond_timedwait(&cv, &mu, &t) == ETIMEDOUT)
+			break;
+	pthread_mutex_unlock(&mu);
+	return which;
+}
+
 void tp_open(struct tp_gate *g)
 {
 	pthread_mutex_lock(&mu);

@@ -24,6 +24,8 @@ struct tp_gate {
 void tp_arm(struct tp_gate *g);
 /* Waits until a thread is held at g; false when none came within the guard. */
 bool tp_wait_hit(struct tp_gate *g);
+/* Waits until a thread is held at a or at b: 1 for a, 2 for b, 0 when none came in time. */
+int tp_wait_either(struct tp_gate *a, struct tp_gate *b);
 /* Lets the thread held at g go (or lets it pass without stopping when it comes later). */
 void tp_open(struct tp_gate *g);
 /* Opens every gate and forgets them: the next test starts with none. */
