@@ -658,13 +658,12 @@ static bool shut_out_callbacks(void)
 {
 	atomic_store(&A.accepting, 0);
 	uint64_t deadline = tfprof__mono_ns() + DECODER_WAIT_NS;
-	/* Test point: the pool is closed and a callback is still in flight, so the session thread
-	 * is about to wait for it. */
-	if (atomic_load(&A.inflight) != 0)
-		TFPROF_TESTPOINT("activity_shut_out_wait");
 	while (atomic_load(&A.inflight) != 0) {
 		if (tfprof__mono_ns() > deadline)
 			return false;
+		/* Test point: the pool is closed and a callback is still in flight, so the session
+		 * thread waits for it. */
+		TFPROF_TESTPOINT("activity_shut_out_wait");
 		sleep_ns(100000);
 	}
 	return true;
