@@ -178,6 +178,30 @@ static void stop_here(struct stopper *s)
 	stopper_main(s);
 }
 
+/* Holds the caller at point, stops on another thread, and lets the caller go once the stopping
+ * thread is found waiting for it in the shut-out; asserts that it was and that stop returned. */
+static void race_shut_out(struct caller *c, const char *point, struct stopper *st)
+{
+	struct tp_gate held = { .point = point, .tid = c->tid };
+	struct tp_gate waiting = { .point = "activity_shut_out_wait" };
+	tp_arm(&held);
+	tp_arm(&waiting);
+	tp_event_set(&c->go);
+	assert_true(tp_wait_hit(&held));
+	stopper_start(st);
+	/* For a held completion, after stop's bounded wait for the buffer it holds. */
+	bool waited = tp_wait_hit(&waiting);
+	tp_open(&held);
+	tp_open(&waiting);
+	bool stopped = tp_event_wait(&st->done);
+	pthread_join(st->t, NULL);
+	pthread_join(c->t, NULL);
+	tp_disarm_all();
+	assert_true(waited);
+	assert_true(stopped);
+	assert_false(st->sum.decoder_stuck);
+}
+
 /* A completion is decoding when stop shuts the callbacks out: stop must wait for it, and the
  * buffer's kernels are in the result, the buffer counted as returned. */
 static void test_shut_out_waits_for_decoding(void **state)
@@ -188,25 +212,8 @@ static void test_shut_out_waits_for_decoding(void **state)
 	launch_and_flush(KERNELS);
 	struct caller c;
 	caller_start(&c, false);
-	struct tp_gate decoding = { .point = "activity_complete_decoding", .tid = c.tid };
-	struct tp_gate waiting = { .point = "activity_shut_out_wait" };
-	tp_arm(&decoding);
-	tp_arm(&waiting);
-	tp_event_set(&c.go);
-	assert_true(tp_wait_hit(&decoding));
 	struct stopper st;
-	stopper_start(&st);
-	/* After its bounded wait for the buffer the completion holds, stop shuts callbacks out. */
-	bool waited = tp_wait_hit(&waiting);
-	tp_open(&decoding);
-	tp_open(&waiting);
-	bool stopped = tp_event_wait(&st.done);
-	pthread_join(st.t, NULL);
-	pthread_join(c.t, NULL);
-	assert_true(waited);
-	assert_true(stopped);
-	assert_false(tp_any_guard_expired());
-	assert_false(st.sum.decoder_stuck);
+	race_shut_out(&c, "activity_complete_decoding", &st);
 	assert_int_equal(kernels(&st.out), KERNELS);
 	assert_int_equal(st.sum.buffers_unreturned, 0);
 	assert_int_equal(st.sum.buffers_late, 0);
@@ -224,23 +231,8 @@ static void test_completion_in_window_sees_pool_closed(void **state)
 	launch_and_flush(KERNELS);
 	struct caller c;
 	caller_start(&c, false);
-	struct tp_gate entered = { .point = "activity_complete_entered", .tid = c.tid };
-	struct tp_gate waiting = { .point = "activity_shut_out_wait" };
-	tp_arm(&entered);
-	tp_arm(&waiting);
-	tp_event_set(&c.go);
-	assert_true(tp_wait_hit(&entered));
 	struct stopper st;
-	stopper_start(&st);
-	bool waited = tp_wait_hit(&waiting);
-	tp_open(&entered);
-	tp_open(&waiting);
-	bool stopped = tp_event_wait(&st.done);
-	pthread_join(st.t, NULL);
-	pthread_join(c.t, NULL);
-	assert_true(waited);
-	assert_true(stopped);
-	assert_false(st.sum.decoder_stuck);
+	race_shut_out(&c, "activity_complete_entered", &st);
 	assert_int_equal(st.sum.buffers_late, 1);
 	assert_int_equal(st.sum.buffers_unreturned, 1);
 	assert_int_equal(kernels(&st.out), 0);
@@ -257,22 +249,8 @@ static void test_request_in_window_gets_no_buffer(void **state)
 	session_start();
 	struct caller c;
 	caller_start(&c, true);
-	struct tp_gate entered = { .point = "activity_request_entered", .tid = c.tid };
-	struct tp_gate waiting = { .point = "activity_shut_out_wait" };
-	tp_arm(&entered);
-	tp_arm(&waiting);
-	tp_event_set(&c.go);
-	assert_true(tp_wait_hit(&entered));
 	struct stopper st;
-	stopper_start(&st);
-	bool waited = tp_wait_hit(&waiting);
-	tp_open(&entered);
-	tp_open(&waiting);
-	bool stopped = tp_event_wait(&st.done);
-	pthread_join(st.t, NULL);
-	pthread_join(c.t, NULL);
-	assert_true(waited);
-	assert_true(stopped);
+	race_shut_out(&c, "activity_request_entered", &st);
 	assert_null(c.got);
 	assert_int_equal(c.got_size, 0);
 	assert_int_equal(st.sum.buffers_unreturned, 0);
@@ -287,22 +265,8 @@ static void test_request_taking_keeps_pool(void **state)
 	session_start();
 	struct caller c;
 	caller_start(&c, true);
-	struct tp_gate taking = { .point = "activity_request_taking", .tid = c.tid };
-	struct tp_gate waiting = { .point = "activity_shut_out_wait" };
-	tp_arm(&taking);
-	tp_arm(&waiting);
-	tp_event_set(&c.go);
-	assert_true(tp_wait_hit(&taking));
 	struct stopper st;
-	stopper_start(&st);
-	bool waited = tp_wait_hit(&waiting);
-	tp_open(&taking);
-	tp_open(&waiting);
-	bool stopped = tp_event_wait(&st.done);
-	pthread_join(st.t, NULL);
-	pthread_join(c.t, NULL);
-	assert_true(waited);
-	assert_true(stopped);
+	race_shut_out(&c, "activity_request_taking", &st);
 	assert_non_null(c.got);
 	assert_int_equal(st.sum.buffers_unreturned, 1);
 	/* CUPTI fills the buffer it was given: the pool must not have been freed. */
