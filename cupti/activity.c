@@ -41,6 +41,7 @@
 #include <time.h>
 
 #include "clock.h"
+#include "testpoint.h"
 
 /* Stop waits this long after the forced flush for buffers still with CUPTI. CUPTI's flush is
  * synchronous, so buffers normally are back before the wait starts; the bound only matters
@@ -60,6 +61,9 @@ struct pool {
 	size_t buf_size, count, nwords;
 	_Atomic uint64_t *free_bits; /* bit set = buffer free */
 	struct pool *retired_next;   /* in the list of pools kept for late buffers */
+	/* Kept with the pool rather than the session: a callback that outlived its session's stop
+	 * (a stuck decoder) returns its buffer to its own pool, not to the next session's count. */
+	_Atomic uint64_t handed_out, returned;
 };
 
 /* Pools that still had buffers with CUPTI at stop. Never freed: a late completion may read
@@ -173,6 +177,7 @@ struct decoder {
 	size_t bytes, max_bytes;
 	uint64_t dropped_by_bound, zero_timestamps, bad_buffers, other_records;
 	uint64_t syncs; /* SYNCHRONIZATION events, whose device stop resolves */
+	struct decoder *abandoned_next; /* in the list of decoders left to stuck callbacks */
 };
 
 static struct {
@@ -180,7 +185,7 @@ static struct {
 	struct pool *pool;
 	_Atomic int accepting;
 	_Atomic long inflight;
-	_Atomic uint64_t handed_out, returned, refused, dropped_by_cupti, late, foreign;
+	_Atomic uint64_t refused, dropped_by_cupti, late, foreign;
 	struct decoder *dec;
 	CUpti_ActivityKind enabled[16];
 	size_t nenabled;
@@ -580,13 +585,19 @@ static void CUPTIAPI on_request(uint8_t **buffer, size_t *size, size_t *max_reco
 	*size = 0;
 	*max_records = 0; /* fill the buffer */
 	atomic_fetch_add(&A.inflight, 1);
+	/* Test point: a request in flight that has not yet loaded accepting (Dekker's window):
+	 * either it sees the pool closed or the shut-out waits for it. */
+	TFPROF_TESTPOINT("activity_request_entered");
 	if (atomic_load(&A.accepting)) {
 		struct pool *p = A.pool;
+		/* Test point: a request that saw the pool open is about to take a buffer: the shut-out
+		 * must wait for it and count the buffer as handed out, so the pool is kept for it. */
+		TFPROF_TESTPOINT("activity_request_taking");
 		long i = pool_take(p);
 		if (i >= 0) {
 			*buffer = p->base + (size_t)i * p->buf_size;
 			*size = p->buf_size;
-			atomic_fetch_add_explicit(&A.handed_out, 1, memory_order_relaxed);
+			atomic_fetch_add_explicit(&p->handed_out, 1, memory_order_relaxed);
 		} else {
 			atomic_fetch_add_explicit(&A.refused, 1, memory_order_relaxed);
 		}
@@ -600,6 +611,8 @@ static void CUPTIAPI on_complete(CUcontext ctx, uint32_t stream, uint8_t *buf, s
 	(void)ctx;
 	(void)stream;
 	atomic_fetch_add(&A.inflight, 1);
+	/* Test point: a completion in flight that has not yet loaded accepting (Dekker's window). */
+	TFPROF_TESTPOINT("activity_complete_entered");
 	if (!atomic_load(&A.accepting)) {
 		/* Stop stopped waiting for this buffer; its pool was retired, never freed. */
 		atomic_fetch_add_explicit(&A.late, 1, memory_order_relaxed);
@@ -615,6 +628,9 @@ static void CUPTIAPI on_complete(CUcontext ctx, uint32_t stream, uint8_t *buf, s
 	}
 	if (valid > size)
 		valid = size;
+	/* Test point: a completion that passed the check is about to decode: stop's shut-out must
+	 * wait for it, or abandon the decoder and pool to it when it stays past the bound. */
+	TFPROF_TESTPOINT("activity_complete_decoding");
 	if (valid)
 		decode_buffer(A.f, d, buf, valid);
 	/* The count resets on every call, so it is read here and added up; stop reads it once more
@@ -623,7 +639,7 @@ static void CUPTIAPI on_complete(CUcontext ctx, uint32_t stream, uint8_t *buf, s
 	if (A.f->ActivityGetNumDroppedRecords(NULL, 0, &dropped) == CUPTI_SUCCESS && dropped)
 		atomic_fetch_add_explicit(&A.dropped_by_cupti, dropped, memory_order_relaxed);
 	pool_put(p, (size_t)i);
-	atomic_fetch_add_explicit(&A.returned, 1, memory_order_release);
+	atomic_fetch_add_explicit(&p->returned, 1, memory_order_release);
 out:
 	atomic_fetch_sub_explicit(&A.inflight, 1, memory_order_release);
 }
@@ -645,6 +661,9 @@ static bool shut_out_callbacks(void)
 	while (atomic_load(&A.inflight) != 0) {
 		if (tfprof__mono_ns() > deadline)
 			return false;
+		/* Test point: the pool is closed and a callback is still in flight, so the session
+		 * thread waits for it. */
+		TFPROF_TESTPOINT("activity_shut_out_wait");
 		sleep_ns(100000);
 	}
 	return true;
@@ -672,8 +691,6 @@ int tfprof__activity_start(const struct tfprof__cupti_fns *f, const struct tfpro
 			   char *err, size_t errlen)
 {
 	A.f = f;
-	atomic_store(&A.handed_out, 0);
-	atomic_store(&A.returned, 0);
 	atomic_store(&A.refused, 0);
 	atomic_store(&A.dropped_by_cupti, 0);
 	atomic_store(&A.late, 0);
@@ -783,6 +800,26 @@ void tfprof__activity_disable(void)
 	A.nenabled = 0;
 }
 
+/* Decoders left to callbacks that outlived stop's bound. Never freed, like retired pools, and
+ * kept reachable so that the leak is visibly on purpose. Only the session thread touches it. */
+static struct decoder *abandoned;
+
+/* Leaves the session's decoder and pool to a completion callback that is still inside: they
+ * are never freed under it. */
+static void abandon(void)
+{
+	if (A.pool) {
+		A.pool->retired_next = retired;
+		retired = A.pool;
+	}
+	if (A.dec) {
+		A.dec->abandoned_next = abandoned;
+		abandoned = A.dec;
+	}
+	A.pool = NULL;
+	A.dec = NULL;
+}
+
 /* Gets every buffer back from CUPTI, as far as a bounded wait allows, then shuts the callbacks
  * out and settles the counters. Returns false when a completion callback did not leave in time;
  * the decoder and the pool are then abandoned to it (leaked, never freed under it). */
@@ -793,7 +830,8 @@ static bool drain(struct tfprof__activity_summary *sum)
 	 * but the session's held: the completion callbacks it may run take neither. */
 	sum->flush_rc = f->ActivityFlushAll(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED);
 	uint64_t t0 = tfprof__mono_ns(), next_flush = t0 + REFLUSH_NS;
-	while (atomic_load(&A.returned) < atomic_load(&A.handed_out)) {
+	struct pool *p = A.pool;
+	while (atomic_load(&p->returned) < atomic_load(&p->handed_out)) {
 		uint64_t now = tfprof__mono_ns();
 		if (now - t0 > BUFFER_WAIT_NS)
 			break;
@@ -809,16 +847,14 @@ static bool drain(struct tfprof__activity_summary *sum)
 	size_t dropped = 0;
 	if (f->ActivityGetNumDroppedRecords(NULL, 0, &dropped) == CUPTI_SUCCESS)
 		atomic_fetch_add(&A.dropped_by_cupti, dropped);
-	sum->buffers_handed_out = atomic_load(&A.handed_out);
-	sum->buffers_unreturned = sum->buffers_handed_out - atomic_load(&A.returned);
+	sum->buffers_handed_out = atomic_load(&p->handed_out);
+	sum->buffers_unreturned = sum->buffers_handed_out - atomic_load(&p->returned);
 	sum->buffers_late = atomic_load(&A.late);
 	sum->buffers_foreign = atomic_load(&A.foreign);
 	A.started = false;
 	if (!quiet) {
-		/* Abandoned to the callback that still runs: leaked, never freed under it. */
 		sum->decoder_stuck = true;
-		A.pool = NULL;
-		A.dec = NULL;
+		abandon();
 	}
 	return quiet;
 }
@@ -844,11 +880,10 @@ void tfprof__activity_abort(void)
 	struct tfprof__activity_summary sum = { 0 };
 	/* Nothing was handed out unless a kind was enabled for a while (DEVICE records dumped by
 	 * the enable, for instance); only then is a flush needed to get buffers back. */
-	if (atomic_load(&A.handed_out) == 0) {
+	if (atomic_load(&A.pool->handed_out) == 0) {
 		A.started = false;
 		if (!shut_out_callbacks()) {
-			A.pool = NULL; /* abandoned to a stuck callback, as in drain() */
-			A.dec = NULL;
+			abandon();
 			return;
 		}
 	} else if (!drain(&sum)) {

@@ -50,6 +50,7 @@
 #include "activate.h" /* the steps hooks (TFPROF_STEPS) */
 #include "clock.h"
 #include "nvtx.h"
+#include "testpoint.h"
 
 #define MAX_DEPTH 256
 #define MAX_ARGS 65535u
@@ -156,6 +157,10 @@ static inline void enter(struct thread_state *ts)
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	else
 		__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	/* Test point: a thread inside an operation (op_seq odd) that has not yet read the session
+	 * state, so recording may go off before it looks: it must then see the bit clear, and a
+	 * stopper that saw it inside must wait for it. */
+	TFPROF_TESTPOINT("tracer_op_entered");
 }
 
 static inline void leave(struct thread_state *ts)
@@ -339,6 +344,9 @@ static void leave_records(struct thread_state *ts)
 static void thread_exit(void *p)
 {
 	struct thread_state *ts = p;
+	/* Test point: a thread exits while the stopper quiesces or harvests; list_mu orders the
+	 * two, so its records are either left on the dead list or taken by the harvest, once. */
+	TFPROF_TESTPOINT("tracer_thread_exit");
 	pthread_mutex_lock(&list_mu);
 	/* take_records() reads the thread's OS name while it still has one. */
 	if (ts->tag != 0 && (recording() || harvest_pending))
@@ -499,6 +507,9 @@ begin_common(struct tfprof_site *site, const char *name, const struct tfprof_arg
 	struct thread_state *ts = current();
 	if (__builtin_expect(!ts, 0))
 		return h;
+	/* Test point: current() has looked at the state, no operation has begun yet: a stop and a
+	 * new start may come in between, which the check after enter() must notice. */
+	TFPROF_TESTPOINT("tracer_begin_before_enter");
 	enter(ts);
 	if (__builtin_expect(!recording(), 0))
 		goto out;
@@ -512,6 +523,9 @@ begin_common(struct tfprof_site *site, const char *name, const struct tfprof_arg
 		if (!recording() || ts->gen != __atomic_load_n(&session_gen, __ATOMIC_RELAXED))
 			goto out;
 	}
+	/* Test point: a begin that saw recording on is about to write its record; the stopper
+	 * must wait for it (op_seq odd) before it takes this thread's chunks. */
+	TFPROF_TESTPOINT("tracer_begin_recording");
 	ts->emitted++;
 	if (!args)
 		nargs = 0;
@@ -699,6 +713,9 @@ void tfprof_scope_end_slow(tfprof_scope s)
 			__atomic_fetch_add(&orphan_bad_ends, 1, __ATOMIC_RELAXED);
 		return;
 	}
+	/* Test point: an end that has not begun its operation: a stop and a new start may come in
+	 * between, so the record it would close may already be handed back. */
+	TFPROF_TESTPOINT("tracer_end_before_enter");
 	enter(ts);
 	if (__builtin_expect(!recording(), 0))
 		goto out;
@@ -867,8 +884,13 @@ void tfprof__tracer_quiesce(void)
 			if (__atomic_load_n(&pend[i].ts->op_seq, __ATOMIC_ACQUIRE) == pend[i].seen)
 				pend[k++] = pend[i];
 		npend = k;
-		if (npend)
+		if (npend) {
+			/* Test point: the stopper looked again and threads it saw inside an operation
+			 * are still inside that one, so it waits (for it only: later operations see
+			 * recording off). */
+			TFPROF_TESTPOINT("tracer_quiesce_wait");
 			pause_briefly();
+		}
 	}
 	free(pend);
 	pthread_mutex_unlock(&list_mu);
@@ -877,6 +899,9 @@ void tfprof__tracer_quiesce(void)
 
 int tfprof__tracer_harvest(struct tfprof__thread_harvest **out, size_t *n)
 {
+	/* Test point: between the quiesce and the harvest, where a thread that exits must leave
+	 * its records for the harvest (harvest_pending) rather than free them. */
+	TFPROF_TESTPOINT("tracer_harvest");
 	pthread_mutex_lock(&list_mu);
 	uint32_t gen = __atomic_load_n(&session_gen, __ATOMIC_RELAXED);
 	size_t count = 1; /* the folded counts of exited threads */

@@ -53,7 +53,9 @@ static inline const char *tfprof__rec_name(const struct tfprof__rec *r)
 						  : (const char *)r->name;
 }
 
-/* A run of records. used is published with a release store once a record is complete. */
+/* A run of records. used is written by the thread that owns the chunk (when it opens the next
+ * chunk, or at exit) and by the harvest, once the quiesce has made the chunk the stopper's; no
+ * other thread reads it while records are written. */
 struct tfprof__chunk {
 	struct tfprof__chunk *next;
 	size_t cap;
