@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Helpers shared by the benchmarks: the outer clock, page-fault counts, a sink that keeps the
  * compiler from dropping what a measured loop computes, and the median of repetitions. */
 #ifndef TFPROF_BENCH_UTIL_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Measures how fast tfprof takes in GPU activity and what it costs in the file; prints one JSON
  * object per line.
  *

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What a Python scope costs, measured in one process and one run so the ratios hold on a noisy
 machine: `with tfprof.Trace("Train", step_num=i)` with and without a session, PyPI nvtx.annotate
 with no NVTX tool attached, TensorFlow's tf.profiler.experimental.Trace when TensorFlow can be

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Measures tfprof-report on a large profile: the time and peak memory of reading and summarizing
  * it, per million events, against the issue's target (10 M events in under 5 s, memory under 3x
  * the file's size). The profile is a real tfprof session on the CUPTI simulator (training steps

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Measures what one tfprof scope costs (begin + end with two typed arguments, NVTX on, no NVTX
  * tool attached) with no session, with one recording thread and with two, against the floor of
  * two reads of tfprof's clock and against a bare NVTX push/pop; prints one JSON object per line.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* CUPTI activity buffers and record decoding: a pool of buffers allocated at session start is
  * lent to CUPTI through the request callback, and each buffer CUPTI hands back is decoded into
  * neutral device events (device_events.h) and returned to the pool.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* CUPTI activity collection for one session: the pool of activity buffers CUPTI fills, the
  * request and completion callbacks, and the decoding of records into neutral device events
  * (device_events.h). The locking is written down at the top of activity.c.

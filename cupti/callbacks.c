@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* CUPTI API callbacks: each traced CUDA call becomes a host event on the thread that made it
  * (tfprof__api_begin at API_ENTER, tfprof_scope_end_slow at API_EXIT), so the call nests under
  * the scope that was open and carries the correlation id of the device work it queued.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* CUPTI API callbacks: every traced CUDA runtime or driver call (kernel launches, copies,
  * memsets, synchronizations) becomes a host event on the calling thread, named after the kernel
  * for launches, carrying the correlation id that ties it to the device work it queued.

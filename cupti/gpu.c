@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* GPU tracing for one session (the interface in gpu.h): loads libcupti, sets up activity
  * collection and API callbacks, pairs CUPTI's clock with tfprof's, and at stop hands the
  * decoded device events to the session. Every failure falls back to host-only tracing; the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* GPU tracing for one session, the only interface between cupti/ and the rest of tfprof: start
  * CUPTI activity collection and API callbacks, and at stop hand back neutral device events.
  * Nothing outside cupti/ includes a CUPTI header. Called by the session with its lock held:

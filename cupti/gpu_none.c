@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* GPU tracing stand-in for builds without the CUPTI headers: every session falls back to
  * host-only tracing, and the profile says why and how to get GPU timelines. Compiled instead of
  * loader.c, activity.c, callbacks.c and gpu.c. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Finds libcupti at run time, checks its version and resolves the functions tfprof calls (see
  * loader.h for the search order and why nothing is ever unloaded). */
 #include "loader.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Loading libcupti at run time: tfprof is never linked against CUPTI, so a program that uses it
  * runs on machines without CUDA. This finds libcupti with dlopen, checks its API version and
  * resolves every CUPTI function tfprof calls into one table.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The training loop of sim_train_loop.c on a real GPU: each step copies a batch to the device,
  * runs kernels on two streams, copies the loss back and waits for it. Built when nvcc is found.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The training loop of train_loop.c with GPU work, run on tfprof's CUPTI simulator so that a
  * machine without a GPU produces a profile with /device:GPU planes: each step copies a batch to
  * the device, runs kernels on two streams and copies the loss back.

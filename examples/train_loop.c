@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The example from tf.profiler.experimental.Trace, in C: a training loop whose steps are step
  * markers ("Train" with step_num), with nested forward/backward scopes and set_metadata for a
  * fact learned inside the scope (whether the batch came from the cache).

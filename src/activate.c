@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Environment activation (see activate.h): a constructor that starts a session when the library
  * loads with TFPROF_START=1, a control thread that applies TFPROF_DELAY / TFPROF_DURATION and
  * turns SIGINT/SIGTERM into a written profile, the exit handler, fork handling for all of it,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Environment activation (tfprof-start): the library starts a session by itself when it loads
  * into a program with TFPROF_START=1 in its environment, and writes the profile when the program
  * exits or is stopped by SIGINT/SIGTERM. This header is activation's: what the rest of the library

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The Chrome trace of a written profile (TFPROF_FORMAT=xplane,chrome): tfprof-report converts
  * <stem>.xplane.pb into <stem>.trace.json.gz beside it, run as a child process that is not
  * profiled itself. One converter serves the CLI and activation, so the trace is the same either

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Writes the Chrome trace of a written profile by running tfprof-report (chrome_convert.c). */
 #ifndef TFPROF_CHROME_CONVERT_H
 #define TFPROF_CHROME_CONVERT_H

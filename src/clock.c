@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Chooses tfprof's tick source and converts ticks to session-relative nanoseconds (see clock.h
  * for why ticks and anchors). */
 #include "clock.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tfprof's time base: a cheap tick counter read on the hot path, and anchors that map ticks to
  * nanoseconds of CLOCK_MONOTONIC and CLOCK_REALTIME at merge time.
  *

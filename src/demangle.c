@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Demangling through the C++ ABI runtime (see demangle.h). */
 #include "demangle.h"
 

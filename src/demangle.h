@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Kernel names as people read them: C++ symbols demangled with the C++ runtime's own demangler
  * (libstdc++'s __cxa_demangle), never a hand-written one. */
 #ifndef TFPROF_DEMANGLE_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Frees what GPU tracing handed to the merger (see device_events.h); shared by the CUPTI build
  * and the build without CUPTI headers. */
 #include "device_events.h"

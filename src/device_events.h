@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Neutral device events: what the GPU did, decoded from CUPTI records by cupti/ and handed to the
  * merger, which knows nothing of CUPTI. Timestamps are in the collector's clock (CUPTI's, ns);
  * struct tfprof__gpu_result carries the clock pairs that map them onto tfprof's time base. */

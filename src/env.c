@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Environment access for the library (see env.h). Some programs define their own getenv and
  * setenv: bash does, and keeps its variables in tables of its own. tfprof is loaded into such
  * programs by tfprof-start, and its constructor runs before their main: calling bash's setenv

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The process environment as the C library holds it, read and set without going through a
  * program's own getenv/setenv (see env.c for why). */
 #ifndef TFPROF_ENV_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The exec family, interposed by the shared library (tfprof-start preloads it): an activated
  * image writes its profile before exec replaces it, because no exit handler runs then and the
  * events of every image but the last were lost. Only the shared library carries this file: a

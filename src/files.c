@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Profile file placement and crash-safe writing (see files.h). */
 #include "files.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Where profiles go and how they get there: the run directory layout xprof expects, directory
  * creation, and a write that never leaves a partial file under the final name. */
 #ifndef TFPROF_FILES_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* TFPROF_FORMAT / tfprof-start --format: which files a profile is written as. Compiled into the
  * library and into tfprof-start, so that both accept exactly the same values. */
 #include "format.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* TFPROF_FORMAT: "xplane" (the default), "chrome" or "xplane,chrome". The XSpace is written in
  * every case, since the Chrome trace is converted from it (chrome_convert.c). */
 #ifndef TFPROF_FORMAT_H

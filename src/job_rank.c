@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Job ranks from launcher variables (see job_rank.h). The order is most specific first: a job
  * under Slurm's srun with Open MPI sets both, and the MPI rank is the one users see. */
 #include "job_rank.h"

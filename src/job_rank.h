@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The rank of a process in an MPI or launcher job, from the variables the launchers set. Shared
  * by the library (which names profiles <host>.rank<r>) and tfprof-start (which marks the rank's
  * first process before it execs the program). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Open-addressing hash map from correlation id to launch facts (see launch_map.h). */
 #include "launch_map.h"
 

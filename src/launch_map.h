@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* What the merger knows about each host launch, by correlation id: the scope that was open when
  * the CUDA call was made and the step it belonged to, so that the device event it started can
  * carry them. Filled by the host merge, read by the device merge. Not thread-safe. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Routes library messages to the user's callback or, when asked, stderr (see log.h). */
 #include "log.h"
 

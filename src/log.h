@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The library's only voice: messages go to the log callback from tfprof_options, or to stderr
  * when TFPROF_LOG=1, and nowhere otherwise. */
 #ifndef TFPROF_LOG_H

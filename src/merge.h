@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The merge step: what the recorders collected becomes planes of the merged profile. Runs once
  * per session, on the thread that calls tfprof_stop(), after recording has stopped. */
 #ifndef TFPROF_MERGE_H

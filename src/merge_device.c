@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Turns what GPU tracing collected into /device:GPU:<ordinal> planes: device properties as plane
  * stats, a line per stream (plus one for synchronization and one for CUPTI's own overhead), and
  * per event the stats xprof reads (correlation_id, kernel_details, memcpy_details...) together

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Turns the records every thread left in its buffers into the /host:CPU plane of the merged
  * profile: one line per thread, one event per scope with its arguments as typed stats, and the
  * counts of what could not be recorded as warnings. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* NVTX emission for tfprof scopes: the "tfprof" domain, one registered string per static call
  * site, and the push/pop pair each scope adds while a session runs with NVTX on.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* NVTX emission: every tfprof scope is also an NVTX range in a domain named "tfprof", so that
  * Nsight Systems (or any NVTX tool) shows the same scopes as the tfprof profile.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tfprof as an NVTX tool (see nvtx_tool.h): handlers for the NVTX calls that open and close
  * ranges, which turn the program's own NVTX ranges into tfprof scopes.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tfprof as an NVTX tool: with NVTX_INJECTION64_PATH naming libtfprof, NVTX hands every module's
  * NVTX calls to libtfprof, which records the program's own ranges (push/pop and start/end, in
  * any domain) as tfprof scopes on the calling thread while a session records. This is how

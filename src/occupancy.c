@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Theoretical occupancy (see occupancy.h), computed the way the CUDA occupancy calculator does.
  *
  * Formula, per multiprocessor (SM), for a block of T threads using R registers per thread and S

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Theoretical occupancy of a kernel launch: the share of a multiprocessor's warp slots that the
  * launch could keep busy, given its block size, registers and shared memory and the device's
  * limits. xprof reads it as occ_pct in kernel_details (its kernel stats' occupancy column). The

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Removing libtfprof from an LD_PRELOAD list: tfprof-start does it for --deactivate and to put its
  * library first, the library for the Chrome converter it runs, which must not be profiled. Compiled
  * into both, which decide differently what counts as libtfprof. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* LD_PRELOAD lists without some of their entries (preload_list.c). */
 #ifndef TFPROF_PRELOAD_LIST_H
 #define TFPROF_PRELOAD_LIST_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Growable arrays behind the merged profile model (see profile.h). */
 #include "profile.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The merged profile: an in-memory model of one host's XSpace (planes of lines of events with
  * typed stats, names as string-table ids) that the merger fills and the XSpace writer encodes.
  * Everything is owned by the profile and freed by tfprof__profile_free(). Not thread-safe. */

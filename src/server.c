@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tfprof_server_start() / tfprof_server_stop(): loads the gRPC server module
  * (libtfprof_server.so) on demand and gives it the two calls a capture needs, a session started
  * and stopped on the module's capture thread. libtfprof links no gRPC: a program that never

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libtfprof's internal calls into the profiler server (src/server.c), for activation. */
 #ifndef TFPROF_SERVER_H
 #define TFPROF_SERVER_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The session state machine behind tfprof_start() / tfprof_stop(): options, the run's names,
  * switching recording on and off, and driving collect -> merge -> write at stop. start and stop
  * are serialized by session_mu; the recording threads never take it. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The session's internal entry points for its owners other than the program: activation
  * (tfprof-start, activate.c) and the profiler server's captures (server.c). */
 #ifndef TFPROF_SESSION_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The profile's string table (see strtab.h): FNV-1a hashing, open addressing, UTF-8 repair. */
 #include "strtab.h"
 

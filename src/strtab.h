@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* An interning string table: every name, key and string value in a profile is stored once and
  * referred to by a small id. Strings are made valid UTF-8 on the way in, because the protobuf
  * parsers that read the profile reject a `string` field that is not. Not thread-safe: one table

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The hook behind TFPROF_TESTPOINT(), compiled only into the test-only copy of the library
  * (tfprof_testpoint_static), never into libtfprof. */
 #include "testpoint.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Test points (LTTng-UST's TESTPOINT style): named places in the synchronization protocols
  * where a test can stop a thread to force one interleaving deterministically. They exist only
  * in the test-only copy of the library built with TFPROF_TESTPOINTS; elsewhere they are nothing. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The host tracer's hot path: scope begin/end and set_metadata append records to per-thread
  * chunks with no lock and no allocation per event, within a session-wide memory bound.
  *

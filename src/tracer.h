@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Per-thread event recording: the records a scope leaves in its thread's buffer, the thread
  * state that owns those buffers, and the harvest that hands them to the merger at stop.
  *

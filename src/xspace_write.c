@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Encodes the merged profile as an XSpace. Metadata ids are per plane and start at 1; event names
  * and stat keys are deduplicated through the profile's string table; string stat values are
  * written as ref_value (the id of a stat metadata named by the string), which is how TensorFlow

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Encodes a merged profile as a tensorflow.profiler.XSpace protobuf: the lines, events and stats
  * by hand, the rest with protobuf-c, byte for byte what protobuf-c alone would write. */
 #ifndef TFPROF_XSPACE_WRITE_H

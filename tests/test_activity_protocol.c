@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Deterministic tests of GPU tracing's shut-out protocol (cupti/activity.c's header), on the
  * CUPTI simulator: the test stands between the simulator and tfprof's buffer callbacks, keeps
  * the buffers it wants CUPTI to "still hold", hands them to tfprof's completion callback on its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Bad input must never crash, corrupt the file or vanish silently: NULL and empty names, NULL
  * keys and values, megabyte strings, the characters TraceMe's encoding reserves, invalid UTF-8,
  * 10,000 arguments on one scope, and 1,000 start/stop cycles. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Tests of GPU tracing (cupti/) against the CUPTI simulator: decoding of every record kind,
  * devices, shuffled delivery across devices and streams, every injected failure, a missing or
  * unusable libcupti, the buffer pool and the memory bound, start/stop cycles, and the host

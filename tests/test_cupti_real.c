@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* GPU tracing against the real libcupti, no simulator: on a machine without an NVIDIA GPU or
  * driver, libcupti loads but refuses to subscribe (CUPTI_ERROR_UNKNOWN), and tfprof must fall
  * back to host-only tracing with that reason, quickly, without crashing or hanging, session

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The public header from C++: typed args, the RAII scope and set_metadata record what the C forms
  * record (CUDA and PyTorch extension code is C++). */
 extern "C" {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libtfprof.so must load with dlopen: Python's ctypes, CUDA's injection and NVTX tools all load
  * libraries that way, and a library with too much initial-exec TLS fails there ("cannot allocate
  * memory in static TLS block"). */

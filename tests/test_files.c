@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Tests of where profiles go: the run directory layout, never overwriting a profile, creating a
  * missing logdir, what happens when the logdir cannot be written (fallback, then keeping the
  * profile in memory for a retry), and what a writer killed half-way leaves (nothing, or a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A million simulated kernels end to end under a small memory bound: memory stays bounded by the
  * option, not by the workload, and every kernel is either in the profile or counted as dropped,
  * on the host side (launch events) and on the device side (activity records) alike. Its own

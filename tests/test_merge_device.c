@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* End-to-end tests of GPU timelines through the CUPTI simulator: a session records host scopes
  * while simulated work runs on several devices and streams; the written profile must hold
  * /device:GPU planes with the right lines, names and stats, every device event correlated to

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Tests of the NVTX ranges tfprof emits for its scopes, read back through the NVTX capture
  * library (tests/nvtx_capture), which NVTX loads as its tool: the "tfprof" domain, one push per
  * scope with the right name, literal names registered once, runtime names sent as ASCII,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Tests of theoretical occupancy (src/occupancy.c): each limit (blocks, warps, registers with
  * their allocation rounding and sub-partitions, shared memory with its allocation unit, the
  * driver's reserved memory and the launch's carveout) on hand-computed cases, the cases where

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Tests of the session semantics a user relies on: start/stop rules, events only while a session
  * records, set_metadata, scopes open at stop, ignored ends, the options struct and the scoped
  * macros' cleanup on every way out of a block. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Tests of the profile's string table: deduplication, growth, and the repair of invalid UTF-8
  * that would otherwise make protobuf readers reject the whole file. */
 #include "strtab.h"

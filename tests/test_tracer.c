@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Tests of the host tracer: several threads recording at once, nesting, threads that exit before
  * stop, thread names, the memory bound with exact drop counts (also with thousands of
  * short-lived threads, and what their bookkeeping costs), and how long a stop takes while 64

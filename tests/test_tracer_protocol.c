@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Deterministic tests of the host tracer's stop protocol (src/tracer.c's header): each test
  * holds threads at the library's test points to force one interleaving of recording threads,
  * exiting threads and the stopper, then checks what the user gets: complete records, nothing

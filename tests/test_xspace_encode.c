@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The hand-written XSpace encoder (src/xspace_write.c) against protobuf-c's own packing of the
  * same profile: byte for byte over random profiles with every stat kind, empty and huge values,
  * negative ids and times, empty names, planes without lines and lines without events. */

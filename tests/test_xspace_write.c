@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* End-to-end tests of the written file, read back with protobuf-c and checked plane by plane,
  * line by line, event by event and stat by stat against the format xprof reads. */
 #include <regex.h>

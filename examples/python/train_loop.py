@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A training loop profiled with tfprof's Python API, the seed's two examples in a real program:
 every step is a Trace("Train", step_num=step) (a step marker xprof's overview page finds), and the
 data loader says with set_metadata(in_cache=...) whether the batch came from its cache. The model

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tfprof public API: profiling sessions, host trace scopes with typed arguments, and the error
  * codes they return. This header is the whole public surface of libtfprof; everything else is
  * internal.

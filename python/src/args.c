@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Python keyword arguments as tfprof's typed arguments: the types a user wrote are kept (bool,
  * int, float, str), everything else is recorded as str(value), as the seed's API promises. */
 #include "pytfprof.h"

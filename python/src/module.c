@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tfprof._tfprof, the C extension behind the tfprof package: sessions (start, stop, the last
  * output), the exceptions, and the module itself. It calls the shared libtfprof.so.0 it was
  * linked with, which under tfprof-start is the copy already preloaded into the process, so the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Internal declarations shared by the files of the tfprof Python extension (module.c: sessions
  * and the module; trace.c: the Trace type; args.c: keyword arguments as typed tfprof arguments;
  * pytrace.c: Python function tracing).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Python function tracing, ProfilerOptions(python_tracer_level=1): while a session started with
  * it records, every Python function call on every thread becomes a tfprof scope named like
  * TensorFlow's Python tracer ("$<file basename>:<first line> <function>"), recorded through the

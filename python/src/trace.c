@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tfprof.Trace: the context manager behind `with tfprof.experimental.Trace(name, **kwargs) as tm`,
  * a tfprof scope on the calling thread. Built for the loop body it sits in: with no session a
  * call returns one shared, inert Trace (no allocation), and with one it begins and ends a C

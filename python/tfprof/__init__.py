@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tfprof: TensorFlow's profiler API (tf.profiler.experimental) for any Python program, backed by
 libtfprof: host scopes, CUDA calls and GPU streams in one XSpace that xprof opens.
 

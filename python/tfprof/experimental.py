@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tf.profiler.experimental, name for name and default for default, backed by libtfprof.
 
     import tfprof.experimental as profiler   # instead of: import tensorflow as tf ... tf.profiler.experimental

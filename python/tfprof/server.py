@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tf.profiler.experimental.server, backed by libtfprof's profiler server: the program answers
 TensorFlow's ProfilerService, so xprof's "Capture Profile" button (or tfprof-capture) profiles
 it while it runs.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Parsing and checking for tfprof-capture's command line and for the names in a server's answer
  * (see capture_args.h). */
 #include "capture_args.h"

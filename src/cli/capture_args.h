@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The text tfprof-capture takes apart before it talks to anyone: durations with their units,
  * worker addresses (host:port, an optional grpc:// prefix) and the names the server's answer
  * may give files. Pure functions, so that every rule is easy to test and to change in one place. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Shared types of tfprof-report: the profiles it loaded (one XSpace per host), the device work it
  * found on the GPU planes, and the per-host analysis (steps, summary, kernel and copy tables)
  * that the formatters print. Everything is looked up by metadata NAME, never by id, because

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tfprof-report --chrome-trace: writes a profile in the Chrome trace event format (JSON) that
  * Perfetto UI (ui.perfetto.dev) and chrome://tracing open, gzip-compressed when the output name
  * ends in ".gz". It follows xprof's own conversion where it can: one process per /host:CPU and

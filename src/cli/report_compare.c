@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The cross-host step comparison of tfprof-report: for every step that at least two hosts ran,
  * matched by step_num and occurrence (the second step 0 of one host is compared with the second
  * step 0 of the others, so epochs that restart step numbers line up), which host took longest (its host wall time) and how far apart the fastest and slowest

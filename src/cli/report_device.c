@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Finds the device work in a profile: kernels, copies and memsets on the /device:GPU:<n> planes,
  * each with its correlation id, bytes and step_num when it has them. Only stream lines count
  * ("Stream #..."), plus any event that carries kernel_details, memcpy_details or Memset_details;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tfprof-report --diff BASE NEW: what changed between two runs of the same job. It compares the
  * step time (mean, median, p90) and says whether the median's change is beyond the noise, the
  * device busy, device idle and launch time per step, and the kernels and host scopes whose time

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Prints tfprof-report --diff's comparison (report_diff.c) as aligned text, CSV (one table per
  * section after a "# name" line) or one JSON object (times as integer nanoseconds, like the
  * report itself, so that scripts compare them exactly). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Prints tfprof-report's tables: aligned text that fits the requested width (100 columns by
  * default; long names are shortened, long sentences wrapped), CSV (one section per table,
  * separated by a blank line and a "# section" line unless only one section was asked for) and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The kernel summary of tfprof-report (like `nsys stats`' cuda_gpu_kern_sum): per demangled
  * kernel name its count, total, mean, min and max time and its share of all kernel time; and the
  * copy summary: memcpys by direction and memsets, with bytes and times. */

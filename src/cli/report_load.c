@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Turns the PATH given to tfprof-report into XSpaces: a .xplane.pb file, a run directory holding
  * one <host>.xplane.pb per host, a logdir (its newest run, or the one --run names) or the
  * logdir's plugins/profile folder. Every way this can fail ends in one line that says what to

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tfprof-report: how long each training step took on the host, how much of it the GPU was busy,
  * which kernels and copies took the time, and (for a run with several hosts) which host was
  * slowest. Reads what tfprof, TensorFlow or JAX wrote. This file parses the command line, runs

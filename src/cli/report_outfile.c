@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tfprof-report's output files (--svg, --chrome-trace): written to a temporary file in the same
  * folder and renamed over the path at the end, so that a failed run never leaves half a file
  * under the name asked for; optionally gzip-compressed through zlib. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The steps table of tfprof-report. A step is one occurrence of a step marker: a host event on
  * /host:CPU with a step_num stat (when some of them also carry _r, only those, as xprof's grouping
  * roots). Steps are kept in time order and every occurrence is its own step, because training

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tfprof-report --svg: draws, per step, the host step time next to the device busy time as a
  * self-contained SVG bar chart, one panel per host on a shared y scale, so that a GPU left idle
  * by its host, or a straggler host in a multi-rank run, is visible at a glance.

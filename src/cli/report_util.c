@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Small helpers of tfprof-report: allocation that exits on exhaustion, interned strings, name
  * lookups in a plane's metadata maps, typed reads of XStat values, UTF-8 checks and output files
  * that appear whole or not at all. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Reads an XSpace without unpacking its events: protobuf-c unpacks the small parts (the space's
  * messages, each plane's metadata, each line's header) and the events, nearly all of a profile,
  * stay as bytes in the file until an analysis walks them with rp_events_next(), which decodes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tfprof-capture: asks running programs for a profile over TensorFlow's ProfilerService gRPC
  * protocol, the way xprof's "Capture profile" button (TSL CaptureRemoteTrace) does: one Profile
  * RPC per worker, all sent at once with the same run name and the same start time, so that every

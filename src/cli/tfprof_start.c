@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tfprof-start: profiles a program that was never changed for tfprof. It sets the environment
  * that makes libtfprof activate itself in the program (LD_PRELOAD, TFPROF_START and the
  * settings, NVTX and CUDA injection; see src/activate.h) and execs the program, or prints that

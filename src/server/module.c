@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The profiler server (libtfprof_server.so): answers tensorflow.ProfilerService over gRPC's C
  * core, so that xprof's Capture Profile button, TensorFlow's client and tfprof-capture can
  * profile the running program. Loaded by libtfprof (src/server.c) only when a server starts.

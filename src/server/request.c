@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The server's checks on what a client asks for. A request names the directory the server
  * writes into, so everything in it is treated as hostile: names are single path components, the
  * root is absolute and free of "..", and with a server root the write must land inside it (after

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Decoding and checking the ProfilerService requests the server answers: what a client may ask
  * for, and where it may make the server write. Pure functions over the request bytes (no gRPC),
  * so that tests/fuzz can feed them anything. */

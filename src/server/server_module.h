@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The interface between libtfprof (src/server.c) and its gRPC server module (libtfprof_server.so,
  * src/server/): libtfprof dlopen()s the module only when a server is started, and hands it a table
  * of the library functions it may call, so that neither links the other and a program profiled

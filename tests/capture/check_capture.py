@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """tfprof-capture end to end against capture_fake_server: the request fields each worker gets,
 the files, the output lines and the exit statuses. One case per run (ctest runs each as its own
 test): python3 check_capture.py CASE --capture BIN --server BIN --tmp DIR.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A stand-in ProfilerService for testing tfprof-capture without a profiled program: it answers
  * /tensorflow.ProfilerService/Profile on 127.0.0.1 with the gRPC C core, logs every request it
  * decodes as one JSON line, and answers the way the chosen --mode says (a written profile,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Tests of tfprof-capture's parsing (src/cli/capture_args.c): duration units and rounding, the
  * address forms it accepts and refuses, and the names that may not become files. */
 #include <setjmp.h>

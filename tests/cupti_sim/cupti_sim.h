@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Test API of the CUPTI simulator (libtfprof_cupti_sim.so): tests create simulated devices and
  * streams, launch simulated work and inject faults, while the code under test talks to the same
  * library through the ordinary CUPTI entry points (it dlopens it via TFPROF_CUPTI_LIBRARY).

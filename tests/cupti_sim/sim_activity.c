@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The CUPTI simulator's activity API and small queries: version, result strings, timestamps,
  * enabling kinds, buffer callbacks, flush, dropped-record counts, attributes, context/device/
  * stream ids and cuptiFinalize. Return codes follow the CUDA 13 headers and what libcupti does

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The CUPTI simulator's callback API: the single subscriber, per-domain/cbid enables, firing
  * API ENTER/EXIT, resource and synchronize callbacks on the calling thread, the API activity
  * records (RUNTIME/DRIVER kinds) and the external correlation stacks that precede them.

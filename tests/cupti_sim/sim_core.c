@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The CUPTI simulator's machine: global state and its lock, clocks, interned names, simulated
  * devices and streams, faults, counters, reset, fork and unload handling.
  * Threading and locking rules are in sim_internal.h. */

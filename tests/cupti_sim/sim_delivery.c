@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Activity buffers in the CUPTI simulator: writing records into client buffers, asking for new
  * ones, and handing completed ones back from a separate delivery thread in shuffled order,
  * periodically and on cuptiActivityFlushAll.

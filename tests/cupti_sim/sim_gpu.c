@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Simulated GPU work for the CUPTI simulator: kernel launches, memory copies, memsets and
  * synchronizations. Each one plays the API call on the calling thread (ENTER/EXIT callbacks with
  * realistic parameter structs), places the work on its stream's timeline in simulated time, and

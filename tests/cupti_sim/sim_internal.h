@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Internal state shared by the CUPTI simulator's files; nothing here is exported.
  *
  * Threading and locking (the whole simulator follows these rules):

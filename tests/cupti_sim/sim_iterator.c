@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Record iteration for the CUPTI simulator. Where a real libcupti of the same CUPTI API version
  * is installed, cuptiActivityGetNextRecord forwards to it, so NVIDIA's own code walks the
  * buffers the simulator wrote and any layout mistake shows up as a wrong stride or

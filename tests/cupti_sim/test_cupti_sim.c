@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Self-test of the CUPTI simulator: a small CUPTI client that opens the simulator by path and
  * resolves the CUPTI functions with dlsym, as tfprof does, while driving the simulated GPU
  * through the linked tfsim_ API. Checks delivery (exactly once, off the launching thread, out of

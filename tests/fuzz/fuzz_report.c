@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target for tfprof-report's profile reader: each input is taken as the bytes of a
  * .xplane.pb file and goes through the path the CLI takes for a file (unpack and validate, every
  * analysis, the text, CSV and JSON reports, the Chrome trace, the SVG chart and the --diff

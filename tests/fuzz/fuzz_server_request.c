@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target for the profiler server's request decoder (src/server/request.c), which reads
  * bytes from any client that reaches the port: besides memory errors (the sanitizers), it aborts
  * on any accepted request that could make the server write outside what it promises (a name

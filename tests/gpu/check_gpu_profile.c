@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Checks a profile of a GPU training loop (cuda_train_loop on a real GPU, sim_train_loop on the
  * simulator): per step the expected number of kernels, memcpys and memsets on the device planes,
  * each correlated to exactly one host launch on the launching thread's line, inside that launch's

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Checks tfprof-report --json output for a Python training loop on the GPU (PyTorch under
 tfprof-start, or CuPy with tfprof's Python API): every step is there, each with kernels, and the
 GPU plane says nothing went wrong.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* An unmodified CUDA program for tfprof-start on a real GPU: it never links tfprof and marks its
  * training steps only with NVTX ranges ("train_step N"), as PyTorch or Megatron code does. Under
  * tfprof-start its kernels, copies and memsets must reach the profile through the CUDA injection

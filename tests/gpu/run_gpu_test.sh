@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Runs the CUDA training loop under tfprof on a real GPU and checks its profile: every kernel and
 # memcpy present, each correlated to exactly one launch, inside its step within the clock
 # alignment error. Then prints the tracing overhead (traced against untraced loops, interleaved).

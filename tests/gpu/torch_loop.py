@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A small PyTorch training loop with NVTX step ranges and no tfprof in it, for tests/gpu: run
 under tfprof-start, its profile must hold every step, with the GPU work each step launched.
 Usage: torch_loop.py STEPS"""

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Checks the exported ABI of an (installed) libtfprof.so against the public header and the version
 # script: the library exports exactly the header's TFPROF_API names, each under the version node
 # (name@@TFPROF_0), plus the injection entry points the script lists and libc's exec family

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Checks that a profile written by the install consumer (consumer.c) holds exactly the workload of
  * workload.h: the /host:CPU plane has one line per worker named as the worker named itself, each
  * line has exactly the expected scopes, properly nested, each with exactly its typed arguments.

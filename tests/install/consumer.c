@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A program that uses tfprof the way a downstream project would, through the installed header and
  * library only: it records a known workload (see workload.h) on four named threads and prints the
  * path of the profile it wrote. The install tests build it against an installed prefix and hand

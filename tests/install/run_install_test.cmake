@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Drives one install test (CTest runs it with cmake -P): installs the build tree into a fresh
 # prefix, builds consumer.c against it the way MODE says (pkgconfig or cmake_package), runs it and
 # checks the profile it wrote with the checker.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # ctest test_subproject: configures tests/install/subproject, a parent project that takes tfprof
 # with add_subdirectory, where pkg-config sees protobuf-c (which the library needs) but not cmocka
 # (which only tfprof's own tests need); builds it, runs its two programs (shared and static

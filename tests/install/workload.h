@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The workload that the installed-package consumer records and the checker expects, in one place
  * so that both agree: names, thread count and every argument value. Header-only and free of tfprof
  * types, because the checker reads the file with protobuf-c alone. */

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Opens tfprof's profiles with xprof, the real viewer, and checks what its tools show against what
 the files say (read independently by xspace_pb.py).
 

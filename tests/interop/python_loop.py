@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A training loop written with the tfprof Python package (tfprof.experimental, the seed's API),
 on the CUPTI simulator, for the interop test: xprof must open what Python wrote as it opens the
 C examples' profiles (steps on the overview page, Python scopes above the CUDA calls and the GPU

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The interop test (ctest: interop_xprof): installs a pinned xprof from PyPI into a virtual
 # environment under the build folder (once; later runs reuse it), writes profiles with the
 # examples and tests/interop/two_hosts.c, and runs check.py, which opens them with xprof's

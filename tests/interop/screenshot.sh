@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Takes the README's picture of xprof's trace viewer showing a tfprof profile: profiles the
 # simulated-GPU training loop, serves it with xprof like a user would, and screenshots the trace
 # viewer with headless Chromium into docs/trace_viewer.png. Run it by hand (not part of ctest):

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Writes a run directory that holds two hosts, the way a two-worker job profiled at the same time
  * does: <logdir>/plugins/profile/<run>/worker-0.xplane.pb and worker-1.xplane.pb, each a short
  * training loop with step markers, run at the same time by two processes that start together

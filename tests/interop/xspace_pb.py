@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A small, independent reader of tensorflow.profiler.XSpace files (proto/xplane.proto), written
 against the protobuf wire format so that the interop test computes "what the file says" without
 tfprof's code or xprof's. Field numbers: /work/shared/reference/xspace.md. At the end, the writer

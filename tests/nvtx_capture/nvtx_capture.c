@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libtfprof_nvtx_capture: a small NVTX injection library for tests. NVTX loads it through
  * NVTX_INJECTION64_PATH and calls InitializeInjectionNvtx2() once per module; it installs
  * handlers for the core and domain calls, which record each call in an in-memory log that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Test API of libtfprof_nvtx_capture, an NVTX injection library that records every NVTX call
  * the process makes, so that tests can check which ranges tfprof emitted.
  *

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Shared helpers for the tfprof Python package's tests: where the build's tools are, and the
 written profile read back as plain events. The profile is parsed by tests/interop/xspace_pb.py,
 a small reader of the protobuf wire format that shares no code with tfprof or xprof, so a test

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # ctest python_pytest (and python_pytest_debian): builds the tfprof Python package from this tree
 # with `pip install ./python` (scikit-build-core running the project's CMake) into a virtual
 # environment under the build folder, then runs the pytest suite in tests/python with that

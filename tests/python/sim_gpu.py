@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The CUPTI simulator (tests/cupti_sim) driven from Python through ctypes: a simulated device and
 stream on which test code launches kernels, copies and memsets. Each call fires the CUDA API
 callbacks on the calling thread, as the CUDA runtime does, so the launches nest inside the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A Python training loop run under tfprof-start by test_start.py: it calls start()/stop() itself,
 as a program written for TensorFlow's profiler does, and drives the simulated GPU after
 "initializing CUDA" the way the CUDA driver does under tfprof-start (dlopen of

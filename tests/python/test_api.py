@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tfprof.experimental as a TensorFlow user relies on it: the seed's two examples verbatim (only
 the import differs), typed metadata, nesting, thread lines, the options, the errors, and the
 written profile read back for each."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The issue's bad input, each read back from the written profile: a clear Python exception or
 warning where the user erred, nothing lost, never a crash (subprocesses for the cases that end
 an interpreter or fork one)."""

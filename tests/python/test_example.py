@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """examples/python/train_loop.py, run as a user runs it: on its own (its start/stop write the
 profile) and under tfprof-start (one profile with the Python scopes and the NVTX ranges of PyPI's
 nvtx, and no exception from the script's own start/stop)."""

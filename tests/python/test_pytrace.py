@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """ProfilerOptions(python_tracer_level=1): every Python function call becomes a host event named
 like TensorFlow's Python tracer ("$<file>:<first line> <function>"), nested with the Trace scopes
 of its thread, on every thread, exceptions included; level 0 records none, and stop() removes the

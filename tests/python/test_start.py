@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Under tfprof-start the extension binds to the preloaded libtfprof, never to the wheel's copy:
 the Python scopes land in the activated session's profile, beside the simulated GPU work, and
 the program's own start()/stop() raise nothing (one warning says who owns the session)."""

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Checks tfprof-report --chrome-trace against the profiles it converts, read independently with
 tests/interop/xspace_pb.py (a wire-format reader that shares no code with the tool).
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Checks tfprof-report --diff against runs whose truth is known (make_profiles.c: diffbase and
 diffslow are one job whose matmul kernel is 30% slower in "slow"; tfstyle and tfepochs are exact
 hand-built profiles).

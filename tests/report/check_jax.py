@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Checks tfprof-report on a profile that JAX itself wrote (tests/report/jax_steps.py): the steps
 it finds and their host times must equal the "train" step events of the Chrome trace that JAX's
 profiler wrote beside the XSpace, and the CSV, SVG and Chrome trace conversions must work on it.

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Checks tfprof-report against profiles whose truth is known (see make_profiles.c).
 
 usage: check_report.py CASE REPORT_BIN MAKE_PROFILES_BIN WORKDIR

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Checks tfprof-report --svg against the report's own JSON for the same profiles (see
 make_profiles.c) and against profiles built here byte by byte.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Writes a real JAX profile for tfprof-report's tests: five jitted training steps on the CPU, each
 inside jax.profiler.StepTraceAnnotation("train", step_num=i), traced by JAX's own profiler into
 LOGDIR/plugins/profile/<run>/<host>.xplane.pb (and JAX's Chrome trace beside it, the truth the

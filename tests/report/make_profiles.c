@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Writes the profiles that tests/report checks tfprof-report against, each with a known truth:
  *
  *   make_profiles sim LOGDIR      one host (run "single"): tfprof session on the CUPTI simulator

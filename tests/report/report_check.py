@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Helpers shared by the tfprof-report test drivers in this folder (check_report.py, check_chrome.py,
 check_svg.py): their command line, checks that collect failures, runs of tfprof-report and of
 report_make_profiles, a fresh work folder and the final verdict.

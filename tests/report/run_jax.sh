@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # ctest report_jax: tfprof-report on a profile that JAX wrote. Installs the pinned jax (with
 # its CPU jaxlib) from PyPI into a virtual environment under the build folder (once; later runs
 # reuse it), runs tests/report/jax_steps.py under JAX's profiler and checks the report against

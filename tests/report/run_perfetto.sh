@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # ctest report_chrome_perfetto: opens tfprof-report's Chrome traces with Perfetto's
 # trace_processor (the engine behind ui.perfetto.dev) and compares its slice and flow counts with
 # the profiles. Installs the pinned `perfetto` Python package from PyPI into a virtual

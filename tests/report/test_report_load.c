@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Tests for src/cli/report_load.c on real files: a profile is mapped, not read, so walking its
  * events keeps only a window of the file in memory, and a file that shrinks while it is mapped
  * ends the tool with one line and exit code 2 instead of a SIGBUS. */

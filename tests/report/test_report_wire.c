@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Tests for src/cli/report_wire.c, tfprof-report's lazy XSpace reader: what it decodes must be
  * what protobuf-c decodes from the same bytes (random spaces with every stat kind, unknown fields,
  * every truncation of a file), and malformed framing must be refused, never half read. */

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """On-demand capture end to end: programs serving TensorFlow's ProfilerService (tfprof-start
 --server, and tfprof_server_start() in the program) captured by xprof's own client (the code
 behind its Capture Profile button), by xprof's HTTP capture route, by raw gRPC calls that try

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A Python training loop that serves captures (tf.profiler.experimental.server.start): run by
 capture_test.py, which captures it with xprof's client. Prints "port N" once it listens."""
 

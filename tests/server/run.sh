@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # ctest server_capture: runs capture_test.py with the interop test's virtual environment (the
 # pinned xprof from PyPI, which brings grpcio), made here too if the interop test has not made it
 # yet; skipped (exit 77) when it is not there and PyPI cannot be reached. Environment (from

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The profiler server's request checks (src/server/request.c): every way a client could make the
  * server write where it should not, or record what it should not, is refused with the right
  * status and a reason; good requests come out as the client meant them. */

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Checks the profile that tfprof-start wrote for pynvtx_prog.py (run_pynvtx.sh): every range
 and the mark are in it, on the thread that made them, with their domain; the five steps are
 steps for tfprof-report; the nested ranges last as long as the program slept in them.

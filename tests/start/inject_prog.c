@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* An unmodified "CUDA" program for the tfprof-start tests, on the CUPTI simulator: it launches a
  * kernel, then does what the CUDA driver does when CUDA initializes with CUDA_INJECTION64_PATH
  * set (dlopen that path, call its InitializeInjection), then launches another. Under

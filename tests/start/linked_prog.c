@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A program that uses tfprof itself (linked to libtfprof.so) and NVTX, for the tfprof-start
  * tests: run under tfprof-start, libtfprof is both the preloaded profiler and the NVTX tool, and
  * every scope must be recorded exactly once (not again through tfprof's own NVTX ranges).

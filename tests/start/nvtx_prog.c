@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* An unmodified program for the tfprof-start tests: it uses only NVTX (no tfprof call, not linked
  * to tfprof) and ends in the way its first argument says, so that the tests can check what
  * tfprof-start records for each exit path, fork, exec and time window.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A Python program annotated with PyPI's nvtx package and nothing of tfprof's: run by
 run_pynvtx.sh under tfprof-start. Five steps ("step 0".."step 4"), each with a "fwd" range in
 the domain "mymodel" (2 ms) and a start/end "bwd" range (1 ms); a decorated function on a second

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # ctest start_pynvtx: tfprof-start on a Python program annotated with PyPI's nvtx package (NVTX
 # from a third party's C extension, as PyTorch's and Megatron's are). Installs the pinned nvtx
 # into a virtual environment under the build folder (once), runs pynvtx_prog.py under

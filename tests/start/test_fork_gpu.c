@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fork() while GPU tracing is active, on the CUPTI simulator (loaded as libcupti through
  * TFPROF_CUPTI_LIBRARY): a child that starts and stops a session of its own must not touch the
  * parent's CUPTI state (a flush or unsubscribe of it can hang, as HPCToolkit saw with real

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* End-to-end tests of tfprof-start: unmodified programs (nvtx_prog.c, inject_prog.c) run under
  * the real tool, and the profiles they leave are read back with protobuf-c. Covers every exit
  * path, crashes, many threads that exit early, fork with and without exec, the --delay/--duration

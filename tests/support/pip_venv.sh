@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Sourced by test drivers that need a pinned package from PyPI: installs it once into a virtual
 # environment under the build folder and reuses it later. When it is not installed yet and the
 # package index cannot be reached, the test is skipped (exit 77, shown by ctest), never passed.

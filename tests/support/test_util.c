@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Scratch directories and file checks for the tests (see test_util.h). */
 #include "test_util.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Small helpers shared by the tests: scratch directories and file checks. */
 #ifndef TFPROF_TEST_UTIL_H
 #define TFPROF_TEST_UTIL_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The test points' hook for the protocol tests: holds the thread a gate names at its point
  * until the test opens the gate, with a bounded wait as a deadlock guard. */
 #include "testpoint_gate.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Gates over the library's test points (src/testpoint.h): a test arms a gate at a named point
  * for one thread, waits until that thread is held there, does what the interleaving needs from
  * other threads, and then lets it go. Every wait is bounded (TP_GUARD_S) so that a broken

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* One include for the tests: cmocka, the public API, the read-back helpers and scratch dirs. */
 #ifndef TFPROF_TEST_TT_H
 #define TFPROF_TEST_TT_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Reads profiles back for the tests (see xspace_read.h). */
 #include "xspace_read.h"
 

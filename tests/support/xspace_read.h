@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Test helpers that read a written profile back with protobuf-c and look things up by name, the
  * way xprof does (meaning comes from metadata names, not ids). Every helper fails the current
  * cmocka test on malformed input instead of returning garbage. */
