@@ -17,6 +17,7 @@
 #include "xspace_write.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,6 +183,26 @@ static int encode_line(struct arena *a, struct plane_maps *m, const struct tfpro
 	return 0;
 }
 
+/* Maps for a profile of nstr strings; false (and nothing to free) without memory. */
+static bool maps_init(struct plane_maps *m, size_t nstr)
+{
+	*m = (struct plane_maps){
+		.event_id = malloc(nstr * sizeof(uint32_t)),
+		.stat_id = malloc(nstr * sizeof(uint32_t)),
+		.event_strs = malloc(nstr * sizeof(uint32_t)),
+		.stat_strs = malloc(nstr * sizeof(uint32_t)),
+	};
+	return m->event_id && m->stat_id && m->event_strs && m->stat_strs;
+}
+
+static void maps_free(struct plane_maps *m)
+{
+	free(m->event_id);
+	free(m->stat_id);
+	free(m->event_strs);
+	free(m->stat_strs);
+}
+
 static void maps_reset(struct plane_maps *m, size_t nstr)
 {
 	memset(m->event_id, 0, nstr * sizeof *m->event_id);
@@ -282,17 +303,13 @@ int tfprof__xspace_encode_pbc(const struct tfprof__profile *p, uint8_t **out, si
 	struct arena a = { 0 };
 	int rc = -ENOMEM;
 	size_t nstr = p->strs.count;
-	struct plane_maps m = {
-		.event_id = malloc(nstr * sizeof(uint32_t)),
-		.stat_id = malloc(nstr * sizeof(uint32_t)),
-		.event_strs = malloc(nstr * sizeof(uint32_t)),
-		.stat_strs = malloc(nstr * sizeof(uint32_t)),
-	};
+	struct plane_maps m;
+	bool maps_ok = maps_init(&m, nstr);
 	XSpace space;
 	tensorflow__profiler__xspace__init(&space);
 	XPlane *planes = arena_alloc(&a, p->nplanes * sizeof *planes);
 	XPlane **pp = arena_alloc(&a, p->nplanes * sizeof *pp);
-	if (!m.event_id || !m.stat_id || !m.event_strs || !m.stat_strs || (p->nplanes && (!planes || !pp)))
+	if (!maps_ok || (p->nplanes && (!planes || !pp)))
 		goto out;
 	for (size_t i = 0; i < p->nplanes; i++) {
 		if (encode_plane(&a, p, &p->planes[i], &planes[i], &m))
@@ -316,10 +333,7 @@ int tfprof__xspace_encode_pbc(const struct tfprof__profile *p, uint8_t **out, si
 	*out = buf;
 	rc = 0;
 out:
-	free(m.event_id);
-	free(m.stat_id);
-	free(m.event_strs);
-	free(m.stat_strs);
+	maps_free(&m);
 	arena_free(&a);
 	return rc;
 }
@@ -581,12 +595,8 @@ int tfprof__xspace_encode(const struct tfprof__profile *p, uint8_t **out, size_t
 	struct arena a = { 0 };
 	int rc = -ENOMEM;
 	size_t nstr = p->strs.count;
-	struct plane_maps m = {
-		.event_id = malloc(nstr * sizeof(uint32_t)),
-		.stat_id = malloc(nstr * sizeof(uint32_t)),
-		.event_strs = malloc(nstr * sizeof(uint32_t)),
-		.stat_strs = malloc(nstr * sizeof(uint32_t)),
-	};
+	struct plane_maps m;
+	bool maps_ok = maps_init(&m, nstr);
 	uint8_t *buf = NULL;
 	uint8_t scratch_buf[4096];
 	struct scratch sc = { scratch_buf, sizeof scratch_buf };
@@ -601,7 +611,7 @@ int tfprof__xspace_encode(const struct tfprof__profile *p, uint8_t **out, size_t
 	char *host = p->hostname ? p->hostname : "localhost";
 	tail.n_hostnames = 1;
 	tail.hostnames = &host;
-	if (!m.event_id || !m.stat_id || !m.event_strs || !m.stat_strs || !plans)
+	if (!maps_ok || !plans)
 		goto out;
 	/* Pass 1 sizes everything, so that the output is one allocation of its exact size; pass 2
 	 * assigns each plane's metadata ids again (the maps are per plane) and writes it. */
@@ -633,10 +643,7 @@ int tfprof__xspace_encode(const struct tfprof__profile *p, uint8_t **out, size_t
 	rc = 0;
 out:
 	free(buf);
-	free(m.event_id);
-	free(m.stat_id);
-	free(m.event_strs);
-	free(m.stat_strs);
+	maps_free(&m);
 	arena_free(&a);
 	return rc;
 }
