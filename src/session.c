@@ -232,7 +232,8 @@ static int start_session(const char *logdir, const struct tfprof_options *opts, 
 	}
 	S.gpu_cfg = (struct tfprof__gpu_config){ .buffer_size = o.gpu_buffer_size,
 						 .buffer_count = o.gpu_buffer_count,
-						 .max_memory = S.max_memory };
+						 .max_memory = S.max_memory,
+						 .no_memory = o.disable_gpu_memory };
 	S.owner = owner;
 	tfprof__tracer_begin_session(S.max_memory, S.nvtx);
 	tfprof__anchor_take(&S.begin);
