@@ -383,6 +383,8 @@ static int build_profile(struct tfprof__profile *p, const struct tfprof__timebas
 		goto out;
 	if (g && tfprof__merge_device(p, tb, g, &launches, &align_ns))
 		goto out;
+	if (g && tfprof__merge_memory(p, tb, g, &launches))
+		goto out;
 	if (tfprof__merge_task_env(p, tb->begin.real_ns, tb->end.real_ns))
 		goto out;
 	if (g && g->active)
