@@ -2,8 +2,8 @@
 /* Turns the CUDA allocations and releases GPU tracing collected into what xprof's Memory Profile
  * tool reads and what its trace viewer draws: a "GPU memory" line on /host:CPU with a
  * MemoryAllocation or MemoryDeallocation event per record, carrying the running totals of its
- * allocator (one per device and memory kind, "GPU_0_device"), and on each /device:GPU:<n> plane a
- * "_counters_" line whose events are the bytes in use over time.
+ * allocator (one per device and memory kind, "GPU_0_device"), and beside it a "_counters_" line
+ * whose events are each GPU's bytes in use over time (a stat per memory kind).
  *
  * What xprof reads (openxla/xprof xprof/convert/xplane_to_memory_profile.cc, names from
  * openxla/xla xla/tsl/profiler/utils/xplane_schema.cc): only the /host:CPU plane; events whose
@@ -34,9 +34,10 @@
 /* The host line of memory events. Host line ids are thread ids (below 2^22 on Linux), and the
  * trace viewer takes a line id as a 32-bit resource id, so the id is large but below 2^31. */
 #define MEMORY_LINE_ID ((int64_t)0x7fffff00)
-/* The counter line on a device plane: above the stream, synchronization and overhead lines
- * (merge_device.c uses ids below 3 << 32). */
-#define COUNTER_LINE_ID ((int64_t)3 << 32)
+/* The counter line, beside it on /host:CPU. It is there and not on the device planes because
+ * xprof 2.24's step analysis counts a device plane's counter events as device activity of a step,
+ * which would make every step look longer (measured with tests/interop/check.py). */
+#define COUNTER_LINE_ID ((int64_t)0x7fffff01)
 
 /* CUPTI's memory kinds 0..7; "device" is 3. */
 #define NKINDS 8
@@ -279,50 +280,42 @@ static struct tfprof__plane *find_plane(struct tfprof__profile *p, const char *n
 	return NULL;
 }
 
-/* The counter lines: one pass over the events per device, replaying the totals from the change
- * the host pass made to each allocator (delta[i] to allocator owner[i]; owner -1: no change). */
-static int add_counter_lines(struct mem_ctx *c, const struct mem_ev *ev, size_t n, const int64_t *delta,
-			     const long *owner)
+/* The counter line: one pass over the events in time order, replaying the totals from the change
+ * the host pass made to each allocator (delta[i] to allocator owner[i]; owner -1: no change), an
+ * event for the device an allocation or pool event concerns. */
+static int add_counter_line(struct mem_ctx *c, struct tfprof__plane *host, const struct mem_ev *ev, size_t n,
+			    const int64_t *delta, const long *owner)
 {
-	uint32_t name = tfprof__strtab_intern(&c->p->strs, "GPU memory in use (bytes)");
-	uint32_t pool_name = tfprof__strtab_intern(&c->p->strs, "GPU memory pool size (bytes)");
 	uint32_t pool_key = tfprof__strtab_intern(&c->p->strs, "pool_size");
-	if (name == UINT32_MAX || pool_name == UINT32_MAX || pool_key == UINT32_MAX)
+	if (pool_key == UINT32_MAX)
 		return -ENOMEM;
-	for (size_t i = 0; i < c->nalloc; i++) {
-		uint32_t device = c->alloc[i].device;
-		bool seen = false;
-		for (size_t k = 0; k < i; k++)
-			seen |= c->alloc[k].device == device;
-		if (seen)
+	struct tfprof__line *l = tfprof__plane_add_line(c->p, host, COUNTER_LINE_ID, "_counters_");
+	if (!l)
+		return -ENOMEM;
+	for (size_t k = 0; k < c->nalloc; k++)
+		c->alloc[k].in_use = 0;
+	for (size_t j = 0; j < n; j++) {
+		const struct tfprof__dev_event *e = ev[j].ev;
+		bool pool = e->kind == TFPROF_DEV_MEMPOOL;
+		if (!pool && owner[j] < 0)
 			continue;
-		for (size_t k = 0; k < c->nalloc; k++)
-			c->alloc[k].in_use = 0;
-		char pname[64];
-		snprintf(pname, sizeof pname, "/device:GPU:%" PRIu32, device);
-		struct tfprof__plane *pl = find_plane(c->p, pname);
-		if (!pl && !(pl = tfprof__profile_add_plane(c->p, device, pname)))
+		/* One series per device and quantity; the trace viewer draws each as a track. */
+		char sname[64];
+		snprintf(sname, sizeof sname, "GPU:%" PRIu32 " memory %s (bytes)", e->device_id,
+			 pool ? "pool size" : "in use");
+		uint32_t name = tfprof__strtab_intern(&c->p->strs, sname);
+		if (name == UINT32_MAX)
 			return -ENOMEM;
-		struct tfprof__line *l = tfprof__plane_add_line(c->p, pl, COUNTER_LINE_ID, "_counters_");
-		if (!l)
-			return -ENOMEM;
-		for (size_t j = 0; j < n; j++) {
-			const struct tfprof__dev_event *e = ev[j].ev;
-			if (e->device_id != device)
-				continue;
-			if (e->kind == TFPROF_DEV_MEMPOOL) {
-				if (!tfprof__line_add_event(l, ev[j].t, 0, pool_name) ||
-				    put_i64(l, pool_key,
-					    e->u.mempool.op == 2 ? 0 : (int64_t)e->u.mempool.size))
-					return -ENOMEM;
-				continue;
-			}
-			if (owner[j] < 0)
-				continue;
-			c->alloc[owner[j]].in_use += delta[j];
-			if (add_counter_event(c, l, ev[j].t, device, name))
+		if (pool) {
+			/* Operation 2 is CUPTI_ACTIVITY_MEMORY_POOL_OPERATION_TYPE_DESTROYED. */
+			if (!tfprof__line_add_event(l, ev[j].t, 0, name) ||
+			    put_i64(l, pool_key, e->u.mempool.op == 2 ? 0 : (int64_t)e->u.mempool.size))
 				return -ENOMEM;
+			continue;
 		}
+		c->alloc[owner[j]].in_use += delta[j];
+		if (add_counter_event(c, l, ev[j].t, e->device_id, name))
+			return -ENOMEM;
 	}
 	return 0;
 }
@@ -430,7 +423,7 @@ int tfprof__merge_memory(struct tfprof__profile *p, const struct tfprof__timebas
 		if (add_host_event(&c, l, &ev[i], al, bytes, unmatched))
 			goto out;
 	}
-	if (add_counter_lines(&c, ev, n, delta, owner))
+	if (add_counter_line(&c, host, ev, n, delta, owner))
 		goto out;
 	if (c.unmatched &&
 	    tfprof__profile_add_warning(p,
