@@ -192,24 +192,6 @@ static long allocator_of(struct mem_ctx *c, uint32_t device, uint32_t kind)
 	return (long)c->nalloc++;
 }
 
-static int put_i64(struct tfprof__line *l, uint32_t key, int64_t v)
-{
-	struct tfprof__stat *s = tfprof__line_add_stat(l, key, TFPROF_STAT_I64);
-	if (!s)
-		return -ENOMEM;
-	s->v.i64 = v;
-	return 0;
-}
-
-static int put_str(struct tfprof__line *l, uint32_t key, uint32_t str)
-{
-	struct tfprof__stat *s = tfprof__line_add_stat(l, key, TFPROF_STAT_STR);
-	if (!s)
-		return -ENOMEM;
-	s->v.str = str;
-	return 0;
-}
-
 static uint64_t device_memory_size(const struct tfprof__gpu_result *g, uint32_t device)
 {
 	for (size_t i = 0; i < g->ndevices; i++)
@@ -232,25 +214,25 @@ static int add_host_event(struct mem_ctx *c, struct tfprof__line *l, const struc
 	snprintf(region, sizeof region, "%s%s", kind_names[a->kind],
 		 e->u.memory.stream_ordered ? "/stream-ordered" : "");
 	uint32_t region_id = tfprof__strtab_intern(&c->p->strs, region);
-	if (region_id == UINT32_MAX || put_str(l, c->k_allocator, a->name) ||
-	    put_i64(l, c->k_in_use, a->in_use) || put_i64(l, c->k_peak, a->peak) ||
-	    put_i64(l, c->k_requested, (int64_t)bytes) || put_i64(l, c->k_alloc_bytes, (int64_t)bytes) ||
-	    put_i64(l, c->k_addr, (int64_t)e->u.memory.address) || put_str(l, c->k_region, region_id))
+	if (region_id == UINT32_MAX || tfprof__line_put_str(l, c->k_allocator, a->name) ||
+	    tfprof__line_put_i64(l, c->k_in_use, a->in_use) || tfprof__line_put_i64(l, c->k_peak, a->peak) ||
+	    tfprof__line_put_i64(l, c->k_requested, (int64_t)bytes) || tfprof__line_put_i64(l, c->k_alloc_bytes, (int64_t)bytes) ||
+	    tfprof__line_put_i64(l, c->k_addr, (int64_t)e->u.memory.address) || tfprof__line_put_str(l, c->k_region, region_id))
 		return -ENOMEM;
 	/* The memory left on the device, as far as this profile knows: xprof shows the sum with
 	 * the bytes in use as the allocator's capacity. */
 	uint64_t size = a->kind == 3 ? device_memory_size(c->g, a->device) : 0;
-	if (size && put_i64(l, c->k_avail, size > (uint64_t)a->in_use ? (int64_t)(size - (uint64_t)a->in_use) : 0))
+	if (size && tfprof__line_put_i64(l, c->k_avail, size > (uint64_t)a->in_use ? (int64_t)(size - (uint64_t)a->in_use) : 0))
 		return -ENOMEM;
-	if (unmatched && put_i64(l, c->k_unmatched, 1))
+	if (unmatched && tfprof__line_put_i64(l, c->k_unmatched, 1))
 		return -ENOMEM;
 	/* The scope and step of the CUDA call, from its host event with the same correlation id.
 	 * The step goes under a name of tfprof's own: step_num on a host event is what xprof's
 	 * step grouping looks at, and these events are no steps. */
 	const struct tfprof__launch *ln = tfprof__launch_map_get(c->launches, e->correlation_id);
-	if (ln && ln->has_scope && put_str(l, c->k_tf_op, ln->scope_name))
+	if (ln && ln->has_scope && tfprof__line_put_str(l, c->k_tf_op, ln->scope_name))
 		return -ENOMEM;
-	if (ln && ln->has_step && put_i64(l, c->k_step, ln->step_num))
+	if (ln && ln->has_step && tfprof__line_put_i64(l, c->k_step, ln->step_num))
 		return -ENOMEM;
 	return 0;
 }
@@ -266,7 +248,7 @@ static int add_counter_event(struct mem_ctx *c, struct tfprof__line *l, int64_t 
 		if (c->alloc[i].device != device)
 			continue;
 		uint32_t k = tfprof__strtab_intern(&c->p->strs, kind_names[c->alloc[i].kind]);
-		if (k == UINT32_MAX || put_i64(l, k, c->alloc[i].in_use))
+		if (k == UINT32_MAX || tfprof__line_put_i64(l, k, c->alloc[i].in_use))
 			return -ENOMEM;
 	}
 	return 0;
@@ -309,7 +291,7 @@ static int add_counter_line(struct mem_ctx *c, struct tfprof__plane *host, const
 		if (pool) {
 			/* Operation 2 is CUPTI_ACTIVITY_MEMORY_POOL_OPERATION_TYPE_DESTROYED. */
 			if (!tfprof__line_add_event(l, ev[j].t, 0, name) ||
-			    put_i64(l, pool_key, e->u.mempool.op == 2 ? 0 : (int64_t)e->u.mempool.size))
+			    tfprof__line_put_i64(l, pool_key, e->u.mempool.op == 2 ? 0 : (int64_t)e->u.mempool.size))
 				return -ENOMEM;
 			continue;
 		}
