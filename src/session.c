@@ -233,7 +233,9 @@ static int start_session(const char *logdir, const struct tfprof_options *opts, 
 	S.gpu_cfg = (struct tfprof__gpu_config){ .buffer_size = o.gpu_buffer_size,
 						 .buffer_count = o.gpu_buffer_count,
 						 .max_memory = S.max_memory,
-						 .no_memory = o.disable_gpu_memory };
+						 .no_memory = o.disable_gpu_memory || no_scopes };
+	/* The memory timeline is written as host events (as TensorFlow's allocators write theirs
+	 * through the host tracer), so a capture at host_tracer_level 0 leaves it out too. */
 	S.owner = owner;
 	tfprof__tracer_begin_session(S.max_memory, S.nvtx);
 	tfprof__anchor_take(&S.begin);
