@@ -191,6 +191,7 @@ static struct {
 	CUpti_ActivityKind enabled[16];
 	size_t nenabled;
 	bool started;
+	bool memory; /* the session collects allocations and releases */
 } A;
 
 static void decoder_free(struct decoder *d)
@@ -532,6 +533,45 @@ static void decode_record(struct decoder *d, struct name_cache *cache, const CUp
 		e->u.overhead.overhead_kind = (uint32_t)o->overheadKind;
 		return;
 	}
+	case CUPTI_ACTIVITY_KIND_MEMORY2: {
+		const CUpti_ActivityMemory4 *m = (const CUpti_ActivityMemory4 *)rec;
+		if (m->memoryOperationType != CUPTI_ACTIVITY_MEMORY_OPERATION_TYPE_ALLOCATION &&
+		    m->memoryOperationType != CUPTI_ACTIVITY_MEMORY_OPERATION_TYPE_RELEASE) {
+			d->other_records++;
+			return;
+		}
+		if (!times_ok(d, m->timestamp, m->timestamp) || !(e = push_event(d)))
+			return;
+		e->kind = TFPROF_DEV_MEMORY;
+		e->start = e->end = m->timestamp;
+		e->correlation_id = m->correlationId;
+		e->device_id = m->deviceId;
+		e->context_id = m->contextId;
+		e->stream_id = m->streamId; /* CUPTI_INVALID_STREAM_ID unless stream-ordered */
+		e->u.memory.address = m->address;
+		e->u.memory.bytes = m->bytes;
+		e->u.memory.op = m->memoryOperationType == CUPTI_ACTIVITY_MEMORY_OPERATION_TYPE_ALLOCATION
+					 ? TFPROF_MEM_ALLOC
+					 : TFPROF_MEM_RELEASE;
+		e->u.memory.memory_kind = (uint32_t)m->memoryKind;
+		e->u.memory.stream_ordered = m->isAsync ? 1u : 0u;
+		return;
+	}
+	case CUPTI_ACTIVITY_KIND_MEMORY_POOL: {
+		const CUpti_ActivityMemoryPool3 *m = (const CUpti_ActivityMemoryPool3 *)rec;
+		if (!times_ok(d, m->timestamp, m->timestamp) || !(e = push_event(d)))
+			return;
+		e->kind = TFPROF_DEV_MEMPOOL;
+		e->start = e->end = m->timestamp;
+		e->correlation_id = m->correlationId;
+		e->device_id = m->deviceId;
+		e->stream_id = TFPROF_DEV_NONE;
+		e->u.mempool.size = m->size;
+		e->u.mempool.utilized = m->utilizedSize;
+		e->u.mempool.op = (uint32_t)m->memoryPoolOperationType;
+		e->u.mempool.managed = m->isManagedPool ? 1u : 0u;
+		return;
+	}
 	case CUPTI_ACTIVITY_KIND_DEVICE:
 		add_device(d, (const CUpti_ActivityDevice5 *)rec);
 		return;
@@ -697,6 +737,7 @@ int tfprof__activity_start(const struct tfprof__cupti_fns *f, const struct tfpro
 	atomic_store(&A.late, 0);
 	atomic_store(&A.foreign, 0);
 	A.nenabled = 0;
+	A.memory = cfg->memory;
 	A.dec = decoder_new(cfg->max_memory);
 	A.pool = A.dec ? pool_new(cfg->buffer_size, cfg->buffer_count) : NULL;
 	if (!A.pool) {
@@ -750,7 +791,7 @@ CUptiResult tfprof__activity_enable(const char **what, char *warn, size_t warnle
 	static const struct kind {
 		CUpti_ActivityKind kind;
 		const char *name;
-		bool needed, dump;
+		bool needed, dump, memory;
 	} kinds[] = {
 		{ CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL, "CONCURRENT_KERNEL", true, false },
 		{ CUPTI_ACTIVITY_KIND_MEMCPY, "MEMCPY", true, false },
@@ -760,6 +801,10 @@ CUptiResult tfprof__activity_enable(const char **what, char *warn, size_t warnle
 		{ CUPTI_ACTIVITY_KIND_OVERHEAD, "OVERHEAD", false, false },
 		{ CUPTI_ACTIVITY_KIND_DEVICE, "DEVICE", false, true },
 		{ CUPTI_ACTIVITY_KIND_CONTEXT, "CONTEXT", false, true },
+		/* Allocations and releases with their correlation ids (CUpti_ActivityMemory4), and
+		 * the stream-ordered pools cudaMallocAsync draws from (CUpti_ActivityMemoryPool3). */
+		{ CUPTI_ACTIVITY_KIND_MEMORY2, "MEMORY2", false, false, true },
+		{ CUPTI_ACTIVITY_KIND_MEMORY_POOL, "MEMORY_POOL", false, false, true },
 	};
 	const struct tfprof__cupti_fns *f = A.f;
 	if (warnlen)
@@ -769,6 +814,8 @@ CUptiResult tfprof__activity_enable(const char **what, char *warn, size_t warnle
 	size_t wused = 0;
 	for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
 		const struct kind *k = &kinds[i];
+		if (k->memory && !A.memory)
+			continue;
 		bool dump = k->dump && f->ActivityEnableAndDump;
 		CUptiResult rc = dump ? f->ActivityEnableAndDump(k->kind) : f->ActivityEnable(k->kind);
 		if (rc == CUPTI_SUCCESS) {

@@ -33,6 +33,7 @@ struct tfprof__activity_config {
 	size_t buffer_size;  /* bytes per buffer, a multiple of 4096 */
 	size_t buffer_count; /* 1 .. 4096 */
 	size_t max_memory;   /* bound on decoded events and kernel names, bytes */
+	bool memory;         /* collect allocations and releases (MEMORY2, MEMORY_POOL) */
 };
 
 /* What stop learned besides the events, for gpu.c's messages. */
@@ -57,7 +58,8 @@ int tfprof__activity_start(const struct tfprof__cupti_fns *f, const struct tfpro
 /* Enables the activity kinds. CONCURRENT_KERNEL (never the serializing KERNEL), MEMCPY and
  * MEMSET are needed: if one fails, the kinds enabled so far are disabled again and the failing
  * result is returned with the call's name in *what. MEMCPY2, SYNCHRONIZATION, OVERHEAD, DEVICE
- * and CONTEXT only add detail: a failure there is noted in warn (one line) and collection goes
+ * and CONTEXT only add detail, as do MEMORY2 and MEMORY_POOL (enabled when the config
+ * given to tfprof__activity_start asks for memory): a failure there is noted in warn (one line) and collection goes
  * on, unless the result says CUPTI cannot work at all (no GPU, no privileges), which fails the
  * whole start like a needed kind. DEVICE and CONTEXT use cuptiActivityEnableAndDump where the
  * library has it, so GPUs that CUDA set up before this session are described too. */

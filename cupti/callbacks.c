@@ -109,6 +109,41 @@ static const CUpti_CallbackId runtime_others[] = {
 	RT(cudaEventSynchronize_v3020),
 };
 
+/* Allocations and releases, enabled when memory is traced: their host events carry the
+ * correlation id that ties a MEMORY2 record to the scope and step that made it. */
+static const CUpti_CallbackId runtime_memory[] = {
+	RT(cudaMalloc_v3020),
+	RT(cudaMallocPitch_v3020),
+	RT(cudaMalloc3D_v3020),
+	RT(cudaFree_v3020),
+	RT(cudaMallocHost_v3020),
+	RT(cudaHostAlloc_v3020),
+	RT(cudaFreeHost_v3020),
+	RT(cudaMallocManaged_v6000),
+	RT(cudaMallocAsync_v11020),
+	RT(cudaMallocAsync_ptsz_v11020),
+	RT(cudaMallocFromPoolAsync_v11020),
+	RT(cudaMallocFromPoolAsync_ptsz_v11020),
+	RT(cudaFreeAsync_v11020),
+	RT(cudaFreeAsync_ptsz_v11020),
+};
+
+static const CUpti_CallbackId driver_memory[] = {
+	DRV(cuMemAlloc_v2),
+	DRV(cuMemAllocPitch_v2),
+	DRV(cuMemFree_v2),
+	DRV(cuMemAllocHost_v2),
+	DRV(cuMemHostAlloc),
+	DRV(cuMemFreeHost),
+	DRV(cuMemAllocManaged),
+	DRV(cuMemAllocAsync),
+	DRV(cuMemAllocAsync_ptsz),
+	DRV(cuMemAllocFromPoolAsync),
+	DRV(cuMemAllocFromPoolAsync_ptsz),
+	DRV(cuMemFreeAsync),
+	DRV(cuMemFreeAsync_ptsz),
+};
+
 static const CUpti_CallbackId driver_launches[] = {
 	DRV(cuLaunchKernel),
 	DRV(cuLaunchKernel_ptsz),
@@ -385,7 +420,7 @@ static CUptiResult enable_list(const struct tfprof__cupti_fns *f, CUpti_Callback
 	return CUPTI_SUCCESS;
 }
 
-CUptiResult tfprof__callbacks_start(const struct tfprof__cupti_fns *f, const char **what,
+CUptiResult tfprof__callbacks_start(const struct tfprof__cupti_fns *f, bool memory, const char **what,
 				    char *holder, size_t holderlen)
 {
 	if (holderlen)
@@ -435,6 +470,12 @@ CUptiResult tfprof__callbacks_start(const struct tfprof__cupti_fns *f, const cha
 	if (rc == CUPTI_SUCCESS)
 		rc = enable_list(f, CUPTI_CB_DOMAIN_DRIVER_API, driver_others,
 				 sizeof driver_others / sizeof driver_others[0]);
+	if (rc == CUPTI_SUCCESS && memory)
+		rc = enable_list(f, CUPTI_CB_DOMAIN_RUNTIME_API, runtime_memory,
+				 sizeof runtime_memory / sizeof runtime_memory[0]);
+	if (rc == CUPTI_SUCCESS && memory)
+		rc = enable_list(f, CUPTI_CB_DOMAIN_DRIVER_API, driver_memory,
+				 sizeof driver_memory / sizeof driver_memory[0]);
 	if (rc != CUPTI_SUCCESS) {
 		f->Unsubscribe(subscriber);
 		subscriber = NULL;

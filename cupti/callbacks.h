@@ -11,11 +11,12 @@
 
 #include "loader.h"
 
-/* Subscribes to CUPTI and enables the traced runtime and driver callback ids. Returns
+/* Subscribes to CUPTI and enables the traced runtime and driver callback ids, with the
+ * allocation and release calls when memory is true. Returns
  * CUPTI_SUCCESS, or the failing result with the call's name in *what; when another tool holds
  * the subscription and the library says which, its name is copied to holder (else holder is
  * ""). On failure nothing stays subscribed. Called from the session thread. */
-CUptiResult tfprof__callbacks_start(const struct tfprof__cupti_fns *f, const char **what,
+CUptiResult tfprof__callbacks_start(const struct tfprof__cupti_fns *f, bool memory, const char **what,
 				    char *holder, size_t holderlen);
 
 /* Unsubscribes. A callback already running on another thread may still finish; it only touches

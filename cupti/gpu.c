@@ -95,6 +95,10 @@ static void resolve_config(const struct tfprof__gpu_config *in)
 		count = env_size("TFPROF_CUPTI_BUFFERS", DEFAULT_BUFFERS, 1, MAX_BUFFERS);
 	G.cfg.buffer_count = count;
 	G.cfg.max_memory = c.max_memory ? c.max_memory : DEFAULT_MAX_MEMORY;
+	/* Memory tracing is on with GPU tracing: bench/cupti_ingest.c measures what each
+	 * allocation costs, and the README states it. */
+	const char *m = tfprof__getenv("TFPROF_GPU_MEMORY");
+	G.cfg.memory = !c.no_memory && !(m && strcmp(m, "0") == 0);
 }
 
 /* One reading of CUPTI's clock between two tfprof anchors; the tightest of a few tries wins. The
@@ -201,7 +205,7 @@ int tfprof__gpu_start(const struct tfprof__gpu_config *cfg)
 	/* Subscribing first: when another tool holds CUPTI, nothing gets enabled at all. */
 	const char *what = NULL;
 	char holder[256];
-	CUptiResult crc = tfprof__callbacks_start(G.f, &what, holder, sizeof holder);
+	CUptiResult crc = tfprof__callbacks_start(G.f, G.cfg.memory, &what, holder, sizeof holder);
 	if (crc != CUPTI_SUCCESS) {
 		report_failure(what, crc, holder);
 		tfprof__activity_abort();

@@ -14,6 +14,7 @@ struct tfprof__gpu_config {
 	size_t buffer_size;  /* bytes per CUPTI activity buffer; 0 = default (TFPROF_CUPTI_BUFFER_KB or 4 MiB) */
 	size_t buffer_count; /* buffers in the pool allocated at start; 0 = default (TFPROF_CUPTI_BUFFERS or 16) */
 	size_t max_memory;   /* bound on decoded device event memory; 0 = default (256 MiB) */
+	bool no_memory;      /* do not record CUDA allocations and releases (also TFPROF_GPU_MEMORY=0) */
 };
 
 /* Loads libcupti, registers the buffer pool and API callbacks, enables the activity kinds.

@@ -1,7 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The training loop of train_loop.c with GPU work, run on tfprof's CUPTI simulator so that a
  * machine without a GPU produces a profile with /device:GPU planes: each step copies a batch to
- * the device, runs kernels on two streams and copies the loss back.
+ * the device, runs kernels on two streams and copies the loss back. It allocates like a training
+ * loop: weights and a pinned staging buffer once, activations (stream-ordered, cudaMallocAsync)
+ * and gradients every step, freed before the step ends, and a 1 MiB loss record per step that
+ * stays on the GPU (the slow growth a logging bug makes), so the memory profile has a peak of
+ * 384 MiB + 1 MiB per earlier step in each step's backward pass.
  *
  *   usage: sim_train_loop [LOGDIR] [STEPS]      (defaults: ./logdir, 10)
  *          sim_train_loop --serve ADDR STEPS     no session: a profiler server on ADDR
@@ -43,9 +47,12 @@ static void gemm(uint32_t stream, uint32_t duration_ns)
 	tfsim_launch_kernel_ex(&l);
 }
 
+#define MiB (1ull << 20)
+
 static void train_step(int step, uint32_t compute, uint32_t copy)
 {
 	TFPROF_SCOPE("Train", TFPROF_I64("step_num", step));
+	uint64_t activations, gradients;
 	{
 		TFPROF_SCOPE("input", TFPROF_I64("batch", 256));
 		busy_us(100);
@@ -53,6 +60,7 @@ static void train_step(int step, uint32_t compute, uint32_t copy)
 	}
 	{
 		TFPROF_SCOPE("forward");
+		activations = tfsim_malloc_async(compute, 256 * MiB);
 		gemm(compute, 900000);
 		tfsim_launch_kernel(compute, "_Z4reluPfi", grid, block, 60000);
 		tfsim_launch_kernel(copy, "_Z13softmax_crossPKfPKiPfi", grid, block, 120000);
@@ -60,14 +68,18 @@ static void train_step(int step, uint32_t compute, uint32_t copy)
 	}
 	{
 		TFPROF_SCOPE("backward");
+		gradients = tfsim_malloc(tfsim_stream_device(compute), 64 * MiB);
 		gemm(compute, 1700000);
 		tfsim_launch_kernel(compute, "_Z9relu_gradPKfPfi", grid, block, 70000);
 		tfsim_memset(compute, 4u << 20, 0, 0);
 		busy_us(1900);
+		tfsim_free_async(compute, activations);
 	}
 	{
 		TFPROF_SCOPE("optimizer", TFPROF_STR("algo", "adam"));
 		tfsim_launch_kernel(compute, "_Z11adam_updatePfPKffffi", grid, block, 200000);
+		tfsim_free(gradients);
+		tfsim_malloc(tfsim_stream_device(compute), 1 * MiB); /* the loss record, kept on the GPU and never freed */
 		tfsim_memcpy(copy, TFSIM_COPY_DTOH, 4, 0, 1);
 		tfsim_stream_synchronize(copy);
 		busy_us(300);
@@ -118,8 +130,19 @@ int main(int argc, char **argv)
 		fprintf(stderr, "sim_train_loop: tfprof_start: %s\n", tfprof_strerror(rc));
 		return 1;
 	}
+	uint64_t weights, staging;
+	{
+		TFPROF_SCOPE("init");
+		weights = tfsim_malloc(dev, 64 * MiB);
+		staging = tfsim_malloc_ex(&(struct tfsim_alloc){ .device = dev, .kind = TFSIM_MEM_PINNED,
+								  .bytes = 32 * MiB },
+					  NULL);
+	}
 	for (int step = 0; step < steps; step++)
 		train_step(step, compute, copy);
+	/* The weights and the staging buffer live on past the profile (listed as live at stop). */
+	(void)weights;
+	(void)staging;
 	rc = tfprof_stop();
 	if (rc && rc != TFPROF_ERR_FALLBACK) {
 		fprintf(stderr, "sim_train_loop: tfprof_stop: %s\n", tfprof_strerror(rc));

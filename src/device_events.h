@@ -16,6 +16,14 @@ enum tfprof__dev_kind {
 	TFPROF_DEV_MEMSET = 3,
 	TFPROF_DEV_SYNC = 4,
 	TFPROF_DEV_OVERHEAD = 5,
+	TFPROF_DEV_MEMORY = 6,   /* an allocation or a release (CUPTI's MEMORY2) */
+	TFPROF_DEV_MEMPOOL = 7,  /* a stream-ordered pool created, trimmed or destroyed (MEMORY_POOL) */
+};
+
+/* What a TFPROF_DEV_MEMORY event did (CUPTI's CUpti_ActivityMemoryOperationType values). */
+enum tfprof__mem_op {
+	TFPROF_MEM_ALLOC = 1,
+	TFPROF_MEM_RELEASE = 2,
 };
 
 /* Memcpy directions (CUPTI's values). */
@@ -73,6 +81,22 @@ struct tfprof__dev_event {
 		struct {
 			uint32_t overhead_kind; /* CUpti_ActivityOverheadKind */
 		} overhead;
+		/* Memory events have one time (start == end). A release carries the bytes CUPTI
+		 * gives it, but the merger subtracts what the matching allocation added, so a
+		 * release of memory allocated before the session never makes a total negative. */
+		struct {
+			uint64_t address, bytes;
+			uint32_t op;          /* enum tfprof__mem_op */
+			uint32_t memory_kind; /* CUPTI's memory kinds, listed above */
+			uint32_t stream_ordered; /* 1: cudaMallocAsync / cudaFreeAsync (a pool) */
+		} memory;
+		/* A pool event: its operation (1 created, 2 destroyed, 3 trimmed, CUPTI's
+		 * CUpti_ActivityMemoryPoolOperationType), the pool's size and what of it is used. */
+		struct {
+			uint64_t size, utilized;
+			uint32_t op;
+			uint32_t managed; /* 1: a pool of managed memory */
+		} mempool;
 	} u;
 };
 

@@ -31,6 +31,13 @@ int tfprof__merge_host(struct tfprof__profile *p, const struct tfprof__timebase 
 int tfprof__merge_device(struct tfprof__profile *p, const struct tfprof__timebase *tb,
 			 const struct tfprof__gpu_result *g, const struct tfprof__launch_map *launches,
 			 uint64_t *max_align_ns);
+/* Adds what GPU tracing recorded of CUDA allocations and releases (merge_memory.c): a "GPU memory"
+ * line on /host:CPU with the MemoryAllocation / MemoryDeallocation events xprof's Memory Profile
+ * reads, one allocator per device and memory kind, each event tagged with the scope (tf_op) and
+ * step of the CUDA call that made it, and a "_counters_" line there of each GPU's bytes in
+ * use. Call after tfprof__merge_device. Does nothing without memory events. */
+int tfprof__merge_memory(struct tfprof__profile *p, const struct tfprof__timebase *tb,
+			 const struct tfprof__gpu_result *g, const struct tfprof__launch_map *launches);
 /* Adds a warning for each kind of event that could not be recorded as asked. */
 int tfprof__merge_host_warnings(struct tfprof__profile *p, const struct tfprof__host_counts *c,
 				size_t max_memory);

@@ -760,6 +760,9 @@ int tfprof__merge_device(struct tfprof__profile *p, const struct tfprof__timebas
 			 * no GPU plane. */
 			if (e->device_id == TFPROF_DEV_NONE)
 				continue;
+			/* Allocations and pools are merge_memory.c's. */
+			if (e->kind == TFPROF_DEV_MEMORY || e->kind == TFPROF_DEV_MEMPOOL)
+				continue;
 			struct placed *x = &pe[n++];
 			x->ev = e;
 			x->kind_bit = kind_bit(e);

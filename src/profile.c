@@ -200,3 +200,21 @@ int tfprof__profile_add_warning(struct tfprof__profile *p, const char *fmt, ...)
 	va_end(ap);
 	return r;
 }
+
+int tfprof__line_put_i64(struct tfprof__line *l, uint32_t key, int64_t v)
+{
+	struct tfprof__stat *s = tfprof__line_add_stat(l, key, TFPROF_STAT_I64);
+	if (!s)
+		return -ENOMEM;
+	s->v.i64 = v;
+	return 0;
+}
+
+int tfprof__line_put_str(struct tfprof__line *l, uint32_t key, uint32_t str)
+{
+	struct tfprof__stat *s = tfprof__line_add_stat(l, key, TFPROF_STAT_STR);
+	if (!s)
+		return -ENOMEM;
+	s->v.str = str;
+	return 0;
+}

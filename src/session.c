@@ -232,7 +232,10 @@ static int start_session(const char *logdir, const struct tfprof_options *opts, 
 	}
 	S.gpu_cfg = (struct tfprof__gpu_config){ .buffer_size = o.gpu_buffer_size,
 						 .buffer_count = o.gpu_buffer_count,
-						 .max_memory = S.max_memory };
+						 .max_memory = S.max_memory,
+						 .no_memory = o.disable_gpu_memory || no_scopes };
+	/* The memory timeline is written as host events (as TensorFlow's allocators write theirs
+	 * through the host tracer), so a capture at host_tracer_level 0 leaves it out too. */
 	S.owner = owner;
 	tfprof__tracer_begin_session(S.max_memory, S.nvtx);
 	tfprof__anchor_take(&S.begin);
@@ -381,6 +384,8 @@ static int build_profile(struct tfprof__profile *p, const struct tfprof__timebas
 	if (tfprof__merge_host_warnings(p, &counts, S.max_memory))
 		goto out;
 	if (g && tfprof__merge_device(p, tb, g, &launches, &align_ns))
+		goto out;
+	if (g && tfprof__merge_memory(p, tb, g, &launches))
 		goto out;
 	if (tfprof__merge_task_env(p, tb->begin.real_ns, tb->end.real_ns))
 		goto out;

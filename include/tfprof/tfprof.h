@@ -106,6 +106,10 @@ struct tfprof_options {
 	/* CUPTI activity buffers allocated at start (the pool never grows while recording).
 	 * Default: TFPROF_CUPTI_BUFFERS or 16. */
 	size_t gpu_buffer_count;
+	/* With GPU tracing on, CUDA allocations and releases are recorded (xprof's Memory Profile,
+	 * a bytes-in-use counter on each GPU, peak memory per step in tfprof-report); this turns
+	 * that off (also: TFPROF_GPU_MEMORY=0). */
+	bool disable_gpu_memory;
 };
 
 #define TFPROF_OPTIONS(name, ...)                                                               \

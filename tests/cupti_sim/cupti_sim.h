@@ -175,6 +175,44 @@ TFSIM_API uint32_t tfsim_memcpy_ex(const struct tfsim_memcpy *m);
 TFSIM_API uint32_t tfsim_memset(uint32_t stream, uint64_t bytes, uint32_t value,
                                 uint32_t duration_ns);
 
+/* Memory kinds, same values as CUpti_ActivityMemoryKind. */
+enum tfsim_memory_kind {
+    TFSIM_MEM_PINNED = 2,
+    TFSIM_MEM_DEVICE = 3,
+    TFSIM_MEM_MANAGED = 5,
+};
+
+/* An allocation: cudaMalloc (kind 0 or DEVICE), cudaMallocHost (PINNED), cudaMallocManaged
+ * (MANAGED), or, with a stream, cudaMallocAsync (device memory from the device's stream-ordered
+ * pool; the first one also produces a MEMORY_POOL record, CREATED). */
+struct tfsim_alloc {
+    int device;                  /* ignored with a stream: the stream's device */
+    uint32_t stream;             /* nonzero: cudaMallocAsync on this stream */
+    enum tfsim_memory_kind kind; /* 0: device */
+    uint64_t bytes;
+};
+
+/* Plays the allocation call (API callbacks) and, when MEMORY2 is enabled, produces an
+ * ALLOCATION record (CUpti_ActivityMemory4) with the call's correlation id, timestamped inside
+ * the call. Returns the address (256-byte aligned, unique per device and kind, never reused),
+ * 0 for a bad device or stream, 0 bytes, or a stream-ordered allocation of another kind. The
+ * correlation id goes to *correlation_id when it is not NULL. */
+TFSIM_API uint64_t tfsim_malloc_ex(const struct tfsim_alloc *a, uint32_t *correlation_id);
+TFSIM_API uint64_t tfsim_malloc(int device, uint64_t bytes);
+TFSIM_API uint64_t tfsim_malloc_async(uint32_t stream, uint64_t bytes);
+TFSIM_API uint64_t tfsim_malloc_managed(int device, uint64_t bytes);
+/* cudaFree (cudaFreeHost for pinned memory), or cudaFreeAsync on a stream (0: the device's null
+ * stream) for stream-ordered memory: a RELEASE record with the allocation's bytes. Returns the
+ * correlation id, or 0 when address is not a live allocation (nothing is played). */
+TFSIM_API uint32_t tfsim_free(uint64_t address);
+TFSIM_API uint32_t tfsim_free_async(uint32_t stream, uint64_t address);
+/* Fault: cudaFree of device memory allocated before CUPTI was attached, so a RELEASE record
+ * (address, bytes) comes with no ALLOCATION record. Returns the correlation id, 0 for a bad
+ * device. */
+TFSIM_API uint32_t tfsim_free_unknown(int device, uint64_t address, uint64_t bytes);
+/* Bytes the simulator's live allocations on a device hold, every kind: the truth for tests. */
+TFSIM_API uint64_t tfsim_memory_in_use(int device);
+
 /* cudaStreamSynchronize / cudaDeviceSynchronize: API callbacks, the SYNCHRONIZE-domain
  * callback, and a SYNCHRONIZATION record whose end is the stream's (device's) tail in simulated
  * time. Nothing blocks. Returns the correlation id, 0 for a bad stream or device. */

@@ -474,6 +474,7 @@ SIM_EXPORT void tfsim_reset(void)
     memset(sim.attr_values, 0, sizeof sim.attr_values);
     sim.dropped_unread = 0;
     sim_callbacks_reset_locked();
+    sim_memory_reset_locked();
     fault_clear_locked();
     atomic_store(&sim.stats.records_produced, 0);
     atomic_store(&sim.stats.records_delivered, 0);

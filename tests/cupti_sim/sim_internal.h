@@ -200,6 +200,9 @@ void sim_fire_synchronize(CUpti_CallbackId cbid, int device, uint32_t stream);
 const char *sim_default_function_name(CUpti_CallbackDomain domain, CUpti_CallbackId cbid);
 void sim_callbacks_reset_locked(void);
 
+/* sim_memory.c */
+void sim_memory_reset_locked(void); /* forgets every live allocation and pool */
+
 /* sim_iterator.c */
 size_t sim_record_size(uint32_t kind); /* 0 for kinds the simulator does not know */
 void sim_iterator_preload(void);       /* opens the real libcupti now rather than mid-callback */

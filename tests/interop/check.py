@@ -37,11 +37,17 @@ INTERNAL_STATS = {"_pt", "_p", "_ct", "_c", "_r", "flops"}
 # Lines xprof derives itself; they are not in our files.
 DERIVED_LINES = {"Steps", "Launch Stats", "XLA Ops", "XLA Modules", "Framework Ops", "Framework Name Scope",
                  "Source code", "XLA TraceMe", "TensorFlow Ops", "TensorFlow Name Scope"}
+# Events the trace viewer hides by design (xplane_schema IsInternalEvent): the allocator events
+# that only xprof's Memory Profile reads. The _counters_ line becomes counter tracks, no thread.
+HIDDEN_EVENTS = {"MemoryAllocation", "MemoryDeallocation"}
+COUNTER_LINE = "_counters_"
 DERIVED_PREFIXES = ("Framework Ops", "Framework Name Scope", "TensorFlow Ops", "TensorFlow Name Scope")
 
 
 def derived(line_name):
-    return line_name in DERIVED_LINES or line_name.startswith(DERIVED_PREFIXES)
+    # The legacy trace_viewer tool (xla's converter) shows the counter line as a thread of
+    # instant events; the web app's (trace_viewer@) as counter tracks. Either is expected.
+    return line_name in DERIVED_LINES or line_name == COUNTER_LINE or line_name.startswith(DERIVED_PREFIXES)
 TS_TOL_US = 0.0015  # the viewer rounds to nanoseconds
 
 
@@ -210,18 +216,21 @@ def check_trace_viewer(label, path, space, prefix=""):
                      f"processes: {sorted(procs)}"):
             continue
         shown_threads = {n for (p, _), n in threads.items() if p == pid}
-        ours = {l.name for l in pl.lines}
+        lines = [l for l in pl.lines if l.name != COUNTER_LINE]
+        ours = {l.name for l in lines}
         check(f"{label}: {pl.name} threads are our lines", ours <= shown_threads and
               not {t for t in shown_threads - ours if not derived(t)},
               f"ours {sorted(ours)}, shown {sorted(shown_threads)}")
         if pl.name == "/host:CPU":
-            tids = {t for (p, t), n in threads.items() if p == pid}
+            tids = {t for (p, t), n in threads.items() if p == pid and n != COUNTER_LINE}
             check(f"{label}: host thread ids are our line ids (tids)",
-                  tids == {l.display_id or l.id for l in pl.lines}, f"{sorted(tids)}")
+                  tids == {l.display_id or l.id for l in lines}, f"{sorted(tids)}")
         missing, bad_args, n = [], [], 0
-        for l in pl.lines:
+        for l in lines:
             for e in l.events:
                 ev = Ev(pl, l, e)
+                if ev.raw_name in HIDDEN_EVENTS:
+                    continue
                 n += 1
                 x = find_x(xs, pid, l.name, ev)
                 if x is None:
@@ -430,6 +439,63 @@ def get(base, path):
         return json.loads(data)
 
 
+MiB = 1 << 20
+
+
+def check_memory_profile(label, path, space, steps):
+    """xprof's Memory Profile tool against the truth of sim_train_loop's allocation pattern: 64 MiB
+    of weights and a 32 MiB pinned buffer once; per step 256 MiB of activations (cudaMallocAsync)
+    and 64 MiB of gradients, freed in the step, and 1 MiB that is never freed. The peak is in the
+    last step's backward pass: 64 + 256 + 64 + (steps - 1) MiB, with every live allocation at
+    that moment in the table. xprof reads it all from the file's MemoryAllocation events
+    (xprof/convert/xplane_to_memory_profile.cc)."""
+    mp = tool([path], "memory_profile")
+    if not check(f"{label}: memory_profile converts", mp is not None and "memoryProfilePerAllocator" in mp):
+        return
+    check(f"{label}: memory_profile has one allocator per device and kind",
+          sorted(mp.get("memoryIds", [])) == ["GPU_0_device", "GPU_0_pinned"], f"{mp.get('memoryIds')}")
+    dev = mp["memoryProfilePerAllocator"].get("GPU_0_device", {})
+    summary = dev.get("profileSummary", {})
+    want_peak = (64 + 256 + 64 + steps - 1) * MiB
+    peak = int(summary.get("peakStats", {}).get("peakBytesInUse", 0))
+    check(f"{label}: memory_profile peak is the truth", peak == want_peak, f"shown {peak}, truth {want_peak}")
+    # The time of the peak: the last gradient allocation in the file (ps since the session began).
+    host = space.plane("/host:CPU")
+    allocs = [e for e in events(space, "/host:CPU") if e.raw_name == "MemoryAllocation" and
+              e.stats.get("allocator_name") == "GPU_0_device" and e.stats.get("tf_op") == "backward"]
+    line_ts = next(l.timestamp_ns for l in host.lines if l.name == "GPU memory")
+    peak_ps = int(summary.get("peakStatsTimePs", -1)) + line_ts * 1000
+    check(f"{label}: memory_profile peak time is the last step's gradient allocation",
+          allocs and peak_ps == allocs[-1].start_ps, f"shown {peak_ps}, ours {allocs[-1].start_ps if allocs else None}")
+    snaps = dev.get("memoryProfileSnapshots", [])
+    active = sorted(int(snaps[int(a["snapshotIndex"])]["activityMetadata"]["allocationBytes"]) *
+                    int(a["numOccurrences"]) for a in dev.get("activeAllocations", []) if int(a["snapshotIndex"]) >= 0)
+    want_active = sorted([256 * MiB, 64 * MiB, 64 * MiB, (steps - 1) * MiB])
+    check(f"{label}: memory_profile live allocations at the peak are the truth", active == want_active,
+          f"shown {active}, truth {want_active}")
+    ops = {snaps[int(a["snapshotIndex"])]["activityMetadata"]["tfOpName"] for a in dev.get("activeAllocations", [])
+           if int(a["snapshotIndex"]) >= 0}
+    check(f"{label}: memory_profile names the scopes that allocated", ops == {"forward", "backward", "init", "optimizer"},
+          f"{sorted(ops)}")
+    timeline = [int(x["aggregationStats"]["heapAllocatedBytes"]) for x in dev.get("sampledTimelineSnapshots", [])]
+    # The truth of the timeline, from the pattern alone.
+    use = 64 * MiB
+    truth = [use]
+    for k in range(steps):
+        for d in (256, 64, -256, -64, 1):
+            use += d * MiB
+            truth.append(use)
+    check(f"{label}: memory_profile timeline is the truth", timeline == truth, f"shown {timeline[:8]}..., truth {truth[:8]}...")
+    # The trace viewer draws the counter: the web app's data has it as a counter track whose last
+    # value is what stayed allocated at stop.
+    tv = tool([path], "trace_viewer@", {"trace_viewer_options": {}, "hosts": []})
+    evs = tv.get("traceEvents", []) if isinstance(tv, dict) else []
+    c = [e for e in evs if e.get("ph") == "C" and e.get("name") == "GPU:0 memory in use (bytes)"]
+    last = c[0]["entries"][-1][1:] if c and c[0].get("entries") else None
+    check(f"{label}: trace viewer draws the GPU memory counter", last is not None and
+          (64 + steps) * MiB in last and 32 * MiB in last, f"last values {last}")
+
+
 def check_server(logdir, expect):
     """expect: run name -> (host names, planes, {host: space})."""
     port, grpc_port = free_port(), free_port()
@@ -469,6 +535,8 @@ def check_server(logdir, expect):
                 for pname in ["/host:CPU"] + [p.name for p in device_planes(space)]:
                     pid = next((p for name, p in procs.items() if name.endswith(pname)), None)
                     for ev in events(space, pname):
+                        if ev.raw_name in HIDDEN_EVENTS or ev.line.name == COUNTER_LINE:
+                            continue
                         n += 1
                         if pid is None or not find_x(xs, pid, ev.line.name, ev):
                             bad += 1
@@ -522,6 +590,8 @@ def main():
         if gpu:
             check_flows(label, paths[0], spaces[0])
             check_kernel_stats(label, paths[0], spaces[0])
+        if label == "gpu":
+            check_memory_profile(label, paths[0], spaces[0], len(host_steps(spaces[0])))
         check_overview(label, paths, spaces, multi_host=len(paths) > 1)
         check_framework_op_stats(label, paths)
         run = os.path.relpath(os.path.dirname(paths[0]), os.path.join(logdir))
