@@ -4,9 +4,13 @@
  * each correlated to exactly one host launch on the launching thread's line, inside that launch's
  * step scope, and with --window, each device activity inside its step's host time window within
  * the clock alignment error the profile states, and each kernel's kernel_details with a
- * theoretical occupancy (occ_pct) in (0, 100]. Prints what it found; exits 0 when all holds.
+ * theoretical occupancy (occ_pct) in (0, 100]. With --allocs-per-step A --frees-per-step F, each
+ * step also made exactly A CUDA allocations and F releases, as the "GPU memory" line on /host:CPU
+ * records them (MemoryAllocation / MemoryDeallocation with tfprof_step_num), and the bytes in use
+ * it reports never go negative. Prints what it found; exits 0 when all holds.
  *
- *   usage: check_gpu_profile PROFILE --steps N --kernels K --memcpys M --memsets S [--window] */
+ *   usage: check_gpu_profile PROFILE --steps N --kernels K --memcpys M --memsets S [--window]
+ *                            [--allocs-per-step A --frees-per-step F] */
 #include <setjmp.h>
 #include <stdbool.h>
 #include <stdarg.h>
@@ -20,7 +24,7 @@
 #include "xspace_read.h"
 
 static const char *path;
-static long steps, kernels, memcpys, memsets;
+static long steps, kernels, memcpys, memsets, allocs = -1, frees = -1;
 static int window;
 
 struct launch {
@@ -136,14 +140,47 @@ static void check_profile(void **state)
 					 name, k, (long long)early, (long long)late, (long long)tol_ps);
 		}
 	}
+	long peak = 0;
+	if (allocs >= 0) {
+		long *na = calloc((size_t)steps, sizeof *na), *nf = calloc((size_t)steps, sizeof *nf);
+		const XLine *mem = NULL;
+		for (size_t li = 0; li < h->n_lines; li++)
+			if (h->lines[li]->name && !strcmp(h->lines[li]->name, "GPU memory"))
+				mem = h->lines[li];
+		if (!mem)
+			fail_msg("no \"GPU memory\" line on /host:CPU: GPU memory tracing did not record");
+		for (size_t i = 0; i < mem->n_events; i++) {
+			const XEvent *e = mem->events[i];
+			const char *name = tt_event_name(h, e);
+			const XStat *st = tt_event_stat(h, e, "tfprof_step_num");
+			const XStat *in_use = tt_event_stat(h, e, "bytes_allocated");
+			if (in_use && in_use->int64_value < 0)
+				fail_msg("%s reports %lld bytes in use", name, (long long)in_use->int64_value);
+			if (in_use && in_use->int64_value > peak)
+				peak = (long)in_use->int64_value;
+			if (!st || st->int64_value < 0 || st->int64_value >= steps)
+				continue; /* made outside the steps */
+			if (!strcmp(name, "MemoryAllocation"))
+				na[st->int64_value]++;
+			else if (!strcmp(name, "MemoryDeallocation"))
+				nf[st->int64_value]++;
+		}
+		for (long k = 0; k < steps; k++)
+			if (na[k] != allocs || nf[k] != frees)
+				fail_msg("step %ld: %ld allocations, %ld releases; expected %ld, %ld", k, na[k], nf[k],
+					 allocs, frees);
+		free(na);
+		free(nf);
+	}
 	for (long k = 0; k < steps; k++)
 		if (nk[k] != kernels || nm[k] != memcpys || ns[k] != memsets)
 			fail_msg("step %ld: %ld kernels, %ld memcpys, %ld memsets; expected %ld, %ld, %ld", k, nk[k],
 				 nm[k], ns[k], kernels, memcpys, memsets);
 	printf("{\"check\":\"gpu_profile\",\"steps\":%ld,\"clock_error_bound_ns\":%lld,"
 	       "\"max_device_before_launch_ns\":%.3f,\"max_device_after_step_ns\":%.3f,"
-	       "\"occ_pct_min\":%g,\"occ_pct_max\":%g}\n",
-	       steps, (long long)align->int64_value, worst_early / 1000.0, worst_late / 1000.0, occ_min, occ_max);
+	       "\"occ_pct_min\":%g,\"occ_pct_max\":%g,\"peak_bytes_in_use\":%ld}\n",
+	       steps, (long long)align->int64_value, worst_early / 1000.0, worst_late / 1000.0, occ_min, occ_max,
+	       peak);
 	free(nk);
 	free(nm);
 	free(ns);
@@ -161,6 +198,10 @@ int main(int argc, char **argv)
 			memcpys = atol(argv[++i]);
 		else if (!strcmp(argv[i], "--memsets") && i + 1 < argc)
 			memsets = atol(argv[++i]);
+		else if (!strcmp(argv[i], "--allocs-per-step") && i + 1 < argc)
+			allocs = atol(argv[++i]);
+		else if (!strcmp(argv[i], "--frees-per-step") && i + 1 < argc)
+			frees = atol(argv[++i]);
 		else if (!strcmp(argv[i], "--window"))
 			window = 1;
 		else if (argv[i][0] != '-' && !path)
@@ -170,6 +211,8 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	if (allocs >= 0 && frees < 0)
+		frees = 0;
 	if (!path || steps <= 0) {
 		fprintf(stderr, "usage: check_gpu_profile PROFILE --steps N --kernels K --memcpys M --memsets S [--window]\n");
 		return 2;

@@ -27,7 +27,7 @@ steps=50
 out=$("$prog" "$logdir" "$steps")
 profile=$(head -n 1 <<<"$out")
 echo "profile: $profile"
-"$checker" "$profile" --steps "$steps" --kernels 5 --memcpys 2 --memsets 1 --window
+"$checker" "$profile" --steps "$steps" --kernels 5 --memcpys 2 --memsets 1 --window --allocs-per-step 1 --frees-per-step 1
 
 if [[ -n $start && -n $plain ]]; then
 	echo "unmodified CUDA program under tfprof-start:"
