@@ -175,13 +175,12 @@ static void answer(struct call *c, int code, const char *message, const uint8_t 
 
 /* Waits on cap_cv until deadline (CLOCK_MONOTONIC ns) or until the capture is told to end.
  * cap_mu held. Returns true when told to end. */
+static uint64_t mono_ns(void);
+
 static bool wait_until(uint64_t deadline)
 {
 	while (!cap_end) {
-		struct timespec now;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		uint64_t t = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
-		if (t >= deadline)
+		if (mono_ns() >= deadline)
 			return false;
 		struct timespec ts = { (time_t)(deadline / 1000000000u), (long)(deadline % 1000000000u) };
 		pthread_cond_timedwait(&cap_cv, &cap_mu, &ts);
@@ -210,7 +209,8 @@ static void *capture_main(void *arg)
 	char msg[512] = "";
 	int code = TFPROF__RPC_OK, empty = 0;
 	if (ended) {
-		code = TFPROF__RPC_UNAVAILABLE;
+		/* Not UNAVAILABLE: xprof's client would retry, and start the capture it was told to end. */
+		code = TFPROF__RPC_ABORTED;
 		snprintf(msg, sizeof msg, "the capture was ended before it started (Terminate, or the program is exiting)");
 	} else {
 		struct tfprof__capture cap = {
