@@ -114,7 +114,9 @@ static int sort_placed(struct placed **pe_io, size_t n)
 	struct line_group *sorted = malloc((ng ? ng : 1) * sizeof *sorted);
 	if (!sorted)
 		goto fail;
-	memcpy(sorted, g, ng * sizeof *g);
+	/* No group at all when every event is a memory event (merge_memory.c writes those). */
+	if (ng)
+		memcpy(sorted, g, ng * sizeof *g);
 	for (size_t k = 0; k < ng; k++)
 		sorted[k].at = k; /* the group's index before sorting */
 	qsort(sorted, ng, sizeof *sorted, cmp_group);
