@@ -447,6 +447,10 @@ struct rp_diff_side {
 	size_t nhosts, nsteps;
 	int64_t mean, median, p90;
 	int64_t busy, idle, launch;
+	bool memory;                 /* some host has memory events */
+	int64_t mem_peak_median;     /* median over the pooled steps of the step's device memory peak */
+	bool has_growth;
+	double mem_growth;           /* the largest growth per step (bytes) among the run's hosts */
 };
 
 /* A kernel (by demangled name) or host scope (by name) and its time per step in BASE and NEW. */
