@@ -146,17 +146,8 @@ static void text_steps(struct out *o, const struct rp_host_report *h)
 	if (st->repeats)
 		wrap(o, 2, "Step numbers repeat: occ:step, where occ = how many earlier steps had the same "
 			   "step_num (the epoch, counted from 0, when each epoch restarts them).");
-	/* The memory columns appear only for profiles with memory events, so that the table of
-	 * every other profile stays as it was. */
-	const struct rp_memory *m = &h->mem;
-	bool mem = m->nevents && m->nsteps == st->n;
-	if (mem)
-		wrap(o, 2, "Memory columns (MiB): peak device memory in use during the step, and device "
-			   "memory allocated and freed in it (%s).", RP_MEMORY_RULE);
 	fprintf(o->f, "%8s %9s %9s %6s %9s %7s %8s %8s %8s %8s %8s", st->repeats ? "occ:step" : "step", "wall", "dev busy", "busy%",
 		"dev idle", "kernels", "H2D MB", "H2D ms", "D2H MB", "D2H ms", "launch");
-	if (mem)
-		fprintf(o->f, " %10s %9s %9s", "peak MiB", "alloc MiB", "freed MiB");
 	fputc('\n', o->f);
 	for (size_t i = 0; i < st->n; i++) {
 		const struct rp_step *s = &st->v[i];
@@ -166,10 +157,24 @@ static void text_steps(struct out *o, const struct rp_host_report *h)
 			step_label(label, sizeof label, s->step_num, s->occurrence, st->repeats), ms(wall), ms(s->device_busy), pct(s->device_busy, wall), ms(s->device_idle),
 			s->kernels, (double)s->h2d_bytes / 1e6, ms(s->h2d_time), (double)s->d2h_bytes / 1e6,
 			ms(s->d2h_time), ms(s->launch_time));
-		if (mem)
-			fprintf(o->f, " %10.3f %9.3f %9.3f", mib((double)m->steps[i].peak),
-				mib((double)m->steps[i].allocated), mib((double)m->steps[i].freed));
 		fputc('\n', o->f);
+	}
+	/* The memory columns continue the step table in a second block with the same step labels:
+	 * beside the others they would not fit the default 100 columns. It appears only for
+	 * profiles with memory events, so that every other report stays as it was. */
+	const struct rp_memory *m = &h->mem;
+	if (!m->nevents || m->nsteps != st->n)
+		return;
+	fprintf(o->f, "GPU memory per step (MiB = 2^20 bytes; device memory, all GPUs)\n");
+	fprintf(o->f, "%8s %10s %10s %10s %10s\n", st->repeats ? "occ:step" : "step", "peak", "allocated", "freed",
+		"at end");
+	for (size_t i = 0; i < st->n; i++) {
+		const struct rp_step *s = &st->v[i];
+		const struct rp_mem_step *ms = &m->steps[i];
+		char label[48];
+		fprintf(o->f, "%8s %10.3f %10.3f %10.3f %10.3f\n",
+			step_label(label, sizeof label, s->step_num, s->occurrence, st->repeats), mib((double)ms->peak),
+			mib((double)ms->allocated), mib((double)ms->freed), mib((double)ms->end_in_use));
 	}
 }
 
