@@ -325,6 +325,51 @@ struct rp_kernels {
 void rp_kernels_summarize(const struct rp_device *dev, struct rp_kernels *out);
 void rp_kernels_free(struct rp_kernels *k);
 
+/* ---- report_memory.c: GPU memory per step, at the peak and at stop ------------------------ */
+
+/* How the memory numbers are defined (printed with them; report_memory.c says why). */
+#define RP_MEMORY_RULE                                                                              \
+	"device memory = every allocator but host memory (names with host, cpu, pinned, pageable), " \
+	"summed over the host's GPUs and memory kinds; step peak = most in use during the step's "    \
+	"window; leak = least-squares slope of in use at step end over the steps"
+
+/* A live allocation: its scope (tf_op), allocator and region type are ids in rp_memory.strs. */
+struct rp_mem_row {
+	uint32_t scope, allocator, region;
+	uint64_t addr, bytes;
+	int64_t time; /* when it was allocated (ps) */
+};
+
+struct rp_mem_step {
+	int64_t peak;        /* most device memory in use during the step (bytes) */
+	int64_t end_in_use;  /* device memory in use at the step's end */
+	uint64_t allocated, freed; /* device memory bytes allocated and released in the step */
+};
+
+struct rp_memory {
+	size_t nevents;            /* MemoryAllocation / MemoryDeallocation events; 0 = no memory data */
+	uint64_t allocations, releases;
+	uint64_t unmatched;        /* releases with no allocation in the profile */
+	uint64_t corrupt;          /* stats with unusable values (negative sizes), ignored */
+	int64_t peak, peak_time;   /* the run's most device memory in use, and when (ps) */
+	struct rp_mem_row *at_peak; /* device allocations live at the peak, largest first */
+	size_t n_at_peak;
+	uint64_t peak_live_bytes;  /* their sum (below peak when memory predates the profile) */
+	struct rp_mem_row *at_stop; /* every allocation live when the profile ends, largest first */
+	size_t n_at_stop;
+	uint64_t stop_bytes;
+	struct rp_mem_step *steps; /* parallel to rp_steps.v */
+	size_t nsteps;
+	bool has_growth;           /* two or more steps */
+	double growth_per_step;    /* bytes per step, see RP_MEMORY_RULE */
+	struct rp_strtab strs;
+};
+
+void rp_memory_analyze(const struct rp_space *s, const struct rp_steps *st, struct rp_memory *m);
+void rp_memory_free(struct rp_memory *m);
+/* The string with id in m's table ("" for an unknown id). */
+const char *rp_memory_str(const struct rp_memory *m, uint32_t id);
+
 /* ---- report_compare.c: cross-host step comparison --------------------------------------- */
 
 struct rp_host_report {
@@ -332,6 +377,7 @@ struct rp_host_report {
 	struct rp_device dev;
 	struct rp_steps steps;
 	struct rp_kernels kernels;
+	struct rp_memory mem;
 };
 
 struct rp_cross_step {
@@ -340,6 +386,8 @@ struct rp_cross_step {
 	size_t nhosts;
 	size_t slowest; /* index into the host reports */
 	int64_t fastest_time, slowest_time;
+	int64_t peak_min, peak_max; /* device memory peak of the step over the hosts (bytes) */
+	size_t peak_host;           /* the host with peak_max */
 };
 
 struct rp_cross {
@@ -347,6 +395,7 @@ struct rp_cross {
 	size_t n;
 	bool repeats;               /* some compared step has occurrence > 0 */
 	uint64_t slowest_count_max; /* how often the most often slowest host was slowest */
+	bool memory;                /* some host has memory events: the peak columns mean something */
 	size_t most_often_slowest;  /* its index, valid when n > 0 */
 };
 
@@ -398,6 +447,10 @@ struct rp_diff_side {
 	size_t nhosts, nsteps;
 	int64_t mean, median, p90;
 	int64_t busy, idle, launch;
+	bool memory;                 /* some host has memory events */
+	int64_t mem_peak_median;     /* median over the pooled steps of the step's device memory peak */
+	bool has_growth;
+	double mem_growth;           /* the largest growth per step (bytes) among the run's hosts */
 };
 
 /* A kernel (by demangled name) or host scope (by name) and its time per step in BASE and NEW. */

@@ -11,7 +11,7 @@
 #include "report.h"
 
 struct entry {
-	int64_t step_num, time;
+	int64_t step_num, time, peak;
 	int32_t occurrence;
 	size_t host;
 };
@@ -37,11 +37,15 @@ void rp_compare_hosts(const struct rp_host_report *h, size_t n, struct rp_cross 
 		total += h[i].steps.n;
 	struct entry *e = rp_xmalloc(total * sizeof *e);
 	size_t k = 0;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		/* The memory analysis has a row per step when the host has memory events. */
+		bool mem = h[i].mem.nevents && h[i].mem.nsteps == h[i].steps.n;
+		out->memory |= mem;
 		for (size_t j = 0; j < h[i].steps.n; j++)
 			e[k++] = (struct entry){ h[i].steps.v[j].step_num,
 						 h[i].steps.v[j].end - h[i].steps.v[j].start,
-						 h[i].steps.v[j].occurrence, i };
+						 mem ? h[i].mem.steps[j].peak : 0, h[i].steps.v[j].occurrence, i };
+	}
 	qsort(e, k, sizeof *e, cmp_entry);
 	uint64_t *slowest_count = rp_xcalloc(n, sizeof *slowest_count);
 	out->v = rp_xmalloc(k * sizeof *out->v);
@@ -49,9 +53,16 @@ void rp_compare_hosts(const struct rp_host_report *h, size_t n, struct rp_cross 
 		size_t j = i;
 		struct rp_cross_step c = { .step_num = e[i].step_num, .occurrence = e[i].occurrence,
 					   .slowest = e[i].host,
-					   .fastest_time = e[i].time, .slowest_time = e[i].time };
+					   .fastest_time = e[i].time, .slowest_time = e[i].time,
+					   .peak_min = e[i].peak, .peak_max = e[i].peak, .peak_host = e[i].host };
 		for (; j < k && e[j].step_num == e[i].step_num && e[j].occurrence == e[i].occurrence; j++) {
 			c.nhosts++;
+			if (e[j].peak > c.peak_max) {
+				c.peak_max = e[j].peak;
+				c.peak_host = e[j].host;
+			}
+			if (e[j].peak < c.peak_min)
+				c.peak_min = e[j].peak;
 			if (e[j].time > c.slowest_time) {
 				c.slowest_time = e[j].time;
 				c.slowest = e[j].host;
@@ -89,6 +100,7 @@ struct rp_host_report *rp_analyze(const struct rp_inputs *in, struct rp_cross *c
 		rp_device_collect(in->v[i].space, &h[i].dev);
 		rp_steps_analyze(in->v[i].space, &h[i].dev, &h[i].steps);
 		rp_kernels_summarize(&h[i].dev, &h[i].kernels);
+		rp_memory_analyze(in->v[i].space, &h[i].steps, &h[i].mem);
 	}
 	rp_compare_hosts(h, in->n, cross);
 	return h;
@@ -98,6 +110,7 @@ void rp_analysis_free(struct rp_host_report *h, size_t n, struct rp_cross *cross
 {
 	rp_cross_free(cross);
 	for (size_t i = 0; i < n; i++) {
+		rp_memory_free(&h[i].mem);
 		rp_kernels_free(&h[i].kernels);
 		rp_steps_free(&h[i].steps);
 		rp_device_free(&h[i].dev);

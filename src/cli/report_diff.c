@@ -249,6 +249,28 @@ static size_t pool(const struct rp_host_report *h, size_t n, struct rp_diff_side
 	s->busy = busy / (int64_t)total;
 	s->idle = idle / (int64_t)total;
 	s->launch = launch / (int64_t)total;
+	/* Memory: the median of the per-step peaks, pooled like the step times; the growth of the
+	 * host that grows most, since a leak on one host is what runs it out of memory. Hosts
+	 * without memory events add no peaks. */
+	int64_t *pk = rp_xmalloc(total * sizeof *pk);
+	size_t np = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct rp_memory *m = &h[i].mem;
+		if (!m->nevents || m->nsteps != h[i].steps.n)
+			continue;
+		s->memory = true;
+		for (size_t j = 0; j < m->nsteps; j++)
+			pk[np++] = m->steps[j].peak;
+		if (m->has_growth && (!s->has_growth || m->growth_per_step > s->mem_growth)) {
+			s->mem_growth = m->growth_per_step;
+			s->has_growth = true;
+		}
+	}
+	if (np) {
+		qsort(pk, np, sizeof *pk, cmp_i64);
+		s->mem_peak_median = pk[(np - 1) / 2] + (pk[np / 2] - pk[(np - 1) / 2]) / 2;
+	}
+	free(pk);
 	return total;
 }
 

@@ -96,6 +96,17 @@ static void format_text(FILE *f, const struct rp_format_opts *o, const struct rp
 	text_metric(f, "device busy", a->busy, b->busy);
 	text_metric(f, "device idle", a->idle, b->idle);
 	text_metric(f, "CUDA launch calls", a->launch, b->launch);
+	/* Only runs with memory events get the memory rows, so other diffs read as before. */
+	if (a->memory || b->memory) {
+		fprintf(f, "\nGPU memory (MiB)            BASE        NEW    change\n");
+		fprintf(f, "  %-20s %10.3f %10.3f ", "median step peak", (double)a->mem_peak_median / 1048576.0,
+			(double)b->mem_peak_median / 1048576.0);
+		text_pct(f, a->mem_peak_median, b->mem_peak_median);
+		fprintf(f, "  %-20s %10.3f %10.3f %+9.3f MiB\n", "growth per step", a->mem_growth / 1048576.0,
+			b->mem_growth / 1048576.0, (b->mem_growth - a->mem_growth) / 1048576.0);
+		fprintf(f, "  (peak: median over the steps of each step's peak device memory; growth: least-squares "
+			   "slope of in use at step end, the largest among the hosts)\n");
+	}
 
 	size_t changed = 0;
 	for (size_t i = 0; i < d->nrows; i++)
@@ -162,6 +173,12 @@ static void format_csv(FILE *f, const struct rp_format_opts *o, const struct rp_
 	csv_metric(f, "device_busy", a->busy, b->busy);
 	csv_metric(f, "device_idle", a->idle, b->idle);
 	csv_metric(f, "launch", a->launch, b->launch);
+	if (a->memory || b->memory) {
+		fprintf(f, "\n# memory\nmetric,base_bytes,new_bytes,change_bytes\n");
+		fprintf(f, "median_step_peak,%" PRId64 ",%" PRId64 ",%" PRId64 "\n", a->mem_peak_median,
+			b->mem_peak_median, b->mem_peak_median - a->mem_peak_median);
+		fprintf(f, "growth_per_step,%.1f,%.1f,%.1f\n", a->mem_growth, b->mem_growth, b->mem_growth - a->mem_growth);
+	}
 	fprintf(f, "\n# changes\nkind,name,status,base_ns_per_step,new_ns_per_step,change_ns,change_pct\n");
 	size_t top = rows_shown(o, d, false);
 	for (size_t i = 0; i < top; i++) {
@@ -230,6 +247,16 @@ static void format_json(FILE *f, const struct rp_format_opts *o, const struct rp
 	} else {
 		fputs("null", f);
 	}
+	fputs(",\"memory\":", f);
+	if (a->memory || b->memory)
+		fprintf(f,
+			"{\"median_step_peak\":{\"base_bytes\":%" PRId64 ",\"new_bytes\":%" PRId64
+			",\"change_bytes\":%" PRId64 "},\"growth_per_step\":{\"base_bytes\":%.1f,\"new_bytes\":%.1f"
+			",\"change_bytes\":%.1f}}",
+			a->mem_peak_median, b->mem_peak_median, b->mem_peak_median - a->mem_peak_median, a->mem_growth,
+			b->mem_growth, b->mem_growth - a->mem_growth);
+	else
+		fputs("null", f);
 	fputs(",\"per_step\":{", f);
 	json_metric(f, "device_busy", a->busy, b->busy, false);
 	json_metric(f, "device_idle", a->idle, b->idle, true);

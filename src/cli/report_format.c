@@ -31,6 +31,12 @@ static int64_t ns(int64_t ps)
 	return ps / 1000;
 }
 
+/* Memory in MiB (2^20 bytes): allocators hand out power-of-two sizes, so MiB shows them whole. */
+static double mib(double bytes)
+{
+	return bytes / 1048576.0;
+}
+
 static double pct(int64_t part, int64_t whole)
 {
 	return whole > 0 ? 100.0 * (double)part / (double)whole : 0.0;
@@ -140,16 +146,35 @@ static void text_steps(struct out *o, const struct rp_host_report *h)
 	if (st->repeats)
 		wrap(o, 2, "Step numbers repeat: occ:step, where occ = how many earlier steps had the same "
 			   "step_num (the epoch, counted from 0, when each epoch restarts them).");
-	fprintf(o->f, "%8s %9s %9s %6s %9s %7s %8s %8s %8s %8s %8s\n", st->repeats ? "occ:step" : "step", "wall", "dev busy", "busy%",
+	fprintf(o->f, "%8s %9s %9s %6s %9s %7s %8s %8s %8s %8s %8s", st->repeats ? "occ:step" : "step", "wall", "dev busy", "busy%",
 		"dev idle", "kernels", "H2D MB", "H2D ms", "D2H MB", "D2H ms", "launch");
+	fputc('\n', o->f);
 	for (size_t i = 0; i < st->n; i++) {
 		const struct rp_step *s = &st->v[i];
 		int64_t wall = s->end - s->start;
 		char label[48];
-		fprintf(o->f, "%8s %9.3f %9.3f %6.1f %9.3f %7" PRIu64 " %8.3f %8.3f %8.3f %8.3f %8.3f\n",
+		fprintf(o->f, "%8s %9.3f %9.3f %6.1f %9.3f %7" PRIu64 " %8.3f %8.3f %8.3f %8.3f %8.3f",
 			step_label(label, sizeof label, s->step_num, s->occurrence, st->repeats), ms(wall), ms(s->device_busy), pct(s->device_busy, wall), ms(s->device_idle),
 			s->kernels, (double)s->h2d_bytes / 1e6, ms(s->h2d_time), (double)s->d2h_bytes / 1e6,
 			ms(s->d2h_time), ms(s->launch_time));
+		fputc('\n', o->f);
+	}
+	/* The memory columns continue the step table in a second block with the same step labels:
+	 * beside the others they would not fit the default 100 columns. It appears only for
+	 * profiles with memory events, so that every other report stays as it was. */
+	const struct rp_memory *m = &h->mem;
+	if (!m->nevents || m->nsteps != st->n)
+		return;
+	fprintf(o->f, "GPU memory per step (MiB = 2^20 bytes; device memory, all GPUs)\n");
+	fprintf(o->f, "%8s %10s %10s %10s %10s\n", st->repeats ? "occ:step" : "step", "peak", "allocated", "freed",
+		"at end");
+	for (size_t i = 0; i < st->n; i++) {
+		const struct rp_step *s = &st->v[i];
+		const struct rp_mem_step *ms = &m->steps[i];
+		char label[48];
+		fprintf(o->f, "%8s %10.3f %10.3f %10.3f %10.3f\n",
+			step_label(label, sizeof label, s->step_num, s->occurrence, st->repeats), mib((double)ms->peak),
+			mib((double)ms->allocated), mib((double)ms->freed), mib((double)ms->end_in_use));
 	}
 }
 
@@ -171,6 +196,52 @@ static void text_summary(struct out *o, const struct rp_host_report *h)
 		wrap(o, 4, "  device work per step found by: step_num stat %" PRIu64 ", launch in step scope %" PRIu64
 			   ", launch time %" PRIu64 ", not attributed %" PRIu64,
 		     a->by_stat, a->by_launch_scope, a->by_launch_time, a->none);
+}
+
+static void text_mem_rows(struct out *o, const struct rp_memory *m, const struct rp_mem_row *v, size_t n)
+{
+	size_t top = o->o->top ? o->o->top : 10;
+	if (top > n)
+		top = n;
+	int scopew = o->o->width - 76;
+	fprintf(o->f, "    %10s %-16s %-21s %18s  %s\n", "MiB", "allocator", "region", "address", "scope");
+	for (size_t i = 0; i < top; i++) {
+		char a[64], r[64], sc[512];
+		const char *scope = rp_memory_str(m, v[i].scope);
+		fprintf(o->f, "    %10.3f %-16s %-21s %#18" PRIx64 "  %s\n", mib((double)v[i].bytes),
+			fit(a, sizeof a, rp_memory_str(m, v[i].allocator), 16),
+			fit(r, sizeof r, rp_memory_str(m, v[i].region), 21), v[i].addr,
+			fit(sc, sizeof sc, *scope ? scope : "(no scope)", scopew));
+	}
+}
+
+static void text_memory(struct out *o, const struct rp_host_report *h)
+{
+	const struct rp_memory *m = &h->mem;
+	if (!m->nevents)
+		return;
+	size_t top = o->o->top ? o->o->top : 10;
+	fprintf(o->f, "GPU memory (MiB = 2^20 bytes)\n");
+	wrap(o, 4, "  %" PRIu64 " allocations, %" PRIu64 " releases; peak device memory in use %.3f MiB at %.3f ms",
+	     m->allocations, m->releases, mib((double)m->peak), ms(m->peak_time));
+	if (m->has_growth)
+		wrap(o, 4, "  in use at step end grows by %.3f MiB per step (least-squares slope over %zu steps)",
+		     mib(m->growth_per_step), m->nsteps);
+	if (m->unmatched)
+		wrap(o, 4, "  %" PRIu64 " release%s without an allocation in the profile (allocated before it "
+			   "began): counted, no total changed",
+		     m->unmatched, m->unmatched == 1 ? "" : "s");
+	if (m->corrupt)
+		wrap(o, 4, "  %" PRIu64 " unusable memory stat value%s (negative or not a number) ignored", m->corrupt,
+		     m->corrupt == 1 ? "" : "s");
+	wrap(o, 4, "  rule: %s.", RP_MEMORY_RULE);
+	wrap(o, 4, "  Largest device allocations live at the peak (%zu of %zu, %.3f MiB of the %.3f MiB in use):",
+	     top < m->n_at_peak ? top : m->n_at_peak, m->n_at_peak, mib((double)m->peak_live_bytes),
+	     mib((double)m->peak));
+	text_mem_rows(o, m, m->at_peak, m->n_at_peak);
+	wrap(o, 4, "  Live at stop: %zu allocation%s, %.3f MiB (largest %zu, every kind):", m->n_at_stop,
+	     m->n_at_stop == 1 ? "" : "s", mib((double)m->stop_bytes), top < m->n_at_stop ? top : m->n_at_stop);
+	text_mem_rows(o, m, m->at_stop, m->n_at_stop);
 }
 
 static void text_kernels(struct out *o, const struct rp_host_report *h)
@@ -233,16 +304,28 @@ static void text_cross(struct out *o, const struct rp_host_report *h, size_t n, 
 	if (c->repeats)
 		wrap(o, 2, "Hosts are matched by step_num and occurrence (occ:step; occ = earlier steps with that "
 			   "step_num).");
-	fprintf(o->f, "%8s %5s %9s %9s %9s %7s  %s\n", c->repeats ? "occ:step" : "step", "hosts", "fastest", "slowest", "spread",
-		"spread%", "slowest host");
+	/* With memory events the step's device memory peak on its lowest and highest host comes
+	 * before the host name, which stays last because it is the one column of any width. */
+	if (c->memory) {
+		hostw -= 22;
+		wrap(o, 2, "peak lo / hi: the step's peak device memory (MiB) on the host with the least and "
+			   "the most; a host without memory events counts as 0.");
+	}
+	fprintf(o->f, "%8s %5s %9s %9s %9s %7s", c->repeats ? "occ:step" : "step", "hosts", "fastest", "slowest", "spread",
+		"spread%");
+	if (c->memory)
+		fprintf(o->f, " %10s %10s", "peak lo", "peak hi");
+	fprintf(o->f, "  %s\n", "slowest host");
 	for (size_t i = 0; i < c->n; i++) {
 		const struct rp_cross_step *s = &c->v[i];
 		char label[48];
-		fprintf(o->f, "%8s %5zu %9.3f %9.3f %9.3f %7.1f  %s\n",
+		fprintf(o->f, "%8s %5zu %9.3f %9.3f %9.3f %7.1f",
 			step_label(label, sizeof label, s->step_num, s->occurrence, c->repeats), s->nhosts,
 			ms(s->fastest_time), ms(s->slowest_time), ms(s->slowest_time - s->fastest_time),
-			pct(s->slowest_time - s->fastest_time, s->fastest_time),
-			fit(buf, sizeof buf, h[s->slowest].in->host, hostw));
+			pct(s->slowest_time - s->fastest_time, s->fastest_time));
+		if (c->memory)
+			fprintf(o->f, " %10.3f %10.3f", mib((double)s->peak_min), mib((double)s->peak_max));
+		fprintf(o->f, "  %s\n", fit(buf, sizeof buf, h[s->slowest].in->host, hostw));
 	}
 	wrap(o, 2, "Slowest most often: %s (%" PRIu64 " of %zu steps)", h[c->most_often_slowest].in->host,
 	     c->slowest_count_max, c->n);
@@ -267,8 +350,10 @@ static void format_text(struct out *o, const struct rp_inputs *in, const struct 
 			wrap(o, 2, "No /host:CPU plane: this profile has no host events, so it has no steps.");
 		if (sec & RP_SEC_STEPS)
 			text_steps(o, r);
-		if (sec & RP_SEC_SUMMARY)
+		if (sec & RP_SEC_SUMMARY) {
 			text_summary(o, r);
+			text_memory(o, r);
+		}
 		if (sec & RP_SEC_KERNELS)
 			text_kernels(o, r);
 		if (sec & RP_SEC_COPIES)
@@ -310,14 +395,40 @@ static void csv_header(struct out *o, bool *first, const char *name, const char 
 	fprintf(o->f, "%s\n", cols);
 }
 
+/* The memory rows of one host in the CSV "memory" section: live at the peak (device memory) and
+ * live at stop (every kind), o->top of each unless it is 0. */
+static void csv_mem_rows(struct out *o, const struct rp_host_report *h, const char *when, const struct rp_mem_row *v,
+			 size_t n)
+{
+	size_t top = o->o->top && o->o->top < n ? o->o->top : n;
+	for (size_t i = 0; i < top; i++) {
+		csv_str(o->f, h->in->host);
+		fprintf(o->f, ",%s,%" PRIu64 ",", when, v[i].bytes);
+		csv_str(o->f, rp_memory_str(&h->mem, v[i].allocator));
+		fputc(',', o->f);
+		csv_str(o->f, rp_memory_str(&h->mem, v[i].region));
+		fprintf(o->f, ",%#" PRIx64 ",%" PRId64 ",", v[i].addr, ns(v[i].time));
+		csv_str(o->f, rp_memory_str(&h->mem, v[i].scope));
+		fputc('\n', o->f);
+	}
+}
+
 static void format_csv(struct out *o, const struct rp_host_report *h, size_t n, const struct rp_cross *c)
 {
 	unsigned sec = o->o->sections;
 	bool first = true;
+	/* Memory columns only when some host has memory events, so that other profiles' CSV keeps
+	 * its columns; a host without them then gets empty fields. */
+	bool any_mem = false;
+	for (size_t i = 0; i < n; i++)
+		any_mem |= h[i].mem.nevents > 0;
 	if (sec & RP_SEC_STEPS) {
 		csv_header(o, &first, "steps",
-			   "host,step,occurrence,wall_ns,device_busy_ns,device_busy_pct,device_idle_ns,kernels,memcpys,"
-			   "memsets,h2d_bytes,h2d_ns,d2h_bytes,d2h_ns,launches,launch_ns,input_ns");
+			   any_mem ? "host,step,occurrence,wall_ns,device_busy_ns,device_busy_pct,device_idle_ns,kernels,memcpys,"
+				     "memsets,h2d_bytes,h2d_ns,d2h_bytes,d2h_ns,launches,launch_ns,input_ns,"
+				     "mem_peak_bytes,mem_allocated_bytes,mem_freed_bytes,mem_end_in_use_bytes"
+				   : "host,step,occurrence,wall_ns,device_busy_ns,device_busy_pct,device_idle_ns,kernels,memcpys,"
+				     "memsets,h2d_bytes,h2d_ns,d2h_bytes,d2h_ns,launches,launch_ns,input_ns");
 		for (size_t i = 0; i < n; i++)
 			for (size_t j = 0; j < h[i].steps.n; j++) {
 				const struct rp_step *s = &h[i].steps.v[j];
@@ -325,11 +436,18 @@ static void format_csv(struct out *o, const struct rp_host_report *h, size_t n, 
 				fprintf(o->f,
 					",%" PRId64 ",%" PRId32 ",%" PRId64 ",%" PRId64 ",%.2f,%" PRId64 ",%" PRIu64
 					",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRId64 ",%" PRIu64 ",%" PRId64
-					",%" PRIu64 ",%" PRId64 ",%" PRId64 "\n",
+					",%" PRIu64 ",%" PRId64 ",%" PRId64,
 					s->step_num, s->occurrence, ns(s->end - s->start), ns(s->device_busy),
 					pct(s->device_busy, s->end - s->start), ns(s->device_idle), s->kernels,
 					s->memcpys, s->memsets, s->h2d_bytes, ns(s->h2d_time), s->d2h_bytes,
 					ns(s->d2h_time), s->launches, ns(s->launch_time), ns(s->input_time));
+				const struct rp_memory *m = &h[i].mem;
+				if (any_mem && m->nevents && m->nsteps == h[i].steps.n)
+					fprintf(o->f, ",%" PRId64 ",%" PRIu64 ",%" PRIu64 ",%" PRId64, m->steps[j].peak,
+						m->steps[j].allocated, m->steps[j].freed, m->steps[j].end_in_use);
+				else if (any_mem)
+					fputs(",,,,", o->f);
+				fputc('\n', o->f);
 			}
 	}
 	if (sec & RP_SEC_SUMMARY) {
@@ -349,6 +467,27 @@ static void format_csv(struct out *o, const struct rp_host_report *h, size_t n, 
 			fputc(',', o->f);
 			csv_str(o->f, RP_VERDICT_RULE);
 			fputc('\n', o->f);
+		}
+	}
+	if ((sec & RP_SEC_SUMMARY) && any_mem) {
+		csv_header(o, &first, "memory",
+			   "host,allocations,releases,unmatched_releases,corrupt_values,peak_bytes,peak_ns,"
+			   "growth_bytes_per_step,live_at_stop,live_at_stop_bytes");
+		for (size_t i = 0; i < n; i++) {
+			const struct rp_memory *m = &h[i].mem;
+			if (!m->nevents)
+				continue;
+			csv_str(o->f, h[i].in->host);
+			fprintf(o->f, ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRId64 ",%" PRId64 ",",
+				m->allocations, m->releases, m->unmatched, m->corrupt, m->peak, ns(m->peak_time));
+			if (m->has_growth)
+				fprintf(o->f, "%.1f", m->growth_per_step);
+			fprintf(o->f, ",%zu,%" PRIu64 "\n", m->n_at_stop, m->stop_bytes);
+		}
+		csv_header(o, &first, "memory_live", "host,when,bytes,allocator,region,address,allocated_ns,scope");
+		for (size_t i = 0; i < n; i++) {
+			csv_mem_rows(o, &h[i], "at_peak", h[i].mem.at_peak, h[i].mem.n_at_peak);
+			csv_mem_rows(o, &h[i], "at_stop", h[i].mem.at_stop, h[i].mem.n_at_stop);
 		}
 	}
 	if (sec & RP_SEC_KERNELS) {
@@ -381,13 +520,20 @@ static void format_csv(struct out *o, const struct rp_host_report *h, size_t n, 
 			}
 	}
 	if (sec & RP_SEC_HOSTS) {
-		csv_header(o, &first, "hosts", "step,occurrence,hosts,fastest_ns,slowest_ns,spread_ns,slowest_host");
+		csv_header(o, &first, "hosts",
+			   c->memory ? "step,occurrence,hosts,fastest_ns,slowest_ns,spread_ns,slowest_host,mem_peak_min_bytes,"
+				       "mem_peak_max_bytes,mem_peak_max_host"
+				     : "step,occurrence,hosts,fastest_ns,slowest_ns,spread_ns,slowest_host");
 		for (size_t i = 0; i < c->n; i++) {
 			const struct rp_cross_step *s = &c->v[i];
 			fprintf(o->f, "%" PRId64 ",%" PRId32 ",%zu,%" PRId64 ",%" PRId64 ",%" PRId64 ",", s->step_num,
 				s->occurrence, s->nhosts,
 				ns(s->fastest_time), ns(s->slowest_time), ns(s->slowest_time - s->fastest_time));
 			csv_str(o->f, h[s->slowest].in->host);
+			if (c->memory) {
+				fprintf(o->f, ",%" PRId64 ",%" PRId64 ",", s->peak_min, s->peak_max);
+				csv_str(o->f, h[s->peak_host].in->host);
+			}
 			fputc('\n', o->f);
 		}
 	}
@@ -456,6 +602,48 @@ static void json_strs(FILE *f, char **v, size_t n)
 	fputc(']', f);
 }
 
+static void json_mem_rows(struct out *o, const struct rp_memory *m, const struct rp_mem_row *v, size_t n)
+{
+	FILE *f = o->f;
+	size_t top = o->o->top && o->o->top < n ? o->o->top : n;
+	fputc('[', f);
+	for (size_t i = 0; i < top; i++) {
+		fputs(i ? ",{\"scope\":" : "{\"scope\":", f);
+		json_str(f, rp_memory_str(m, v[i].scope));
+		fprintf(f, ",\"bytes\":%" PRIu64 ",\"allocator\":", v[i].bytes);
+		json_str(f, rp_memory_str(m, v[i].allocator));
+		fputs(",\"region\":", f);
+		json_str(f, rp_memory_str(m, v[i].region));
+		fprintf(f, ",\"address\":\"%#" PRIx64 "\",\"allocated_ns\":%" PRId64 "}", v[i].addr, ns(v[i].time));
+	}
+	fputc(']', f);
+}
+
+/* The host's "memory" object: present only when the profile has memory events. */
+static void json_memory(struct out *o, const struct rp_host_report *h)
+{
+	FILE *f = o->f;
+	const struct rp_memory *m = &h->mem;
+	fprintf(f,
+		",\"memory\":{\"events\":%zu,\"allocations\":%" PRIu64 ",\"releases\":%" PRIu64
+		",\"unmatched_releases\":%" PRIu64 ",\"corrupt_values\":%" PRIu64 ",\"peak_bytes\":%" PRId64
+		",\"peak_ns\":%" PRId64 ",\"growth_bytes_per_step\":",
+		m->nevents, m->allocations, m->releases, m->unmatched, m->corrupt, m->peak, ns(m->peak_time));
+	if (m->has_growth)
+		fprintf(f, "%.1f", m->growth_per_step);
+	else
+		fputs("null", f);
+	fputs(",\"growth_method\":\"least-squares slope of device memory in use at step end over the steps\""
+	      ",\"rule\":", f);
+	json_str(f, RP_MEMORY_RULE);
+	fprintf(f, ",\"live_at_peak\":{\"count\":%zu,\"bytes\":%" PRIu64 ",\"rows\":", m->n_at_peak,
+		m->peak_live_bytes);
+	json_mem_rows(o, m, m->at_peak, m->n_at_peak);
+	fprintf(f, "},\"live_at_stop\":{\"count\":%zu,\"bytes\":%" PRIu64 ",\"rows\":", m->n_at_stop, m->stop_bytes);
+	json_mem_rows(o, m, m->at_stop, m->n_at_stop);
+	fputs("}}", f);
+}
+
 static void json_host(struct out *o, const struct rp_host_report *h)
 {
 	FILE *f = o->f;
@@ -489,11 +677,18 @@ static void json_host(struct out *o, const struct rp_host_report *h)
 				",\"kernels\":%" PRIu64 ",\"memcpys\":%" PRIu64 ",\"memsets\":%" PRIu64
 				",\"h2d_bytes\":%" PRIu64 ",\"h2d_ns\":%" PRId64 ",\"d2h_bytes\":%" PRIu64
 				",\"d2h_ns\":%" PRId64 ",\"launches\":%" PRIu64 ",\"launch_ns\":%" PRId64
-				",\"input_ns\":%" PRId64 "}",
+				",\"input_ns\":%" PRId64,
 				i ? "," : "", s->step_num, s->occurrence, ns(s->start), ns(s->end - s->start), ns(s->device_busy),
 				pct(s->device_busy, s->end - s->start), ns(s->device_idle), s->kernels, s->memcpys,
 				s->memsets, s->h2d_bytes, ns(s->h2d_time), s->d2h_bytes, ns(s->d2h_time),
 				s->launches, ns(s->launch_time), ns(s->input_time));
+			const struct rp_memory *m = &h->mem;
+			if (m->nevents && m->nsteps == h->steps.n)
+				fprintf(f,
+					",\"mem_peak_bytes\":%" PRId64 ",\"mem_allocated_bytes\":%" PRIu64
+					",\"mem_freed_bytes\":%" PRIu64 ",\"mem_end_in_use_bytes\":%" PRId64,
+					m->steps[i].peak, m->steps[i].allocated, m->steps[i].freed, m->steps[i].end_in_use);
+			fputc('}', f);
 		}
 		fputc(']', f);
 	}
@@ -514,6 +709,8 @@ static void json_host(struct out *o, const struct rp_host_report *h)
 			fputc('}', f);
 		}
 	}
+	if ((sec & RP_SEC_SUMMARY) && h->mem.nevents)
+		json_memory(o, h);
 	if (sec & RP_SEC_KERNELS) {
 		const struct rp_kernels *k = &h->kernels;
 		size_t top = o->o->top && o->o->top < k->n ? o->o->top : k->n;
@@ -588,6 +785,12 @@ static void format_json(struct out *o, const struct rp_inputs *in, const struct 
 					i ? "," : "", s->step_num, s->occurrence, s->nhosts, ns(s->fastest_time), ns(s->slowest_time),
 					ns(s->slowest_time - s->fastest_time));
 				json_str(f, h[s->slowest].in->host);
+				if (c->memory) {
+					fprintf(f, ",\"mem_peak_min_bytes\":%" PRId64 ",\"mem_peak_max_bytes\":%" PRId64
+						   ",\"mem_peak_max_host\":",
+						s->peak_min, s->peak_max);
+					json_str(f, h[s->peak_host].in->host);
+				}
 				fputc('}', f);
 			}
 			fputs("],\"most_often_slowest\":", f);

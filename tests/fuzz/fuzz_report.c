@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target for tfprof-report's profile reader: each input is taken as the bytes of a
  * .xplane.pb file and goes through the path the CLI takes for a file (unpack and validate, every
- * analysis, the text, CSV and JSON reports, the Chrome trace, the SVG chart and the --diff
+ * analysis (the GPU memory analysis of MemoryAllocation events and their size stats included), the
+ * text, CSV and JSON reports, the Chrome trace, the SVG chart and the --diff
  * comparison with its three formats and its gate), so that a
  * corrupt or hostile profile can only ever give a one-line error or a report, never a crash.
  * Built and run by scripts/fuzz with clang's -fsanitize=fuzzer,address,undefined; the outputs go

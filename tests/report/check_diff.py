@@ -142,4 +142,32 @@ def case_disjoint():
     check("share no step_num" in run("--diff", a, b).stdout, "text note")
 
 
-main({"slower": case_slower, "self": case_self, "bad": case_bad, "disjoint": case_disjoint})
+def case_memory():
+    """NEW leaks 4 MiB per step where BASE leaks 1 (make_profiles.c mem_session): step s peaks at
+    224 + leak * s MiB, so over 6 steps the median peak is 226.5 MiB in BASE and 234 MiB in NEW."""
+    fresh()
+    make("memory", WORK)
+    make("memleak", WORK)
+    base, new = os.path.join(WORK, "plugins/profile/memory"), os.path.join(WORK, "plugins/profile/memleak")
+    mib = 1 << 20
+    d = json.loads(run("--diff", base, new, "--json").stdout)
+    m = d["memory"]
+    check(m["median_step_peak"]["base_bytes"] == int(226.5 * mib) and m["median_step_peak"]["new_bytes"] == 234 * mib,
+          f"median step peak {m['median_step_peak']}")
+    check(m["median_step_peak"]["change_bytes"] == int(7.5 * mib), "median peak change")
+    check(abs(m["growth_per_step"]["base_bytes"] - mib) < 1 and abs(m["growth_per_step"]["new_bytes"] - 4 * mib) < 1,
+          f"growth per step {m['growth_per_step']}")
+    t = words(run("--diff", base, new).stdout)
+    check("median step peak 226.500 234.000 +3.3%" in t, "text median peak row")
+    check("growth per step 1.000 4.000 +3.000 MiB" in t, "text growth row")
+    rows = list(csv.reader(io.StringIO(run("--diff", base, new, "--csv").stdout.split("# memory\n")[1])))
+    check(rows[1] == ["median_step_peak", str(int(226.5 * mib)), str(234 * mib), str(int(7.5 * mib))],
+          f"CSV memory row {rows[1]}")
+    # Runs without memory events: null, and no memory rows in the text.
+    plain = os.path.join(WORK, "plain.xplane.pb")
+    make("tfstyle", plain)
+    check(json.loads(run("--diff", plain, plain, "--json").stdout)["memory"] is None, "no memory: null")
+    check("GPU memory" not in run("--diff", plain, plain).stdout, "no memory rows in text")
+
+
+main({"memory": case_memory, "slower": case_slower, "self": case_self, "bad": case_bad, "disjoint": case_disjoint})

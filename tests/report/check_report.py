@@ -6,6 +6,8 @@ usage: check_report.py CASE REPORT_BIN MAKE_PROFILES_BIN WORKDIR
 
 Each CASE is one ctest test. Numbers from the simulator are exact up to the clock mapping, which
 scales device durations by (1 +- a few 1e-6), hence the small relative tolerance."""
+import csv
+import io
 import json
 import os
 import subprocess
@@ -460,5 +462,141 @@ def case_width():
         json.loads(run("--json", "--only", sec, WORK).stdout)
 
 
-main({"tfepochs": case_tfepochs, "epochs": case_epochs, "multiepochs": case_multiepochs, "sim": case_sim, "multi": case_multi, "devbound": case_devbound, "tfstyle": case_tfstyle,
+# ---- GPU memory (make_profiles.c: mem_session and tfmemory hold the patterns) ----------------
+
+MIB = 1 << 20
+
+
+def mem_truth(steps, leak):
+    """Per step of mem_session: (peak, allocated, freed, in use at end) in bytes, from its pattern:
+    64 MiB weights, then per step 128 + 32 MiB allocated and freed, then leak MiB kept."""
+    return [((224 + leak * s) * MIB, (160 + leak) * MIB, 160 * MIB, (64 + leak * (s + 1)) * MIB)
+            for s in range(steps)]
+
+
+def csv_sections(text):
+    """The CSV report's sections as name -> list of row dicts."""
+    out, name, rows = {}, None, []
+    for block in text.strip().split("\n\n"):
+        lines = block.splitlines()
+        name = lines[0][2:]
+        out[name] = list(csv.DictReader(io.StringIO("\n".join(lines[1:]))))
+    return out
+
+
+def check_mem_host(h, steps, leak):
+    truth = mem_truth(steps, leak)
+    got = [(s["mem_peak_bytes"], s["mem_allocated_bytes"], s["mem_freed_bytes"], s["mem_end_in_use_bytes"])
+           for s in h["steps"]]
+    check(got == truth, f"{h['host']}: per-step peak, allocated, freed, at end {got} want {truth}")
+    m = h["memory"]
+    check(m["allocations"] == 2 + 3 * steps and m["releases"] == 1 + 2 * steps,
+          f"{h['host']}: allocation and release counts {m['allocations']}, {m['releases']}")
+    check(m["unmatched_releases"] == 1 and m["corrupt_values"] == 0, f"{h['host']}: one unmatched release")
+    check(m["peak_bytes"] == truth[-1][0], f"{h['host']}: run peak {m['peak_bytes']}")
+    check(abs(m["growth_bytes_per_step"] - leak * MIB) < 1, f"{h['host']}: growth {m['growth_bytes_per_step']}")
+    # At the peak (the last step's backward pass): activations, weights, workspace, the earlier leaks.
+    want = [(128 * MIB, "forward", "device/stream-ordered"), (64 * MIB, "init", "device"),
+            (32 * MIB, "backward", "device")] + [(leak * MIB, "optimizer", "device")] * (steps - 1)
+    rows = m["live_at_peak"]["rows"]
+    check([(r["bytes"], r["scope"], r["region"]) for r in rows] == want,
+          f"{h['host']}: live at peak {[(r['bytes'], r['scope'], r['region']) for r in rows]}")
+    check(all(r["allocator"] == "GPU_0_device" for r in rows), "live at peak: device allocator")
+    check(m["live_at_peak"]["bytes"] == m["peak_bytes"], "live at peak adds up to the peak")
+    check(len({r["address"] for r in rows}) == len(rows), "live at peak: distinct addresses")
+    stop = m["live_at_stop"]
+    check(stop["count"] == 2 + steps and stop["bytes"] == (72 + leak * steps) * MIB,
+          f"{h['host']}: live at stop {stop['count']} / {stop['bytes']}")
+    pinned = [r for r in stop["rows"] if r["allocator"] == "GPU_0_pinned"]
+    check(len(pinned) == 1 and pinned[0]["bytes"] == 8 * MIB and pinned[0]["scope"] == "init",
+          f"the pinned staging buffer is live at stop: {pinned}")
+
+
+def case_memory():
+    fresh()
+    make("memory", WORK)
+    r = report_json(WORK)
+    (h,) = r["hosts"]
+    check(len(h["steps"]) == 6, "6 steps")
+    check_mem_host(h, 6, 1)
+    # --top limits the rows, not the counts.
+    m = report_json(WORK, "--top", "2")["hosts"][0]["memory"]
+    check(len(m["live_at_peak"]["rows"]) == 2 and m["live_at_peak"]["count"] == 8, "--top 2 rows at peak")
+    text = text_fits(WORK)
+    t = words(text)
+    check("in use at step end grows by 1.000 MiB per step (least-squares slope over 6 steps)" in t,
+          "text states the growth")
+    check("peak device memory in use 229.000 MiB" in t, "text states the run's peak")
+    check("Live at stop: 8 allocations, 78.000 MiB" in t, "text states live at stop")
+    check("1 release without an allocation in the profile" in t, "text counts the unmatched release")
+    rows = [l.split() for l in text.split("GPU memory per step")[1].splitlines()[2:8]]
+    check([[float(x) for x in r[1:]] for r in rows] ==
+          [[p / MIB, a / MIB, f / MIB, e / MIB] for p, a, f, e in mem_truth(6, 1)],
+          f"text per-step memory rows {rows}")
+    c = csv_sections(run("--csv", WORK).stdout)
+    got = [(int(s["mem_peak_bytes"]), int(s["mem_allocated_bytes"]), int(s["mem_freed_bytes"]),
+            int(s["mem_end_in_use_bytes"])) for s in c["steps"]]
+    check(got == mem_truth(6, 1), f"CSV per-step memory {got}")
+    check(int(c["memory"][0]["peak_bytes"]) == 229 * MIB and c["memory"][0]["unmatched_releases"] == "1",
+          "CSV memory summary")
+    at_peak = [x for x in c["memory_live"] if x["when"] == "at_peak"]
+    check([int(x["bytes"]) for x in at_peak] == [128 * MIB, 64 * MIB, 32 * MIB] + [MIB] * 5, "CSV live at peak")
+
+
+def case_memmulti():
+    fresh()
+    make("memmulti", WORK)
+    r = report_json(WORK)
+    a, b = r["hosts"]
+    check_mem_host(a, 6, 1)
+    check_mem_host(b, 6, 3)
+    for s in r["cross_host"]["steps"]:
+        n = s["step"]
+        check(s["mem_peak_min_bytes"] == (224 + n) * MIB and s["mem_peak_max_bytes"] == (224 + 3 * n) * MIB,
+              f"cross-host step {n} peaks {s['mem_peak_min_bytes']} {s['mem_peak_max_bytes']}")
+        if n:
+            check(s["mem_peak_max_host"] == "hostB", f"step {n}: hostB peaks highest")
+    t = words(text_fits(WORK, "--only", "hosts"))
+    check("peak lo / hi" in t, "cross-host text has the peak columns")
+
+
+def case_tfmemory():
+    fresh()
+    path = os.path.join(WORK, "mem.xplane.pb")
+    make("tfmemory", path)
+    h = report_json(path)["hosts"][0]
+    got = [(s["mem_peak_bytes"], s["mem_allocated_bytes"], s["mem_freed_bytes"], s["mem_end_in_use_bytes"])
+           for s in h["steps"]]
+    check(got == [(4000, 4000, 0, 4000), (4000, 0, 3000, 1000)], f"tfmemory per step {got}")
+    m = h["memory"]
+    check(m["unmatched_releases"] == 2 and m["corrupt_values"] == 2, f"unmatched and corrupt counted: {m}")
+    check(m["peak_bytes"] == 4000 and m["peak_ns"] == 2_000_000, f"peak {m['peak_bytes']} at {m['peak_ns']}")
+    check(m["growth_bytes_per_step"] == -3000, f"growth {m['growth_bytes_per_step']}")
+    check([(x["address"], x["bytes"], x["scope"]) for x in m["live_at_peak"]["rows"]] ==
+          [("0x300", 3000, "b"), ("0x100", 1000, "a")], f"live at peak {m['live_at_peak']}")
+    check([(x["address"], x["bytes"], x["allocator"]) for x in m["live_at_stop"]["rows"]] ==
+          [("0x200", 5000, "gpu_host_bfc"), ("0x100", 1000, "GPU_0_bfc"), ("0x400", 0, "GPU_0_bfc")],
+          f"live at stop {m['live_at_stop']}")
+    text_fits(path)
+    # Sizes near 2^63: saturated, never negative, never a crash, in every format.
+    huge = os.path.join(WORK, "huge.xplane.pb")
+    make("tfmemhuge", huge)
+    hh = report_json(huge)["hosts"][0]
+    vals = [v for s in hh["steps"] for k, v in s.items() if k.startswith("mem_")]
+    vals += [hh["memory"]["peak_bytes"]] + [x["bytes"] for x in hh["memory"]["live_at_stop"]["rows"]]
+    check(len(vals) > 4 and all(v >= 0 for v in vals), f"huge sizes stay non-negative: {vals}")
+    check(hh["memory"]["corrupt_values"] == 2, "INT64_MIN sizes are counted as corrupt")
+    run(huge)
+    run("--csv", huge)
+    # A profile without memory events: no memory key, columns or text, and no error.
+    plain = os.path.join(WORK, "plain.xplane.pb")
+    make("tfstyle", plain)
+    h = report_json(plain)["hosts"][0]
+    check("memory" not in h and all("mem_peak_bytes" not in s for s in h["steps"]), "no memory in JSON")
+    check("GPU memory" not in run(plain).stdout, "no memory in text")
+    check("mem_peak_bytes" not in run("--csv", plain).stdout, "no memory columns in CSV")
+
+
+main({"memory": case_memory, "memmulti": case_memmulti, "tfmemory": case_tfmemory,
+      "tfepochs": case_tfepochs, "epochs": case_epochs, "multiepochs": case_multiepochs, "sim": case_sim, "multi": case_multi, "devbound": case_devbound, "tfstyle": case_tfstyle,
       "bad_input": case_bad_input, "huge_input": case_huge_input, "usage": case_usage, "width": case_width})

@@ -16,6 +16,12 @@
  *                                 (nested step scopes) that launch one kernel each
  *   make_profiles multiepochs LOGDIR  two hosts (run "multiepochs"), 2 epochs of 2 steps each;
  *                                 hostB's steps take 6 ms longer
+ *   make_profiles memory LOGDIR   one host (run "memory"), 6 steps of mem_session with a 1 MiB leak
+ *   make_profiles memleak LOGDIR  the same job (run "memleak") leaking 4 MiB per step
+ *   make_profiles memmulti LOGDIR two hosts (run "memmulti"): hostA leaks 1 MiB per step, hostB 3
+ *   make_profiles tfmemory FILE   tfstyle's two steps with hand-built MemoryAllocation events:
+ *                                 a host allocator, corrupt sizes and releases without allocation
+ *   make_profiles tfmemhuge FILE  the same with sizes near 2^63 (must stay non-negative)
  *   make_profiles diffbase LOGDIR / diffslow LOGDIR  runs "base" and "slow" of one job, 30 steps:
  *                                 a 4 MiB H2D copy, matmul 6 ms, relu 1 ms and a 1 ms load_batch
  *                                 scope; in "slow" matmul takes 7.8 ms (30% slower)
@@ -125,6 +131,51 @@ static int diff_session(const char *logdir, const char *run, int steps, uint32_t
 		tfsim_launch_kernel(a, "_Z6matmulPf", grid, block, matmul_ns);
 		tfsim_launch_kernel(a, "_Z4reluPf", grid, block, 1000000);
 		sleep_us(((long)matmul_ns + 1170000) / 1000 + 10);
+	}
+	return end();
+}
+
+#define MiB (1ull << 20)
+
+/* A training loop's memory: weights (64 MiB, scope "init") and a pinned 8 MiB staging buffer
+ * (host memory) before the steps, and a release of 16 MiB the session never saw allocated
+ * (made before it began). Each step allocates activations (128 MiB, stream-ordered, scope
+ * "forward") and a workspace (32 MiB, "backward"), frees both, then allocates leak_mib MiB
+ * ("optimizer") that is never freed. So step s peaks at 64 + 128 + 32 + leak_mib * s MiB of
+ * device memory, allocates 160 + leak_mib and frees 160 MiB, and ends with 64 + leak_mib (s + 1)
+ * in use; check_report.py computes the same from these numbers. */
+static int mem_session(const char *logdir, const char *run, const char *host, int steps, uint64_t leak_mib,
+		       int dev, uint32_t a)
+{
+	if (begin(logdir, run, host))
+		return 1;
+	{
+		TFPROF_SCOPE("init");
+		tfsim_malloc(dev, 64 * MiB);
+		tfsim_malloc_ex(&(struct tfsim_alloc){ .device = dev, .kind = TFSIM_MEM_PINNED, .bytes = 8 * MiB }, NULL);
+		tfsim_free_unknown(dev, 0x10000000, 16 * MiB);
+	}
+	for (int s = 0; s < steps; s++) {
+		TFPROF_SCOPE("train", TFPROF_I64("step_num", s));
+		uint64_t act, ws;
+		{
+			TFPROF_SCOPE("forward");
+			act = tfsim_malloc_async(a, 128 * MiB);
+			tfsim_launch_kernel(a, "_Z7forwardPf", grid, block, 500000);
+		}
+		{
+			TFPROF_SCOPE("backward");
+			ws = tfsim_malloc(dev, 32 * MiB);
+			tfsim_launch_kernel(a, "_Z8backwardPf", grid, block, 500000);
+			tfsim_free(ws);
+			tfsim_free_async(a, act);
+		}
+		{
+			TFPROF_SCOPE("optimizer");
+			tfsim_malloc(dev, leak_mib * MiB);
+		}
+		tfsim_stream_synchronize(a);
+		sleep_us(1500);
 	}
 	return end();
 }
@@ -315,6 +366,86 @@ static int tfstyle(const char *path, int64_t first_step, bool steps)
 	return write_space(path, &host, &gpu);
 }
 
+/* Appends a stat to an event made by event(). */
+static void add_stat(XEvent *e, XStat *s)
+{
+	e->stats = realloc(e->stats, (e->n_stats + 1) * sizeof *e->stats);
+	e->stats[e->n_stats++] = s;
+}
+
+/* A memory event at t_us on the memory line: allocator, addr, allocation_bytes and, when has_in_use,
+ * bytes_allocated; scope NULL leaves tf_op out. */
+enum { S_ALLOCATOR = 30, S_IN_USE = 31, S_ABYTES = 32, S_ADDR = 33, S_TFOP = 34, S_UNMATCHED = 35,
+       E_MALLOC = 40, E_MFREE = 41 };
+static XEvent *mem_event(bool alloc, double t_us, const char *allocator, uint64_t addr, XStat *bytes,
+			 XStat *in_use, const char *scope)
+{
+	XEvent *e = event(alloc ? E_MALLOC : E_MFREE, t_us, 0, stat_str(S_ALLOCATOR, allocator), stat_u64(S_ADDR, addr));
+	if (bytes)
+		add_stat(e, bytes);
+	if (in_use)
+		add_stat(e, in_use);
+	if (scope)
+		add_stat(e, stat_str(S_TFOP, scope));
+	return e;
+}
+
+/* Truth (check_report.py holds the same): steps [0, 10 ms) and [10, 20 ms); device memory is
+ * GPU_0_bfc, gpu_host_bfc is host memory.
+ *   0.5 ms  alloc 0x100 1000 B "a" (in use 1000)         1 ms alloc host 0x200 5000 B
+ *   2 ms    alloc 0x300 3000 B "b", bytes_allocated -7 (corrupt: derived, 4000)
+ *   3 ms    release 0x999 50 B: no allocation (unmatched, nothing changes)
+ *   4 ms    alloc 0x400, allocation_bytes -5 (corrupt: 0 B)
+ *   12 ms   release 0x300 (3000 B, in use 1000)          13 ms release 0x777 flagged unmatched
+ * -> step 0: peak 4000, allocated 4000, freed 0, end 4000; step 1: peak 4000, allocated 0,
+ *    freed 3000, end 1000; growth -3000 B/step; run peak 4000 at 2 ms with 0x300 and 0x100 live;
+ *    live at stop 0x200 (5000), 0x100 (1000), 0x400 (0); 2 unmatched, 2 corrupt.
+ * huge: allocation sizes of 2^63 + 5 and bytes_allocated of INT64_MAX, which must saturate. */
+static int tfmemory(const char *path, bool huge)
+{
+	static XPlane host = TENSORFLOW__PROFILER__XPLANE__INIT, gpu = TENSORFLOW__PROFILER__XPLANE__INIT;
+	tf_host_plane(&host);
+	add_stat_meta(&host, S_ALLOCATOR, "allocator_name");
+	add_stat_meta(&host, S_IN_USE, "bytes_allocated");
+	add_stat_meta(&host, S_ABYTES, "allocation_bytes");
+	add_stat_meta(&host, S_ADDR, "addr");
+	add_stat_meta(&host, S_TFOP, "tf_op");
+	add_stat_meta(&host, S_UNMATCHED, "tfprof_unmatched_release");
+	add_event_meta(&host, E_MALLOC, "MemoryAllocation");
+	add_event_meta(&host, E_MFREE, "MemoryDeallocation");
+	static XEvent *main_ev[2], *mem[8];
+	main_ev[0] = event(E_TRAIN, 0, 10000, stat_i64(S_STEP, 0), stat_i64(S_R, 1));
+	main_ev[1] = event(E_TRAIN, 10000, 10000, stat_i64(S_STEP, 1), stat_i64(S_R, 1));
+	size_t n = 0;
+	if (huge) {
+		mem[n++] = mem_event(true, 500, "GPU_0_bfc", 0x100, stat_u64(S_ABYTES, (1ull << 63) + 5),
+				     stat_i64(S_IN_USE, INT64_MAX), "a");
+		mem[n++] = mem_event(true, 600, "GPU_0_bfc", 0x200, stat_u64(S_ABYTES, (1ull << 63) + 5), NULL, "b");
+		mem[n++] = mem_event(true, 700, "GPU_1_bfc", 0x200, stat_u64(S_ABYTES, UINT64_MAX), NULL, "c");
+		mem[n++] = mem_event(false, 12000, "GPU_0_bfc", 0x100, stat_i64(S_ABYTES, INT64_MIN),
+				     stat_i64(S_IN_USE, INT64_MIN), NULL);
+		mem[n++] = mem_event(false, 13000, "GPU_0_bfc", 0x200, NULL, NULL, NULL);
+	} else {
+		mem[n++] = mem_event(true, 500, "GPU_0_bfc", 0x100, stat_i64(S_ABYTES, 1000), stat_i64(S_IN_USE, 1000), "a");
+		mem[n++] = mem_event(true, 1000, "gpu_host_bfc", 0x200, stat_i64(S_ABYTES, 5000), stat_i64(S_IN_USE, 5000),
+				     "h");
+		mem[n++] = mem_event(true, 2000, "GPU_0_bfc", 0x300, stat_i64(S_ABYTES, 3000), stat_i64(S_IN_USE, -7), "b");
+		mem[n++] = mem_event(false, 3000, "GPU_0_bfc", 0x999, stat_i64(S_ABYTES, 50), NULL, NULL);
+		mem[n++] = mem_event(true, 4000, "GPU_0_bfc", 0x400, stat_i64(S_ABYTES, -5), NULL, "c");
+		mem[n++] = mem_event(false, 12000, "GPU_0_bfc", 0x300, stat_i64(S_ABYTES, 3000), NULL, NULL);
+		mem[n] = mem_event(false, 13000, "GPU_0_bfc", 0x777, stat_i64(S_ABYTES, 10), NULL, NULL);
+		add_stat(mem[n++], stat_i64(S_UNMATCHED, 1));
+	}
+	static XLine *host_lines[2];
+	host_lines[0] = line(100, "python", 0, main_ev, 2);
+	host_lines[1] = line(0x7fffff00, "GPU memory", 0, mem, n);
+	host.lines = host_lines;
+	host.n_lines = 2;
+	gpu.id = 1;
+	gpu.name = "/device:GPU:0";
+	return write_space(path, &host, &gpu);
+}
+
 /* Writes the space of a host and a GPU plane to path; prints path. */
 static int write_space(const char *path, XPlane *host, XPlane *gpu)
 {
@@ -388,7 +519,7 @@ int main(int argc, char **argv)
 {
 	if (argc != 3) {
 		fprintf(stderr, "usage: make_profiles sim|multi|devbound|tfstyle|tfepochs|epochs|multiepochs|"
-				"diffbase|diffslow|tfshifted|tfnosteps OUT\n");
+				"diffbase|diffslow|tfshifted|tfnosteps|memory|memleak|memmulti|tfmemory|tfmemhuge OUT\n");
 		return 2;
 	}
 	const char *mode = argv[1], *out = argv[2];
@@ -400,6 +531,10 @@ int main(int argc, char **argv)
 		return tfstyle(out, 0, false);
 	if (strcmp(mode, "tfepochs") == 0)
 		return tfepochs(out);
+	if (strcmp(mode, "tfmemory") == 0)
+		return tfmemory(out, false);
+	if (strcmp(mode, "tfmemhuge") == 0)
+		return tfmemory(out, true);
 	Dl_info info;
 	if (!dladdr((void *)tfsim_reset, &info) || !info.dli_fname) {
 		fprintf(stderr, "make_profiles: cannot find the CUPTI simulator's path\n");
@@ -421,6 +556,13 @@ int main(int argc, char **argv)
 	if (strcmp(mode, "multiepochs") == 0)
 		return epochs_session(out, "multiepochs", "hostA", 2, 2, 3000, 0, a) ||
 		       epochs_session(out, "multiepochs", "hostB", 2, 2, 3000, 6000, a);
+	if (strcmp(mode, "memory") == 0)
+		return mem_session(out, "memory", "hostA", 6, 1, dev, a);
+	if (strcmp(mode, "memleak") == 0)
+		return mem_session(out, "memleak", "hostA", 6, 4, dev, a);
+	if (strcmp(mode, "memmulti") == 0)
+		return mem_session(out, "memmulti", "hostA", 6, 1, dev, a) ||
+		       mem_session(out, "memmulti", "hostB", 6, 3, dev, a);
 	if (strcmp(mode, "diffbase") == 0)
 		return diff_session(out, "base", 30, 6000000, a);
 	if (strcmp(mode, "diffslow") == 0)
