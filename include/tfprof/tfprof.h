@@ -193,9 +193,10 @@ struct tfprof_server_options {
 
 /* Starts the server on addr: "PORT", "HOST:PORT" or "[IPv6]:PORT" (default host 127.0.0.1:
  * listening on other interfaces takes an explicit address such as "0.0.0.0:6009"); port 0 picks
- * a free port (see tfprof_server_port()). opts may be NULL. Returns 0, -EINVAL for a bad address,
- * -EADDRINUSE when the port cannot be bound, -EALREADY when a server runs, -ENOTSUP when the
- * server module or gRPC cannot be loaded (tfprof_strerror() and the log say which). */
+ * a free port (see tfprof_server_port()). opts may be NULL. Returns 0, -EINVAL for a bad address
+ * or server root, TFPROF_ERR_OPTIONS for a bad options struct, -EADDRINUSE when the port cannot be
+ * bound, -EALREADY when a server runs, -ENOTSUP when the server module or gRPC cannot be loaded;
+ * tfprof_server_last_error() says which, in words. */
 TFPROF_API int tfprof_server_start(const char *addr, const struct tfprof_server_options *opts);
 
 /* Why the last tfprof_server_start() failed, in one line that says what to do ("" after a
