@@ -313,24 +313,6 @@ static void line_name(char *buf, size_t cap, int64_t id, unsigned kinds)
 		snprintf(buf + n, cap - n, ")");
 }
 
-static int put_u64(struct tfprof__line *l, uint32_t key, uint64_t v)
-{
-	struct tfprof__stat *s = tfprof__line_add_stat(l, key, TFPROF_STAT_U64);
-	if (!s)
-		return -ENOMEM;
-	s->v.u64 = v;
-	return 0;
-}
-
-static int put_i64(struct tfprof__line *l, uint32_t key, int64_t v)
-{
-	struct tfprof__stat *s = tfprof__line_add_stat(l, key, TFPROF_STAT_I64);
-	if (!s)
-		return -ENOMEM;
-	s->v.i64 = v;
-	return 0;
-}
-
 static uint32_t kernel_name(struct dev_ctx *d, struct tfprof__plane *pl, uint32_t idx, bool *first_use)
 {
 	*first_use = false;
@@ -413,11 +395,7 @@ static int put_details(struct dev_ctx *d, struct tfprof__line *l, uint32_t key, 
 		slot->id = id + 1;
 		d->details.n++;
 	}
-	struct tfprof__stat *st = tfprof__line_add_stat(l, key, TFPROF_STAT_STR);
-	if (!st)
-		return -ENOMEM;
-	st->v.str = slot->id - 1;
-	return 0;
+	return tfprof__line_put_str(l, key, slot->id - 1);
 }
 
 /* The string id of the tf_op of a scope ("<scope>:<scope>"), formatted once per scope. */
@@ -473,10 +451,10 @@ static int add_event(struct dev_ctx *d, struct tfprof__plane *pl, struct tfprof_
 	if (name == UINT32_MAX || !tfprof__line_add_event(l, pe->start, pe->end - pe->start, name))
 		return -ENOMEM;
 	if (e->kind == TFPROF_DEV_OVERHEAD)
-		return put_u64(l, d->k_ovh, e->u.overhead.overhead_kind);
-	if (e->correlation_id && put_u64(l, d->k_corr, e->correlation_id))
+		return tfprof__line_put_u64(l, d->k_ovh, e->u.overhead.overhead_kind);
+	if (e->correlation_id && tfprof__line_put_u64(l, d->k_corr, e->correlation_id))
 		return -ENOMEM;
-	if (put_u64(l, d->k_ctx, e->context_id) || put_u64(l, d->k_dev, e->device_id))
+	if (tfprof__line_put_u64(l, d->k_ctx, e->context_id) || tfprof__line_put_u64(l, d->k_dev, e->device_id))
 		return -ENOMEM;
 	struct detail_key k = { { e->kind } };
 	switch (e->kind) {
@@ -508,7 +486,7 @@ static int add_event(struct dev_ctx *d, struct tfprof__plane *pl, struct tfprof_
 			return -ENOMEM;
 		break;
 	case TFPROF_DEV_SYNC:
-		if (put_u64(l, d->k_sync, e->u.sync.type))
+		if (tfprof__line_put_u64(l, d->k_sync, e->u.sync.type))
 			return -ENOMEM;
 		break;
 	default:
@@ -527,16 +505,11 @@ static int add_event(struct dev_ctx *d, struct tfprof__plane *pl, struct tfprof_
 		 * (framework_op_stats, the op column of kernel_stats); the scope is both. The launch
 		 * map holds the scope's id in this profile's string table already. */
 		uint32_t op = tf_op_of(d, ln->scope_name);
-		struct tfprof__stat *st;
-		/* Each add may move the line's stats: fill one before adding the next. */
-		if (op == UINT32_MAX || !(st = tfprof__line_add_stat(l, d->k_scope, TFPROF_STAT_STR)))
+		if (op == UINT32_MAX || tfprof__line_put_str(l, d->k_scope, ln->scope_name) ||
+		    tfprof__line_put_str(l, d->k_tf_op, op))
 			return -ENOMEM;
-		st->v.str = ln->scope_name;
-		if (!(st = tfprof__line_add_stat(l, d->k_tf_op, TFPROF_STAT_STR)))
-			return -ENOMEM;
-		st->v.str = op;
 	}
-	if (ln->has_step && put_i64(l, d->k_step, ln->step_num))
+	if (ln->has_step && tfprof__line_put_i64(l, d->k_step, ln->step_num))
 		return -ENOMEM;
 	return 0;
 }

@@ -201,6 +201,15 @@ int tfprof__profile_add_warning(struct tfprof__profile *p, const char *fmt, ...)
 	return r;
 }
 
+int tfprof__line_put_u64(struct tfprof__line *l, uint32_t key, uint64_t v)
+{
+	struct tfprof__stat *s = tfprof__line_add_stat(l, key, TFPROF_STAT_U64);
+	if (!s)
+		return -ENOMEM;
+	s->v.u64 = v;
+	return 0;
+}
+
 int tfprof__line_put_i64(struct tfprof__line *l, uint32_t key, int64_t v)
 {
 	struct tfprof__stat *s = tfprof__line_add_stat(l, key, TFPROF_STAT_I64);

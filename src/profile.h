@@ -88,6 +88,7 @@ int tfprof__line_reserve(struct tfprof__line *l, size_t nevents, size_t nstats);
 /* Appends a stat to the line's stat array and charges it to the line's last event. */
 struct tfprof__stat *tfprof__line_add_stat(struct tfprof__line *l, uint32_t key, uint32_t type);
 /* tfprof__line_add_stat with its value: 0, or -ENOMEM. */
+int tfprof__line_put_u64(struct tfprof__line *l, uint32_t key, uint64_t v);
 int tfprof__line_put_i64(struct tfprof__line *l, uint32_t key, int64_t v);
 int tfprof__line_put_str(struct tfprof__line *l, uint32_t key, uint32_t str);
 struct tfprof__stat *tfprof__plane_add_stat(struct tfprof__plane *pl, uint32_t key, uint32_t type);
