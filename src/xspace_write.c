@@ -397,6 +397,24 @@ static inline uint8_t *put_opt(uint8_t *o, uint8_t tag, uint64_t v)
 	return put_varint(o, v);
 }
 
+/* A proto3 string: left out when empty. */
+static inline size_t opt_str_size(const char *s)
+{
+	size_t n = strlen(s);
+	return n ? 1 + vlen(n) + n : 0;
+}
+
+static inline uint8_t *put_opt_str(uint8_t *o, uint8_t tag, const char *s)
+{
+	size_t n = strlen(s);
+	if (!n)
+		return o;
+	*o++ = tag;
+	o = put_varint(o, n);
+	memcpy(o, s, n);
+	return o + n;
+}
+
 /* The stat's bytes without its tag and length; its metadata ids were assigned already. */
 static size_t stat_size(const struct plane_maps *m, const struct tfprof__stat *s)
 {
@@ -483,9 +501,7 @@ static size_t line_size(struct plane_maps *m, const struct tfprof__profile *p, c
 	line_span(l, &t0, &t1);
 	size_t n = opt_size((uint64_t)l->id) + opt_size((uint64_t)t0) +
 		   opt_size((uint64_t)((t1 - t0) * 1000)) + opt_size((uint64_t)l->id);
-	size_t name = strlen(p->strs.strs[l->name]);
-	if (name)
-		n += 1 + vlen(name) + name;
+	n += opt_str_size(p->strs.strs[l->name]);
 	for (size_t i = 0; i < l->nevents; i++) {
 		size_t e = event_size(m, l, &l->events[i], t0);
 		n += 1 + vlen(e) + e;
@@ -506,14 +522,7 @@ static uint8_t *put_line(uint8_t *o, const struct plane_maps *m, const struct tf
 	int64_t t0, t1;
 	line_span(l, &t0, &t1);
 	o = put_opt(o, TAG_LINE_ID, (uint64_t)l->id);
-	const char *name = p->strs.strs[l->name];
-	size_t nlen = strlen(name);
-	if (nlen) {
-		*o++ = TAG_LINE_NAME;
-		o = put_varint(o, nlen);
-		memcpy(o, name, nlen);
-		o += nlen;
-	}
+	o = put_opt_str(o, TAG_LINE_NAME, p->strs.strs[l->name]);
 	o = put_opt(o, TAG_LINE_TIMESTAMP, (uint64_t)t0);
 	for (size_t i = 0; i < l->nevents; i++) {
 		const struct tfprof__event *e = &l->events[i];
@@ -553,8 +562,7 @@ static int plan_plane(struct arena *a, const struct tfprof__profile *p, const st
 	pp->line_bytes = arena_alloc(a, (src->nlines + 1) * sizeof *pp->line_bytes);
 	if (!pp->line_bytes)
 		return -ENOMEM;
-	size_t name = strlen(p->strs.strs[src->name]);
-	pp->bytes = opt_size((uint64_t)src->id) + (name ? 1 + vlen(name) + name : 0);
+	pp->bytes = opt_size((uint64_t)src->id) + opt_str_size(p->strs.strs[src->name]);
 	for (size_t i = 0; i < src->nlines; i++) {
 		pp->line_bytes[i] = line_size(m, p, &src->lines[i]);
 		pp->bytes += 1 + vlen(pp->line_bytes[i]) + pp->line_bytes[i];
@@ -574,14 +582,7 @@ static uint8_t *put_plane(uint8_t *o, const struct tfprof__profile *p, const str
 	*o++ = TAG_SPACE_PLANES;
 	o = put_varint(o, pp->bytes);
 	o = put_opt(o, TAG_PLANE_ID, (uint64_t)src->id);
-	const char *name = p->strs.strs[src->name];
-	size_t nlen = strlen(name);
-	if (nlen) {
-		*o++ = TAG_PLANE_NAME;
-		o = put_varint(o, nlen);
-		memcpy(o, name, nlen);
-		o += nlen;
-	}
+	o = put_opt_str(o, TAG_PLANE_NAME, p->strs.strs[src->name]);
 	for (size_t i = 0; i < src->nlines; i++) {
 		*o++ = TAG_PLANE_LINES;
 		o = put_varint(o, pp->line_bytes[i]);
