@@ -86,6 +86,27 @@ def rpc(port, method, payload, timeout=60):
             return e.code().name, e.details() or "", None
 
 
+class BackgroundProfile:
+    """A Profile call on a thread of its own, for what happens meanwhile (Terminate, the program's
+    exit): its answer, when it came and after how long."""
+
+    def __init__(self, port, request, timeout=120):
+        self.result, self.seconds, self.done_at = ("?", "", None), None, None
+        t0 = time.monotonic()
+
+        def call():
+            self.result = rpc(port, "Profile", request, timeout)
+            self.done_at = time.monotonic()
+            self.seconds = self.done_at - t0
+
+        self.thread = threading.Thread(target=call)
+        self.thread.start()
+
+    def join(self, timeout):
+        self.thread.join(timeout)
+        return self
+
+
 # ---- Programs under test ---------------------------------------------------------------------------
 
 class Target:
@@ -374,41 +395,25 @@ def terminate_and_disconnect():
     t = served_loop(tag="term")
     root = os.path.join(WORK, "term", "plugins", "profile")
     try:
-        box = {}
-
-        def long_capture():
-            t0 = time.monotonic()
-            box["r"] = rpc(t.port, "Profile", profile_request(root, "long", duration_ms=60000), 120)
-            box["s"] = time.monotonic() - t0
-
-        th = threading.Thread(target=long_capture)
-        th.start()
+        bg = BackgroundProfile(t.port, profile_request(root, "long", duration_ms=60000))
         time.sleep(1.0)
         code, details, _ = rpc(t.port, "Terminate", field(1, "long"))
-        th.join(60)
-        check("Terminate ends a 60 s capture early", code == "OK" and "s" in box and box["s"] < 30,
-              f"terminate {code} {details}; capture {box.get('r', ('?',))[0]} after {box.get('s')} s")
+        bg.join(60)
+        check("Terminate ends a 60 s capture early", code == "OK" and bg.seconds is not None and bg.seconds < 30,
+              f"terminate {code} {details}; capture {bg.result[0]} after {bg.seconds} s")
         check("a terminated capture is still written",
               len(glob.glob(os.path.join(root, "long", "*.xplane.pb"))) == 1)
         # Terminated before its start time: told so (ABORTED, which xprof's client does not
         # retry, unlike UNAVAILABLE), at once, and nothing is written.
-        box.clear()
-
-        def delayed_capture():
-            t0 = time.monotonic()
-            box["r"] = rpc(t.port, "Profile", profile_request(root, "later", duration_ms=1000,
-                                                              start_ns=time.time_ns() + 20 * 10**9), 120)
-            box["s"] = time.monotonic() - t0
-
-        th = threading.Thread(target=delayed_capture)
-        th.start()
+        bg = BackgroundProfile(t.port, profile_request(root, "later", duration_ms=1000,
+                                                       start_ns=time.time_ns() + 20 * 10**9))
         time.sleep(1.0)
         code, details, _ = rpc(t.port, "Terminate", field(1, "later"))
-        th.join(60)
-        got = box.get("r", ("?", "", None))
+        bg.join(60)
         check("Terminate before the start time: ABORTED at once, nothing written",
-              code == "OK" and got[0] == "ABORTED" and box.get("s", 99) < 15 and
-              not glob.glob(os.path.join(root, "later", "*")), f"terminate {code}; capture {got[:2]} after {box.get('s')} s")
+              code == "OK" and bg.result[0] == "ABORTED" and bg.seconds is not None and bg.seconds < 15 and
+              not glob.glob(os.path.join(root, "later", "*")),
+              f"terminate {code}; capture {bg.result[:2]} after {bg.seconds} s")
         # A client that goes away (its deadline) ends the capture: the next one is not refused
         # for the rest of the 60 s.
         code, _, _ = rpc(t.port, "Profile", profile_request(root, "gone", duration_ms=60000), timeout=1.5)
@@ -479,19 +484,12 @@ def exit_during_capture():
     base.stop()
     t = served_loop(steps=600, tag="exit")
     root = os.path.join(WORK, "exit", "plugins", "profile")
-    box = {}
-
-    def capture():
-        box["r"] = rpc(t.port, "Profile", profile_request(root, "cut", duration_ms=60000), 120)
-        box["t"] = time.monotonic()
-
-    th = threading.Thread(target=capture)
-    th.start()
+    bg = BackgroundProfile(t.port, profile_request(root, "cut", duration_ms=60000))
     rc = t.p.wait(120)
     exited = time.monotonic()
-    th.join(120)
+    bg.join(120)
     t.stop()
-    code, details, _ = box.get("r", ("?", "", None))
+    code, details, _ = bg.result
     written = glob.glob(os.path.join(root, "cut", "*.xplane.pb"))
     leftovers = [f for f in files(root) if ".tmp" in f]
     check("a capture racing the program's exit: written or cleanly abandoned, never half a file",
@@ -501,7 +499,7 @@ def exit_during_capture():
     run_s = exited - t.t0
     check("... the answer came by the exit, and the exit was not held up (within 10 s of the run "
           "without a capture; exit status 0)",
-          box.get("t", exited + 999) <= exited + 1 and run_s <= base_s + 10 and rc == 0,
+          (bg.done_at or exited + 999) <= exited + 1 and run_s <= base_s + 10 and rc == 0,
           f"run {run_s:.1f} s against {base_s:.1f} s without a capture, rc {rc}")
 
 
