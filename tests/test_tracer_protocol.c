@@ -327,26 +327,40 @@ static void body_warmup_then_straddle(struct actor *a)
 	tfprof_scope_end(a->h);
 }
 
+/* Session 1 records body's first part; body's next operation is held at the caller's gate (its
+ * point set; it must stay valid until the teardown disarms it) while session 1 stops (its profile
+ * read into *s1) and session 2 starts, then let go and run to its end. The start's result goes to
+ * *rc, whether body finished to *finished. */
+static void straddle(void (*body)(struct actor *), struct tp_gate *before, XSpace **s1, int *rc,
+		     bool *finished)
+{
+	assert_int_equal(tfprof_start(tt_logdir, NULL), 0);
+	struct actor r;
+	actor_start(&r, body);
+	tp_event_set(&r.go);
+	assert_true(tp_event_wait(&r.phase1));
+	before->tid = r.tid;
+	tp_arm(before);
+	tp_event_set(&r.step);
+	assert_true(tp_wait_hit(before));
+	*s1 = tt_stop_and_read();
+	*rc = tfprof_start(tt_logdir, NULL);
+	tp_open(before);
+	*finished = tp_event_wait(&r.finished);
+	pthread_join(r.t, NULL);
+}
+
 /* A begin looked at its thread state (attached to session 1), then was held before entering its
  * operation while session 1 stopped and session 2 started: it must notice, attach to session 2
  * and record there, not into the state session 1's harvest reset. */
 static void test_begin_across_stop_and_start(void **state)
 {
 	(void)state;
-	assert_int_equal(tfprof_start(tt_logdir, NULL), 0);
-	struct actor r;
-	actor_start(&r, body_warmup_then_straddle);
-	tp_event_set(&r.go);
-	assert_true(tp_event_wait(&r.phase1));
-	struct tp_gate before = { .point = "tracer_begin_before_enter", .tid = r.tid };
-	tp_arm(&before);
-	tp_event_set(&r.step);
-	assert_true(tp_wait_hit(&before));
-	XSpace *s1 = tt_stop_and_read();
-	int rc = tfprof_start(tt_logdir, NULL);
-	tp_open(&before);
-	bool finished = tp_event_wait(&r.finished);
-	pthread_join(r.t, NULL);
+	XSpace *s1;
+	int rc;
+	bool finished;
+	struct tp_gate before = { .point = "tracer_begin_before_enter" };
+	straddle(body_warmup_then_straddle, &before, &s1, &rc, &finished);
 	assert_int_equal(rc, 0);
 	assert_true(finished);
 	only_event(s1, "s1");
@@ -376,20 +390,11 @@ static void body_end_straddles(struct actor *a)
 static void test_end_across_stop_and_start(void **state)
 {
 	(void)state;
-	assert_int_equal(tfprof_start(tt_logdir, NULL), 0);
-	struct actor r;
-	actor_start(&r, body_end_straddles);
-	tp_event_set(&r.go);
-	assert_true(tp_event_wait(&r.phase1));
-	struct tp_gate before = { .point = "tracer_end_before_enter", .tid = r.tid };
-	tp_arm(&before);
-	tp_event_set(&r.step);
-	assert_true(tp_wait_hit(&before));
-	XSpace *s1 = tt_stop_and_read();
-	int rc = tfprof_start(tt_logdir, NULL);
-	tp_open(&before);
-	bool finished = tp_event_wait(&r.finished);
-	pthread_join(r.t, NULL);
+	XSpace *s1;
+	int rc;
+	bool finished;
+	struct tp_gate before = { .point = "tracer_end_before_enter" };
+	straddle(body_end_straddles, &before, &s1, &rc, &finished);
 	uint64_t orphans = tfprof__tracer_orphan_bad_ends();
 	assert_int_equal(rc, 0);
 	assert_true(finished);
