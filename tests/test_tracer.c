@@ -333,8 +333,13 @@ static void test_thread_bookkeeping_counts_in_the_bound(void **state)
 	       nthreads, recorded, dropped, (double)(during - before) / 1024);
 	assert_int_equal(recorded + dropped, (long long)nthreads * scopes);
 	/* Thread stacks come and go (64 at a time, 8 MiB of address space each, little touched);
-	 * 4x the bound leaves room for them and for malloc's slack. */
+	 * 4x the bound leaves room for them and for malloc's slack. Under AddressSanitizer the
+	 * runtime's own per-thread memory (allocator caches, quarantine) grew the process by
+	 * 10-58 MiB from run to run against 0.2-0.5 MiB in the normal build: the bound would measure
+	 * the sanitizer, not tfprof, so only the normal build's run checks it. */
+#if !defined(__SANITIZE_ADDRESS__)
 	assert_true(during - before < (long)(4 * bound / 1024));
+#endif
 	tt_xspace_free(s);
 }
 
