@@ -171,54 +171,80 @@ static int put_i64(struct merge_ctx *m, struct tfprof__line *l, uint32_t key, in
 	return put_stat(m, l, key, TFPROF_STAT_I64, s);
 }
 
+/* One argument as a typed stat of the current event; keys that are NULL or empty and unknown
+ * types are counted, not written. */
+static int put_arg(struct merge_ctx *m, struct tfprof__line *l, const char *k, uint32_t t, const uint64_t *raw)
+{
+	if (!k || !k[0]) {
+		m->ignored_args++;
+		return 0;
+	}
+	struct tfprof_arg a;
+	memcpy(&a.v, raw, sizeof a.v);
+	struct tfprof__stat s = { 0 };
+	uint32_t type;
+	switch (t & ~TFPROF_ARG_STATIC_KEY) {
+	case TFPROF_ARG_I64:
+		type = TFPROF_STAT_I64;
+		s.v.i64 = a.v.i64;
+		break;
+	case TFPROF_ARG_U64:
+		type = TFPROF_STAT_U64;
+		s.v.u64 = a.v.u64;
+		break;
+	case TFPROF_ARG_F64:
+		type = TFPROF_STAT_F64;
+		s.v.f64 = a.v.f64;
+		break;
+	case TFPROF_ARG_BOOL:
+		type = TFPROF_STAT_I64;
+		s.v.i64 = a.v.b ? 1 : 0;
+		break;
+	case TFPROF_ARG_STR:
+		type = TFPROF_STAT_STR;
+		s.v.str = tfprof__strtab_intern(&m->p->strs, a.v.str ? a.v.str : "(null)");
+		if (s.v.str == UINT32_MAX)
+			return -ENOMEM;
+		break;
+	default:
+		m->ignored_args++;
+		return 0;
+	}
+	uint32_t key = tfprof__strtab_intern(&m->p->strs, k);
+	if (key == UINT32_MAX || put_stat(m, l, key, type, s))
+		return -ENOMEM;
+	return 0;
+}
+
 static int put_args(struct merge_ctx *m, struct tfprof__line *l, const struct tfprof_arg *a, uint32_t n)
 {
 	for (uint32_t i = 0; i < n; i++) {
-		if (!a[i].key || !a[i].key[0]) {
-			m->ignored_args++;
-			continue;
-		}
-		struct tfprof__stat s = { 0 };
-		uint32_t type;
-		switch (a[i].type & ~TFPROF_ARG_STATIC_KEY) {
-		case TFPROF_ARG_I64:
-			type = TFPROF_STAT_I64;
-			s.v.i64 = a[i].v.i64;
-			break;
-		case TFPROF_ARG_U64:
-			type = TFPROF_STAT_U64;
-			s.v.u64 = a[i].v.u64;
-			break;
-		case TFPROF_ARG_F64:
-			type = TFPROF_STAT_F64;
-			s.v.f64 = a[i].v.f64;
-			break;
-		case TFPROF_ARG_BOOL:
-			type = TFPROF_STAT_I64;
-			s.v.i64 = a[i].v.b ? 1 : 0;
-			break;
-		case TFPROF_ARG_STR:
-			type = TFPROF_STAT_STR;
-			s.v.str = tfprof__strtab_intern(&m->p->strs, a[i].v.str ? a[i].v.str : "(null)");
-			if (s.v.str == UINT32_MAX)
-				return -ENOMEM;
-			break;
-		default:
-			m->ignored_args++;
-			continue;
-		}
-		uint32_t key = tfprof__strtab_intern(&m->p->strs, a[i].key);
-		if (key == UINT32_MAX || put_stat(m, l, key, type, s))
+		uint64_t raw;
+		memcpy(&raw, &a[i].v, sizeof raw);
+		if (put_arg(m, l, a[i].key, a[i].type, &raw))
 			return -ENOMEM;
 	}
 	return 0;
 }
 
+/* A scope's own args: whole structs, or values whose keys and types are its signature's. */
+static int put_scope_args(struct merge_ctx *m, struct tfprof__line *l, struct tfprof__rec_scope *r)
+{
+	if (!(r->h.flags & TFPROF_REC_NAME_SIG))
+		return put_args(m, l, tfprof__rec_args(&r->h), r->h.nargs);
+	const struct tfprof__sig *sig = r->name;
+	const uint64_t *v = tfprof__rec_values(r);
+	for (uint32_t i = 0; i < r->h.nargs; i++)
+		if (put_arg(m, l, sig->args[i].key, sig->args[i].type, &v[i]))
+			return -ENOMEM;
+	return 0;
+}
+
 /* Records of one thread, indexed for the merge. */
 struct thread_recs {
-	struct tfprof__rec **scopes; /* by serial - 1 */
+	struct tfprof__rec_scope **scopes; /* by serial - 1 */
 	size_t nscopes;
-	struct tfprof__rec **metas; /* in record order */
+	struct tfprof__rec_meta **metas; /* in record order */
 	size_t nmetas;
 	size_t *meta_next;  /* next meta for the same scope, or SIZE_MAX */
 	size_t *meta_first; /* per scope: first meta, or SIZE_MAX */
@@ -260,15 +286,16 @@ static int index_records(const struct tfprof__thread_harvest *h, struct thread_r
 			struct tfprof__rec *r = (void *)(c->data + off);
 			off += r->size;
 			if (r->kind == TFPROF_REC_SCOPE) {
-				t->scopes[t->nscopes++] = r;
+				t->scopes[t->nscopes++] = (struct tfprof__rec_scope *)r;
 				continue;
 			}
 			/* Serials are dense from first_serial, so a meta finds its scope by index. */
-			size_t si = (size_t)(r->serial - h->first_serial);
+			struct tfprof__rec_meta *mr = (struct tfprof__rec_meta *)r;
+			size_t si = (size_t)(mr->serial - h->first_serial);
 			if (si >= nscope)
 				continue;
 			size_t mi = t->nmetas++;
-			t->metas[mi] = r;
+			t->metas[mi] = mr;
 			t->meta_next[mi] = SIZE_MAX;
 			if (t->meta_first[si] == SIZE_MAX)
 				t->meta_first[si] = mi;
@@ -318,8 +345,8 @@ static int merge_thread(struct merge_ctx *m, struct tfprof__plane *pl, const str
 	int64_t stop_ns = tfprof__ticks_to_rel_ns(tb, stop_ticks);
 	m->nframes = 0;
 	for (size_t i = 0; i < t.nscopes; i++) {
-		struct tfprof__rec *r = t.scopes[i];
-		bool api = r->flags & TFPROF_REC_API;
+		struct tfprof__rec_scope *r = t.scopes[i];
+		bool api = r->h.flags & TFPROF_REC_API;
 		uint32_t nm = tfprof__strtab_intern(&m->p->strs, tfprof__rec_name(r));
 		if (nm != UINT32_MAX && api)
 			nm = api_event_name(m, nm);
@@ -337,10 +364,10 @@ static int merge_thread(struct merge_ctx *m, struct tfprof__plane *pl, const str
 		if (!tfprof__line_add_event(l, start, end - start, nm))
 			goto out;
 		m->stamp++;
-		if (put_args(m, l, tfprof__rec_args(r), r->nargs))
+		if (put_scope_args(m, l, r))
 			goto out;
 		for (size_t mi = t.meta_first[i]; mi != SIZE_MAX; mi = t.meta_next[mi])
-			if (put_args(m, l, tfprof__rec_args(t.metas[mi]), t.metas[mi]->nargs))
+			if (put_args(m, l, tfprof__rec_args(&t.metas[mi]->h), t.metas[mi]->h.nargs))
 				goto out;
 		/* A step marker needs _r for xprof's step grouping; the caller's own _r wins. */
 		if (key_slots_reserve(&m->keys, (size_t)(m->k_r > m->k_step_num ? m->k_r : m->k_step_num) + 1))
@@ -353,9 +380,9 @@ static int merge_thread(struct merge_ctx *m, struct tfprof__plane *pl, const str
 			if (put_i64(m, l, m->k_open, 1))
 				goto out;
 		}
-		if ((r->flags & TFPROF_REC_CLOSED_BY_PARENT) && put_i64(m, l, m->k_closed, 1))
+		if ((r->h.flags & TFPROF_REC_CLOSED_BY_PARENT) && put_i64(m, l, m->k_closed, 1))
 			goto out;
-		if ((r->flags & TFPROF_REC_ARGS_TRUNCATED) && put_i64(m, l, m->k_truncated, 1))
+		if ((r->h.flags & TFPROF_REC_ARGS_TRUNCATED) && put_i64(m, l, m->k_truncated, 1))
 			goto out;
 		/* Events come in begin order, so the frames still open at this start enclose it. */
 		while (m->nframes && m->frames[m->nframes - 1].end <= start &&

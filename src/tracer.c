@@ -66,7 +66,7 @@ uint32_t tfprof__state;
 
 struct open_scope {
 	uint32_t serial;
-	struct tfprof__rec *rec;
+	struct tfprof__rec_scope *rec;
 };
 
 /* The NVTX ranges this thread pushed for scopes, kept apart from the recording state: a range
@@ -86,13 +86,15 @@ struct thread_state {
 	struct tfprof__chunk *head, *cur;
 	uint32_t serial; /* serial of the last recorded scope */
 	uint32_t depth;
-	uint64_t emitted, dropped, too_deep, meta_dropped, bad_ends, bad_metadata, misnested, truncated_args;
+	/* Outlives sessions: reset_session_fields() leaves it alone. Next to the fields above, on
+	 * the cache line every end reads anyway. */
+	uint32_t nvtx_depth;
+	uint64_t dropped, too_deep, meta_dropped, bad_ends, bad_metadata, misnested, truncated_args;
 	int64_t tid;
 	bool name_set;
 	char name[256];
 	struct open_scope open[MAX_DEPTH];
-	/* Outlives sessions: reset_session_fields() leaves it alone. */
-	uint32_t nvtx_depth;
+	/* Outlives sessions, as nvtx_depth. */
 	struct nvtx_open nvtx_stack[MAX_DEPTH];
 };
 
@@ -146,6 +148,14 @@ __attribute__((constructor(101))) static void tracer_init(void)
 		need_fence = true;
 }
 
+/* Moves to a new session generation, never 0 (the "not attached" of reset_session_fields).
+ * Callers hold list_mu. */
+static void next_generation(void)
+{
+	uint32_t g = __atomic_load_n(&session_gen, __ATOMIC_RELAXED) + 1;
+	__atomic_store_n(&session_gen, g ? g : 1, __ATOMIC_RELAXED);
+}
+
 static inline bool recording(void)
 {
 	return __atomic_load_n(&tfprof__state, __ATOMIC_RELAXED) & TFPROF_STATE_ON;
@@ -184,13 +194,16 @@ static void read_comm(int64_t tid, char *out, size_t cap)
 
 static void reset_session_fields(struct thread_state *ts)
 {
+	/* No session has generation 0 (next_generation), so the hot paths' one test of gen also
+	 * says the state is attached. */
+	ts->gen = 0;
 	ts->tag = 0;
 	ts->pos = ts->end = NULL;
 	ts->head = ts->cur = NULL;
 	ts->chunk_bytes = MIN_CHUNK_BYTES;
 	ts->serial = 0;
 	ts->depth = 0;
-	ts->emitted = ts->dropped = ts->too_deep = ts->meta_dropped = ts->bad_ends = 0;
+	ts->dropped = ts->too_deep = ts->meta_dropped = ts->bad_ends = 0;
 	ts->bad_metadata = ts->misnested = ts->truncated_args = 0;
 }
 
@@ -309,8 +322,10 @@ static void take_records(struct thread_state *ts, struct tfprof__thread_harvest 
 	h->first_serial = 1;
 	h->recorded = ts->serial;
 #define TAKE_COUNT(f) h->f = ts->f;
-	TFPROF__THREAD_COUNTERS(TAKE_COUNT)
+	TFPROF__THREAD_KEPT_COUNTERS(TAKE_COUNT)
 #undef TAKE_COUNT
+	/* Every begin seen while the session recorded was recorded, dropped or too deep. */
+	h->emitted = h->recorded + h->dropped + h->too_deep;
 	reset_session_fields(ts);
 }
 
@@ -500,17 +515,36 @@ static inline size_t round8(size_t n)
 	return (n + 7) & ~(size_t)7;
 }
 
+/* The values of args whose keys and types are sig's. Each is read at the width its argument
+ * macro wrote it: a bool is one byte, and an 8-byte load over that byte store cannot be
+ * forwarded from the store buffer, which stalls Intel cores for a dozen cycles or more per
+ * argument (measured there: the whole-struct copy this replaced did so for every argument).
+ * Stored as 0/1, a bool reads back through v.b. */
+static inline void pack_values(uint64_t *v, const struct tfprof__sig *sig, const struct tfprof_arg *args,
+			       size_t nargs)
+{
+	for (size_t i = 0; i < nargs; i++)
+		v[i] = sig->args[i].type == (TFPROF_ARG_BOOL | TFPROF_ARG_STATIC_KEY) ? (uint64_t)args[i].v.b
+										     : args[i].v.u64;
+}
+
 static inline __attribute__((always_inline)) tfprof_scope
 begin_common(struct tfprof_site *site, const char *name, const struct tfprof_arg *args, size_t nargs,
-	     bool api)
+	     bool api, bool point)
 {
 	tfprof_scope h = { 0, 0 };
 	struct thread_state *ts = current();
 	if (__builtin_expect(!ts, 0))
 		return h;
+	if (!args)
+		nargs = 0;
+	/* Looked up before the operation begins: it touches no session state, and adding a
+	 * signature takes a lock. */
+	const struct tfprof__sig *sig = site && nargs ? tfprof__sig_find(site, args, nargs) : NULL;
 	/* Test point: current() has looked at the state, no operation has begun yet: a stop and a
 	 * new start may come in between, which the check after enter() must notice. */
-	TFPROF_TESTPOINT("tracer_begin_before_enter");
+	if (point)
+		TFPROF_TESTPOINT("tracer_begin_before_enter");
 	enter(ts);
 	if (__builtin_expect(!recording(), 0))
 		goto out;
@@ -527,25 +561,28 @@ begin_common(struct tfprof_site *site, const char *name, const struct tfprof_arg
 	/* Test point: a begin that saw recording on is about to write its record; the stopper
 	 * must wait for it (op_seq odd) before it takes this thread's chunks. */
 	TFPROF_TESTPOINT("tracer_begin_recording");
-	ts->emitted++;
-	if (!args)
-		nargs = 0;
-	uint16_t flags = (site ? TFPROF_REC_NAME_SITE : 0) | (api ? TFPROF_REC_API : 0);
+	uint8_t flags = (site ? TFPROF_REC_NAME_SITE : 0) | (api ? TFPROF_REC_API : 0);
 	if (__builtin_expect(nargs > MAX_ARGS, 0)) {
 		ts->truncated_args += nargs - MAX_ARGS;
 		nargs = MAX_ARGS;
 		flags |= TFPROF_REC_ARGS_TRUNCATED;
 	}
-	size_t name_bytes = 0;
-	if (!site) {
-		if (!name || !*name)
-			name = "(unnamed)";
-		name_bytes = strlen(name) + 1;
+	size_t name_bytes = 0, str_bytes = 0, size;
+	if (sig) {
+		/* Keys and types are the signature's: the record holds the values only. */
+		flags = TFPROF_REC_NAME_SIG;
+		size = sizeof(struct tfprof__rec_scope) + nargs * sizeof(uint64_t);
+	} else {
+		if (!site) {
+			if (!name || !*name)
+				name = "(unnamed)";
+			name_bytes = strlen(name) + 1;
+		}
+		str_bytes = args_string_bytes(args, nargs);
+		size = round8(sizeof(struct tfprof__rec_scope) + nargs * sizeof(struct tfprof_arg) + str_bytes +
+			      name_bytes);
 	}
-	size_t str_bytes = args_string_bytes(args, nargs);
-	size_t size = round8(sizeof(struct tfprof__rec) + nargs * sizeof(struct tfprof_arg) +
-			     str_bytes + name_bytes);
-	struct tfprof__rec *r;
+	struct tfprof__rec_scope *r;
 	if (__builtin_expect(ts->depth >= MAX_DEPTH, 0)) {
 		ts->too_deep++;
 		goto out;
@@ -554,33 +591,38 @@ begin_common(struct tfprof_site *site, const char *name, const struct tfprof_arg
 		ts->dropped++;
 		goto out;
 	}
-	r->size = (uint32_t)size;
-	r->kind = TFPROF_REC_SCOPE;
-	r->flags = flags;
-	r->serial = ++ts->serial;
-	r->nargs = (uint32_t)nargs;
+	r->h.size = (uint32_t)size;
+	r->h.kind = TFPROF_REC_SCOPE;
+	r->h.flags = flags;
+	r->h.nargs = (uint16_t)nargs;
 	r->t1 = 0;
-	char *pool = (char *)(tfprof__rec_args(r) + nargs);
-	args_copy(tfprof__rec_args(r), args, nargs, str_bytes, pool);
-	if (site) {
-		r->name = site;
+	uint32_t serial = ++ts->serial;
+	if (sig) {
+		pack_values((uint64_t *)(r + 1), sig, args, nargs);
+		r->name = sig;
 	} else {
-		char *n = pool + str_bytes;
-		memcpy(n, name, name_bytes);
-		r->name = n;
+		char *pool = (char *)(tfprof__rec_args(&r->h) + nargs);
+		args_copy(tfprof__rec_args(&r->h), args, nargs, str_bytes, pool);
+		if (site) {
+			r->name = site;
+		} else {
+			char *n = pool + str_bytes;
+			memcpy(n, name, name_bytes);
+			r->name = n;
+		}
 	}
 	struct open_scope *o = &ts->open[ts->depth++];
-	o->serial = r->serial;
+	o->serial = serial;
 	o->rec = r;
 	h.tag = ts->tag;
-	h.serial = r->serial;
+	h.serial = serial;
 	/* The NVTX stack has its own bound: it outlives sessions, so ranges of scopes that were
 	 * never ended stay on it. */
 	if (!api && nvtx_on && ts->nvtx_depth < MAX_DEPTH) {
 		if (site)
 			tfprof__nvtx_push_site(site);
 		else
-			tfprof__nvtx_push_name((const char *)r->name);
+			tfprof__nvtx_push_name(tfprof__rec_name(r));
 		ts->nvtx_stack[ts->nvtx_depth++] = (struct nvtx_open){ h.tag, h.serial };
 	}
 	/* The begin time is taken last so the bookkeeping above is not inside the scope. */
@@ -599,7 +641,7 @@ static __attribute__((noinline)) tfprof_scope steps_begin(struct tfprof_site *si
 	bool last = tfprof__steps_begin(args, nargs);
 	if (!recording())
 		return (tfprof_scope){ 0, 0 };
-	tfprof_scope h = begin_common(site, name, args, nargs, false);
+	tfprof_scope h = begin_common(site, name, args, nargs, false, true);
 	if (last && h.tag)
 		tfprof__steps_began(h);
 	return h;
@@ -627,25 +669,89 @@ tfprof_scope tfprof_scope_begin_slow(const char *name, const struct tfprof_arg *
 {
 	if (begin_is_special())
 		return scopes_off() ? (tfprof_scope){ 0, 0 } : steps_begin(NULL, name, args, nargs);
-	return begin_common(NULL, name, args, nargs, false);
+	return begin_common(NULL, name, args, nargs, false, true);
 }
 
 tfprof_scope tfprof__api_begin(const char *name, const struct tfprof_arg *args, size_t nargs)
 {
 	if (!recording())
 		return (tfprof_scope){ 0, 0 };
-	return begin_common(NULL, name, args, nargs, true);
+	return begin_common(NULL, name, args, nargs, true, true);
 }
 
-tfprof_scope tfprof_scope_begin_site_slow(struct tfprof_site *site, const struct tfprof_arg *args,
-					  size_t nargs)
+/* Any begin the fast path does not take: the general path, with all its checks. point is false
+ * when the fast path already passed the test point before its operation. */
+static __attribute__((noinline)) tfprof_scope begin_site_general(struct tfprof_site *site, const struct tfprof_arg *args,
+								  size_t nargs, bool point)
 {
 	if (!site || !site->name || !*site->name)
 		site = NULL;
 	if (begin_is_special())
 		return scopes_off() ? (tfprof_scope){ 0, 0 }
 				    : steps_begin(site, site ? NULL : "(unnamed)", args, nargs);
-	return begin_common(site, NULL, args, nargs, false);
+	return point ? begin_common(site, NULL, args, nargs, false, true)
+		     : begin_common(site, NULL, args, nargs, false, false);
+}
+
+/* The usual begin, a call site's scope with literal keys and numeric values while a session
+ * records: a fixed-size record (32 bytes and 8 per argument value), written with as few
+ * instructions as the protocol allows, since on some processors (measured on an Intel Xeon VM)
+ * they add up on top of the clock reads instead of hiding behind them. Anything unusual (a
+ * thread not attached to this session, steps watched, NVTX ranges to push, a full chunk, an
+ * argument shape without a signature) goes to begin_site_general() before anything is written,
+ * so the two paths never both count one begin. */
+tfprof_scope tfprof_scope_begin_site_slow(struct tfprof_site *site, const struct tfprof_arg *args,
+					  size_t nargs)
+{
+	struct thread_state *ts = tls_ts;
+	if (__builtin_expect(!ts || nargs > TFPROF__SIG_MAX_ARGS || nvtx_on, 0))
+		return begin_site_general(site, args, nargs, true);
+	const void *name;
+	uint8_t flags;
+	if (nargs) {
+		const struct tfprof__sig *sig =
+			__atomic_load_n(&tfprof__sig_table[tfprof__sig_home(site)], __ATOMIC_ACQUIRE);
+		if (__builtin_expect(!args || !sig || !tfprof__sig_matches(sig, site, args, nargs), 0))
+			return begin_site_general(site, args, nargs, true);
+		name = sig;
+		flags = TFPROF_REC_NAME_SIG;
+	} else {
+		if (__builtin_expect(!site || !site->name || !*site->name, 0))
+			return begin_site_general(site, args, nargs, true);
+		name = site;
+		flags = TFPROF_REC_NAME_SITE;
+	}
+	size_t size = sizeof(struct tfprof__rec_scope) + nargs * sizeof(uint64_t);
+	TFPROF_TESTPOINT("tracer_begin_before_enter");
+	enter(ts);
+	uint32_t d = ts->depth;
+	/* Exactly ON: no steps watched, user scopes not switched off. */
+	if (__builtin_expect(__atomic_load_n(&tfprof__state, __ATOMIC_RELAXED) != TFPROF_STATE_ON ||
+				     ts->gen != __atomic_load_n(&session_gen, __ATOMIC_RELAXED) || d >= MAX_DEPTH || (size_t)(ts->end - ts->pos) < size,
+			     0)) {
+		leave(ts);
+		return begin_site_general(site, args, nargs, false);
+	}
+	TFPROF_TESTPOINT("tracer_begin_recording");
+	struct tfprof__rec_scope *r = (struct tfprof__rec_scope *)ts->pos;
+	ts->pos += size;
+	/* The header as one store (struct tfprof__rec's fields in little-endian order). */
+	_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && offsetof(struct tfprof__rec, kind) == 4 &&
+			       offsetof(struct tfprof__rec, flags) == 5 && offsetof(struct tfprof__rec, nargs) == 6,
+		       "the record header is stored as one little-endian word");
+	uint64_t head = (uint64_t)size | (uint64_t)TFPROF_REC_SCOPE << 32 | (uint64_t)flags << 40 |
+			(uint64_t)nargs << 48;
+	memcpy(&r->h, &head, sizeof head);
+	r->t1 = 0;
+	r->name = name;
+	pack_values((uint64_t *)(r + 1), name, args, nargs);
+	uint32_t serial = ++ts->serial;
+	ts->open[d] = (struct open_scope){ serial, r };
+	ts->depth = d + 1;
+	tfprof_scope h = { ts->tag, serial };
+	r->t0 = tfprof__ticks();
+	leave(ts);
+	return h;
 }
 
 /* Finds an open scope of this thread by serial; returns its depth index or -1. */
@@ -669,7 +775,7 @@ static __attribute__((noinline)) void end_out_of_order(struct thread_state *ts, 
 		struct open_scope *o = &ts->open[j];
 		__atomic_store_n(&o->rec->t1, t1, __ATOMIC_RELAXED);
 		if (j > k) {
-			o->rec->flags |= TFPROF_REC_CLOSED_BY_PARENT;
+			o->rec->h.flags |= TFPROF_REC_CLOSED_BY_PARENT;
 			ts->misnested++;
 		}
 	}
@@ -704,19 +810,10 @@ static inline void nvtx_end(struct thread_state *ts, tfprof_scope s)
 	}
 }
 
-void tfprof_scope_end_slow(tfprof_scope s)
+/* An end's operation, with every check, NVTX ranges and the steps hook: for any end the fast
+ * path does not take (it has written nothing). */
+static __attribute__((noinline)) void end_op(struct thread_state *ts, tfprof_scope s, uint64_t t1)
 {
-	/* The end time is taken first so the bookkeeping below is not inside the scope. */
-	uint64_t t1 = tfprof__ticks();
-	struct thread_state *ts = tls_ts;
-	if (__builtin_expect(!ts, 0)) {
-		if (recording())
-			__atomic_fetch_add(&orphan_bad_ends, 1, __ATOMIC_RELAXED);
-		return;
-	}
-	/* Test point: an end that has not begun its operation: a stop and a new start may come in
-	 * between, so the record it would close may already be handed back. */
-	TFPROF_TESTPOINT("tracer_end_before_enter");
 	enter(ts);
 	if (__builtin_expect(!recording(), 0))
 		goto out;
@@ -744,6 +841,38 @@ out:
 		tfprof__steps_end(s);
 }
 
+/* The usual end (the innermost open scope of this session, no NVTX range, no steps watched) in
+ * few instructions, as the begin's fast path; anything else goes to end_op(). */
+void tfprof_scope_end_slow(tfprof_scope s)
+{
+	/* The end time is taken first so the bookkeeping below is not inside the scope. */
+	uint64_t t1 = tfprof__ticks();
+	struct thread_state *ts = tls_ts;
+	if (__builtin_expect(!ts, 0)) {
+		if (recording())
+			__atomic_fetch_add(&orphan_bad_ends, 1, __ATOMIC_RELAXED);
+		return;
+	}
+	/* Test point: an end that has not begun its operation: a stop and a new start may come in
+	 * between, so the record it would close may already be handed back. */
+	TFPROF_TESTPOINT("tracer_end_before_enter");
+	if (__builtin_expect(ts->nvtx_depth == 0, 1)) {
+		enter(ts);
+		uint32_t d = ts->depth;
+		if (__builtin_expect(__atomic_load_n(&tfprof__state, __ATOMIC_RELAXED) == TFPROF_STATE_ON &&
+					     ts->gen == __atomic_load_n(&session_gen, __ATOMIC_RELAXED) &&
+					     s.tag == ts->tag && d != 0 && ts->open[d - 1].serial == s.serial,
+				     1)) {
+			__atomic_store_n(&ts->open[d - 1].rec->t1, t1, __ATOMIC_RELAXED);
+			ts->depth = d - 1;
+			leave(ts);
+			return;
+		}
+		leave(ts);
+	}
+	end_op(ts, s, t1);
+}
+
 void tfprof_scope_set_metadata_slow(tfprof_scope s, const struct tfprof_arg *args, size_t nargs)
 {
 	struct thread_state *ts = tls_ts;
@@ -758,28 +887,26 @@ void tfprof_scope_set_metadata_slow(tfprof_scope s, const struct tfprof_arg *arg
 	}
 	if (!args || nargs == 0)
 		goto out;
-	uint16_t flags = 0;
+	uint8_t flags = 0;
 	if (nargs > MAX_ARGS) {
 		ts->truncated_args += nargs - MAX_ARGS;
 		nargs = MAX_ARGS;
 		flags |= TFPROF_REC_ARGS_TRUNCATED;
 	}
 	size_t str_bytes = args_string_bytes(args, nargs);
-	size_t size = round8(sizeof(struct tfprof__rec) + nargs * sizeof(struct tfprof_arg) + str_bytes);
-	struct tfprof__rec *r;
+	size_t size = round8(sizeof(struct tfprof__rec_meta) + nargs * sizeof(struct tfprof_arg) + str_bytes);
+	struct tfprof__rec_meta *r;
 	if (size > UINT32_MAX || !(r = reserve(ts, size))) {
 		ts->meta_dropped++;
 		goto out;
 	}
-	r->size = (uint32_t)size;
-	r->kind = TFPROF_REC_META;
-	r->flags = flags;
+	r->h.size = (uint32_t)size;
+	r->h.kind = TFPROF_REC_META;
+	r->h.flags = flags;
+	r->h.nargs = (uint16_t)nargs;
 	r->serial = s.serial;
-	r->nargs = (uint32_t)nargs;
-	r->t0 = r->t1 = 0;
-	r->name = NULL;
-	args_copy(tfprof__rec_args(r), args, nargs, str_bytes,
-		  (char *)(tfprof__rec_args(r) + nargs));
+	r->unused = 0;
+	args_copy(tfprof__rec_args(&r->h), args, nargs, str_bytes, (char *)(tfprof__rec_args(&r->h) + nargs));
 out:
 	leave(ts);
 }
@@ -822,7 +949,7 @@ void tfprof__tracer_begin_session(size_t max_mem, bool nvtx)
 	__atomic_store_n(&orphan_bad_ends, 0, __ATOMIC_RELAXED);
 	harvest_pending = true;
 	/* A new generation makes every thread attach afresh, with a new tag. */
-	__atomic_fetch_add(&session_gen, 1, __ATOMIC_RELAXED);
+	next_generation();
 	pthread_mutex_unlock(&list_mu);
 }
 
@@ -969,16 +1096,19 @@ void tfprof__tracer_fork_prepare(void)
 {
 	pthread_mutex_lock(&list_mu);
 	pthread_mutex_lock(&spare_mu);
+	tfprof__sig_fork_prepare();
 }
 
 void tfprof__tracer_fork_parent(void)
 {
+	tfprof__sig_fork_release();
 	pthread_mutex_unlock(&spare_mu);
 	pthread_mutex_unlock(&list_mu);
 }
 
 void tfprof__tracer_fork_child(void)
 {
+	tfprof__sig_fork_release();
 	pthread_mutex_unlock(&spare_mu);
 	pthread_mutex_unlock(&list_mu);
 	/* Only the forking thread exists in the child. The other threads' states are copies that
@@ -1013,7 +1143,7 @@ void tfprof__tracer_fork_child(void)
 	/* Records of the parent's exited threads are the parent's. */
 	drop_dead();
 	/* A new generation makes handles from the parent's session stale in the child. */
-	__atomic_fetch_add(&session_gen, 1, __ATOMIC_RELAXED);
+	next_generation();
 	harvest_pending = false;
 	__atomic_store_n(&reserved, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&orphan_bad_ends, 0, __ATOMIC_RELAXED);

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "arg_sig.h"
 #include "tfprof/tfprof.h"
 
 /* Internal bit of tfprof__state, set while a capture asked for host_tracer_level 0: user
@@ -19,8 +20,8 @@
 #define TFPROF__STATE_NO_SCOPES 4u
 
 enum tfprof__rec_kind {
-	TFPROF_REC_SCOPE = 1, /* a scope: begin ticks, end ticks (0 while open), name, args */
-	TFPROF_REC_META = 2,  /* set_metadata args for the scope with the given serial */
+	TFPROF_REC_SCOPE = 1, /* a scope: struct tfprof__rec_scope */
+	TFPROF_REC_META = 2,  /* set_metadata args for an open scope: struct tfprof__rec_meta */
 };
 
 enum tfprof__rec_flags {
@@ -28,30 +29,56 @@ enum tfprof__rec_flags {
 	TFPROF_REC_CLOSED_BY_PARENT = 1u << 1, /* ended because an enclosing scope ended first */
 	TFPROF_REC_ARGS_TRUNCATED = 1u << 2,  /* more args were passed than a record holds */
 	TFPROF_REC_API = 1u << 3,             /* a CUDA API call recorded by the GPU tracer */
+	TFPROF_REC_NAME_SIG = 1u << 4,        /* name points at a struct tfprof__sig (arg_sig.h):
+					       * the site, and the keys and types of the args,
+					       * which follow as nargs 8-byte values */
 };
 
-/* A record header; nargs struct tfprof_arg follow it, then the bytes of copied strings. Every
- * pointer in a record points at static storage or into the record itself. */
+/* What every record starts with. A thread's records follow each other in its chunks; scopes are
+ * numbered by their order there (the first is serial 1), which is what a handle's serial says. */
 struct tfprof__rec {
 	uint32_t size; /* bytes, including this header; a multiple of 8 */
-	uint16_t kind;
-	uint16_t flags;
-	uint32_t serial; /* the scope's serial (for META: the target scope's) */
-	uint32_t nargs;
-	uint64_t t0;     /* begin ticks */
-	uint64_t t1;     /* end ticks; written once by the owning thread's end, 0 while open */
-	const void *name; /* struct tfprof_site * or a NUL-terminated string */
+	uint8_t kind;  /* enum tfprof__rec_kind */
+	uint8_t flags; /* enum tfprof__rec_flags */
+	uint16_t nargs;
 };
 
+/* A scope: 32 bytes, then its args (nargs values, or nargs struct tfprof_arg unless NAME_SIG),
+ * then the bytes of copied strings. Every pointer in a record points at static storage, at a
+ * signature (never freed) or into the record itself. */
+struct tfprof__rec_scope {
+	struct tfprof__rec h;
+	uint64_t t0;      /* begin ticks */
+	uint64_t t1;      /* end ticks; written once by the owning thread's end, 0 while open */
+	const void *name; /* struct tfprof_site *, struct tfprof__sig * or a NUL-terminated string */
+};
+
+/* set_metadata's args (nargs struct tfprof_arg, then copied strings) for the scope with serial. */
+struct tfprof__rec_meta {
+	struct tfprof__rec h;
+	uint32_t serial;
+	uint32_t unused;
+};
+
+/* The whole struct tfprof_arg that follow a record's header (not for NAME_SIG scopes). */
 static inline struct tfprof_arg *tfprof__rec_args(struct tfprof__rec *r)
 {
-	return (struct tfprof_arg *)(r + 1);
+	size_t head = r->kind == TFPROF_REC_SCOPE ? sizeof(struct tfprof__rec_scope) : sizeof(struct tfprof__rec_meta);
+	return (struct tfprof_arg *)((char *)r + head);
 }
 
-static inline const char *tfprof__rec_name(const struct tfprof__rec *r)
+/* The values of a NAME_SIG scope's args. */
+static inline const uint64_t *tfprof__rec_values(const struct tfprof__rec_scope *r)
 {
-	return (r->flags & TFPROF_REC_NAME_SITE) ? ((const struct tfprof_site *)r->name)->name
-						  : (const char *)r->name;
+	return (const uint64_t *)(r + 1);
+}
+
+static inline const char *tfprof__rec_name(const struct tfprof__rec_scope *r)
+{
+	if (r->h.flags & TFPROF_REC_NAME_SIG)
+		return ((const struct tfprof__sig *)r->name)->site->name;
+	return (r->h.flags & TFPROF_REC_NAME_SITE) ? ((const struct tfprof_site *)r->name)->name
+						    : (const char *)r->name;
 }
 
 /* A run of records. used is written by the thread that owns the chunk (when it opens the next
@@ -66,9 +93,11 @@ struct tfprof__chunk {
 
 /* The per-thread counts that are added up across threads (the harvest's, and merge's totals),
  * as an X-macro so that every place that sums them names them once. */
-#define TFPROF__THREAD_COUNTERS(X) \
-	X(emitted) X(dropped) X(too_deep) X(meta_dropped) X(bad_ends) X(bad_metadata) X(misnested) \
-	X(truncated_args)
+#define TFPROF__THREAD_COUNTERS(X) X(emitted) TFPROF__THREAD_KEPT_COUNTERS(X)
+/* The ones a thread state keeps as they are; emitted is derived (recorded + dropped + too_deep),
+ * so that the hot path has one count less to keep. */
+#define TFPROF__THREAD_KEPT_COUNTERS(X) \
+	X(dropped) X(too_deep) X(meta_dropped) X(bad_ends) X(bad_metadata) X(misnested) X(truncated_args)
 
 /* What one thread recorded in one session, taken out of its thread state at stop. */
 struct tfprof__thread_harvest {
