@@ -38,6 +38,7 @@
 #include "activate.h"
 #include "server.h"
 #include "session.h"
+#include "tracer.h"
 
 #include "chrome_convert.h"
 #include "env.h"
@@ -405,7 +406,7 @@ static int stop_and_report(bool convert_in_background, bool skip_empty)
 
 static void steps_unwatch(void)
 {
-	__atomic_and_fetch(&tfprof__state, ~TFPROF__STATE_STEPS, __ATOMIC_RELAXED);
+	__atomic_and_fetch(&tfprof__state, ~TFPROF__STATE_HOOKS, __ATOMIC_RELAXED);
 }
 
 /* The step number among a scope's arguments: an integer step_num. */
@@ -438,7 +439,7 @@ static void steps_finish(void)
 		stop_and_report(true, !A.is_root); /* the program goes on while its Chrome trace is written */
 }
 
-bool tfprof__steps_begin(const struct tfprof_arg *args, size_t nargs)
+static bool steps_before_begin(const struct tfprof_arg *args, size_t nargs)
 {
 	long long n;
 	if (!step_num_of(args, nargs, &n))
@@ -477,18 +478,25 @@ bool tfprof__steps_begin(const struct tfprof_arg *args, size_t nargs)
 	return recording && n == St.last && atomic_load(&St.watch) == 0;
 }
 
-void tfprof__steps_began(tfprof_scope s)
+static void steps_began(tfprof_scope s)
 {
 	atomic_store(&St.watch, ((uint64_t)s.tag << 32) | s.serial);
 }
 
-void tfprof__steps_end(tfprof_scope s)
+static void steps_ended(tfprof_scope s)
 {
 	uint64_t h = ((uint64_t)s.tag << 32) | s.serial, w = atomic_load(&St.watch);
 	if (w == 0 || h != w || !atomic_compare_exchange_strong(&St.watch, &w, 0))
 		return;
 	steps_finish();
 }
+
+/* TFPROF_STEPS's view of scopes: the tracer calls these while TFPROF__STATE_HOOKS is set. */
+static const struct tfprof__scope_hooks steps_hooks = {
+	.before_begin = steps_before_begin,
+	.began = steps_began,
+	.ended = steps_ended,
+};
 
 /* ---- Signals and the control thread ---- */
 
@@ -883,8 +891,9 @@ __attribute__((constructor)) static void activate_init(void)
 		/* Nothing records until a capture arrives (the server starts on the control
 		 * thread). */
 	} else if (St.on) {
-		/* The session starts at step A's begin (tfprof__steps_begin). */
-		__atomic_or_fetch(&tfprof__state, TFPROF__STATE_STEPS, __ATOMIC_RELAXED);
+		/* The session starts at step A's begin (steps_before_begin). */
+		tfprof__tracer_set_scope_hooks(&steps_hooks);
+		__atomic_or_fetch(&tfprof__state, TFPROF__STATE_HOOKS, __ATOMIC_RELAXED);
 	} else if (A.delay > 0) {
 		A.start_at = now_plus(A.delay);
 		A.start_pending = true;

@@ -40,7 +40,7 @@
  * stepping thread, before the program goes on. A step numbered past B while recording (B was
  * skipped) stops before that step begins. The program ending in between writes steps A..k as
  * usual; ending before step A writes nothing and says so.
- * Cost: while TFPROF_STEPS waits or records, bit TFPROF__STATE_STEPS of tfprof__state sends every
+ * Cost: while TFPROF_STEPS waits or records, bit TFPROF__STATE_HOOKS of tfprof__state sends every
  * scope begin to the library (a call and a scan of its arguments, no recording while waiting),
  * and every recorded scope's end compares its handle with step B's; without it, nothing. */
 #ifndef TFPROF_ACTIVATE_H
@@ -74,21 +74,5 @@ void tfprof__activate_exec_failed(bool restart);
 /* True when path names the file this code was loaded from (libtfprof.so, or the program when
  * tfprof is linked statically). */
 bool tfprof__names_this_library(const char *path);
-
-/* ---- Steps: provided by activate.c, called by tracer.c's scope slow paths ---- */
-
-/* Internal bit of tfprof__state (next to TFPROF_STATE_ON), set while TFPROF_STEPS waits for or
- * records its steps: the public fast paths test the whole word, so every scope begin reaches
- * tfprof_scope_begin_slow and tfprof__steps_begin even while nothing records. session.c sets and
- * clears TFPROF_STATE_ON without touching it. */
-#define TFPROF__STATE_STEPS 2u
-
-/* Called before a scope begins, with its arguments: starts the session at the first step of the
- * window. Returns true when the scope about to begin is step B, whose handle the caller then
- * passes to tfprof__steps_began. Never called from a CUPTI callback or with a tracer lock held. */
-bool tfprof__steps_begin(const struct tfprof_arg *args, size_t nargs);
-void tfprof__steps_began(tfprof_scope s);
-/* Called after a recorded scope ended: at step B's end, writes the profile (on this thread). */
-void tfprof__steps_end(tfprof_scope s);
 
 #endif /* TFPROF_ACTIVATE_H */

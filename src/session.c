@@ -243,7 +243,7 @@ static int start_session(const char *logdir, const struct tfprof_options *opts, 
 	/* Before recording starts, so that not one user scope slips in. */
 	if (no_scopes)
 		__atomic_or_fetch(&tfprof__state, TFPROF__STATE_NO_SCOPES, __ATOMIC_RELAXED);
-	/* Only the recording bit: TFPROF__STATE_STEPS (activate.h) belongs to activation. */
+	/* Only the recording bit: TFPROF__STATE_HOOKS (tracer.h) belongs to whoever registered hooks. */
 	__atomic_or_fetch(&tfprof__state, TFPROF_STATE_ON, __ATOMIC_RELEASE);
 	/* GPU tracing starts once host recording is on, so the first launches find a thread buffer
 	 * to record into; when it cannot start, the session goes on host-only and the profile says

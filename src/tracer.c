@@ -48,7 +48,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "activate.h" /* the steps hooks (TFPROF_STEPS) */
 #include "clock.h"
 #include "nvtx.h"
 #include "testpoint.h"
@@ -130,6 +129,19 @@ static struct dead_thread *dead;
 static struct tfprof__thread_harvest dead_counts;
 
 static void thread_exit(void *p);
+
+/* Set once (activation registers before it sets TFPROF__STATE_HOOKS), read by the slow paths. */
+static const struct tfprof__scope_hooks *scope_hooks;
+
+void tfprof__tracer_set_scope_hooks(const struct tfprof__scope_hooks *hooks)
+{
+	__atomic_store_n(&scope_hooks, hooks, __ATOMIC_RELEASE);
+}
+
+static inline const struct tfprof__scope_hooks *hooks(void)
+{
+	return __atomic_load_n(&scope_hooks, __ATOMIC_ACQUIRE);
+}
 
 /* Priority 101 (the first one applications may use): activate.c's constructor may start a
  * session when the library loads, and recording needs exit_key and the membarrier registration
@@ -632,31 +644,33 @@ out:
 	return h;
 }
 
-/* A scope begin while TFPROF_STEPS watches steps (activate.h): activation sees the arguments
- * first, since a step's begin may start the session; nothing is recorded while none runs. Kept
- * out of line so that the usual begin pays one test of the state word. */
-static __attribute__((noinline)) tfprof_scope steps_begin(struct tfprof_site *site, const char *name,
+/* A scope begin while hooks watch scopes (TFPROF__STATE_HOOKS; activation's TFPROF_STEPS): the
+ * hook sees the arguments first, since a step's begin may start the session; nothing is
+ * recorded while none runs. Kept out of line so that the usual begin pays one test of the state
+ * word. */
+static __attribute__((noinline)) tfprof_scope hooked_begin(struct tfprof_site *site, const char *name,
 							   const struct tfprof_arg *args, size_t nargs)
 {
-	bool last = tfprof__steps_begin(args, nargs);
+	const struct tfprof__scope_hooks *hk = hooks();
+	bool last = hk && hk->before_begin(args, nargs);
 	if (!recording())
 		return (tfprof_scope){ 0, 0 };
 	tfprof_scope h = begin_common(site, name, args, nargs, false, true);
 	if (last && h.tag)
-		tfprof__steps_began(h);
+		hk->began(h);
 	return h;
 }
 
-static inline bool watching_steps(void)
+static inline bool hooks_watch(void)
 {
-	return __builtin_expect(__atomic_load_n(&tfprof__state, __ATOMIC_RELAXED) & TFPROF__STATE_STEPS, 0);
+	return __builtin_expect(__atomic_load_n(&tfprof__state, __ATOMIC_RELAXED) & TFPROF__STATE_HOOKS, 0);
 }
 
-/* The scope begin slow paths' one extra test: steps watched, or user scopes switched off. */
+/* The scope begin slow paths' one extra test: hooks watching, or user scopes switched off. */
 static inline bool begin_is_special(void)
 {
 	return __builtin_expect(__atomic_load_n(&tfprof__state, __ATOMIC_RELAXED) &
-					(TFPROF__STATE_STEPS | TFPROF__STATE_NO_SCOPES),
+					(TFPROF__STATE_HOOKS | TFPROF__STATE_NO_SCOPES),
 				0);
 }
 
@@ -668,7 +682,7 @@ static inline bool scopes_off(void)
 tfprof_scope tfprof_scope_begin_slow(const char *name, const struct tfprof_arg *args, size_t nargs)
 {
 	if (begin_is_special())
-		return scopes_off() ? (tfprof_scope){ 0, 0 } : steps_begin(NULL, name, args, nargs);
+		return scopes_off() ? (tfprof_scope){ 0, 0 } : hooked_begin(NULL, name, args, nargs);
 	return begin_common(NULL, name, args, nargs, false, true);
 }
 
@@ -688,7 +702,7 @@ static __attribute__((noinline)) tfprof_scope begin_site_general(struct tfprof_s
 		site = NULL;
 	if (begin_is_special())
 		return scopes_off() ? (tfprof_scope){ 0, 0 }
-				    : steps_begin(site, site ? NULL : "(unnamed)", args, nargs);
+				    : hooked_begin(site, site ? NULL : "(unnamed)", args, nargs);
 	return point ? begin_common(site, NULL, args, nargs, false, true)
 		     : begin_common(site, NULL, args, nargs, false, false);
 }
@@ -697,7 +711,7 @@ static __attribute__((noinline)) tfprof_scope begin_site_general(struct tfprof_s
  * records: a fixed-size record (32 bytes and 8 per argument value), written with as few
  * instructions as the protocol allows, since on some processors (measured on an Intel Xeon VM)
  * they add up on top of the clock reads instead of hiding behind them. Anything unusual (a
- * thread not attached to this session, steps watched, NVTX ranges to push, a full chunk, an
+ * thread not attached to this session, hooks watching, NVTX ranges to push, a full chunk, an
  * argument shape without a signature) goes to begin_site_general() before anything is written,
  * so the two paths never both count one begin. */
 tfprof_scope tfprof_scope_begin_site_slow(struct tfprof_site *site, const struct tfprof_arg *args,
@@ -725,7 +739,7 @@ tfprof_scope tfprof_scope_begin_site_slow(struct tfprof_site *site, const struct
 	TFPROF_TESTPOINT("tracer_begin_before_enter");
 	enter(ts);
 	uint32_t d = ts->depth;
-	/* Exactly ON: no steps watched, user scopes not switched off. */
+	/* Exactly ON: no hooks watching, user scopes not switched off. */
 	if (__builtin_expect(__atomic_load_n(&tfprof__state, __ATOMIC_RELAXED) != TFPROF_STATE_ON ||
 				     ts->gen != __atomic_load_n(&session_gen, __ATOMIC_RELAXED) || d >= MAX_DEPTH || (size_t)(ts->end - ts->pos) < size,
 			     0)) {
@@ -810,7 +824,7 @@ static inline void nvtx_end(struct thread_state *ts, tfprof_scope s)
 	}
 }
 
-/* An end's operation, with every check, NVTX ranges and the steps hook: for any end the fast
+/* An end's operation, with every check, NVTX ranges and the scope hooks: for any end the fast
  * path does not take (it has written nothing). */
 static __attribute__((noinline)) void end_op(struct thread_state *ts, tfprof_scope s, uint64_t t1)
 {
@@ -836,12 +850,13 @@ static __attribute__((noinline)) void end_op(struct thread_state *ts, tfprof_sco
 out:
 	leave(ts);
 	nvtx_end(ts, s);
-	/* Last, once the scope is closed: step B's end writes the profile. */
-	if (watching_steps())
-		tfprof__steps_end(s);
+	/* Last, once the scope is closed (activation writes the profile at step B's end). */
+	const struct tfprof__scope_hooks *hk;
+	if (hooks_watch() && (hk = hooks()))
+		hk->ended(s);
 }
 
-/* The usual end (the innermost open scope of this session, no NVTX range, no steps watched) in
+/* The usual end (the innermost open scope of this session, no NVTX range, no hooks watching) in
  * few instructions, as the begin's fast path; anything else goes to end_op(). */
 void tfprof_scope_end_slow(tfprof_scope s)
 {

@@ -19,6 +19,29 @@
  * fast paths test the whole word, so scope begins reach the slow path that checks it. */
 #define TFPROF__STATE_NO_SCOPES 4u
 
+/* Internal bit of tfprof__state (next to TFPROF_STATE_ON), set while registered scope hooks
+ * must see every scope begin and end, even while nothing records (activation's TFPROF_STEPS
+ * starts the session at a step's begin): the public fast paths test the whole word, so every
+ * begin then reaches the slow path. session.c sets and clears TFPROF_STATE_ON without touching
+ * it; whoever registers the hooks sets and clears it. */
+#define TFPROF__STATE_HOOKS 2u
+
+/* Calls into a layer above the tracer, registered by it, so that the tracer depends on nothing
+ * above it. Called from scope slow paths while TFPROF__STATE_HOOKS is set: never from a CUPTI
+ * callback or with a tracer lock held. */
+struct tfprof__scope_hooks {
+	/* Before a user scope begins, with its arguments; may start the session. Returns true to
+	 * get the handle of the scope about to begin through began(). */
+	bool (*before_begin)(const struct tfprof_arg *args, size_t nargs);
+	void (*began)(tfprof_scope s);
+	/* After a scope ended (closed, NVTX range popped). */
+	void (*ended)(tfprof_scope s);
+};
+
+/* Registers hooks (static storage; NULL removes them). Register before setting
+ * TFPROF__STATE_HOOKS. */
+void tfprof__tracer_set_scope_hooks(const struct tfprof__scope_hooks *hooks);
+
 enum tfprof__rec_kind {
 	TFPROF_REC_SCOPE = 1, /* a scope: struct tfprof__rec_scope */
 	TFPROF_REC_META = 2,  /* set_metadata args for an open scope: struct tfprof__rec_meta */
