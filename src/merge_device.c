@@ -672,13 +672,16 @@ static int merge_one_device(struct dev_ctx *d, uint32_t dev_id, const struct pla
 		line_name(lname, sizeof lname, pe[i].line, kinds);
 		struct tfprof__line *l = tfprof__plane_add_line(d->p, pl, pe[i].line, lname);
 		/* Room for every event with the stats most carry; pages never written cost nothing. */
-		if (!l || tfprof__line_reserve(l, j - i, (j - i) * 6))
+		if (!l || tfprof__line_reserve(l, j - i, (j - i) * 8))
 			return -ENOMEM;
 		for (size_t k = i; k < j; k++) {
 			/* A line's events lie scattered over the chunks, among other streams' events:
 			 * fetch ahead, or nearly every event is a cache miss. */
-			if (k + 16 < j)
-				__builtin_prefetch(pe[k + 16].ev);
+			if (k + 24 < j) {
+				/* Both cache lines of the event: a kernel's fields reach past the first. */
+				__builtin_prefetch(pe[k + 24].ev);
+				__builtin_prefetch((const char *)pe[k + 24].ev + sizeof *pe[k + 24].ev - 1);
+			}
 			if (add_event(d, pl, l, &pe[k]))
 				return -ENOMEM;
 		}

@@ -114,16 +114,11 @@ int tfprof__line_reserve(struct tfprof__line *l, size_t nevents, size_t nstats)
 	return reserve((void **)&l->stats, l->nstats, &l->cap_stats, nstats, sizeof *l->stats);
 }
 
-struct tfprof__stat *tfprof__line_add_stat(struct tfprof__line *l, uint32_t key, uint32_t type)
+struct tfprof__stat *tfprof__line_add_stat_grow(struct tfprof__line *l, uint32_t key, uint32_t type)
 {
 	if (l->nevents == 0 || grow((void **)&l->stats, l->nstats, &l->cap_stats, sizeof *l->stats))
 		return NULL;
-	struct tfprof__stat *s = &l->stats[l->nstats++];
-	memset(s, 0, sizeof *s);
-	s->key = key;
-	s->type = type;
-	l->events[l->nevents - 1].nstats++;
-	return s;
+	return tfprof__line_add_stat(l, key, type);
 }
 
 struct tfprof__stat *tfprof__plane_add_stat(struct tfprof__plane *pl, uint32_t key, uint32_t type)
@@ -201,29 +196,3 @@ int tfprof__profile_add_warning(struct tfprof__profile *p, const char *fmt, ...)
 	return r;
 }
 
-int tfprof__line_put_u64(struct tfprof__line *l, uint32_t key, uint64_t v)
-{
-	struct tfprof__stat *s = tfprof__line_add_stat(l, key, TFPROF_STAT_U64);
-	if (!s)
-		return -ENOMEM;
-	s->v.u64 = v;
-	return 0;
-}
-
-int tfprof__line_put_i64(struct tfprof__line *l, uint32_t key, int64_t v)
-{
-	struct tfprof__stat *s = tfprof__line_add_stat(l, key, TFPROF_STAT_I64);
-	if (!s)
-		return -ENOMEM;
-	s->v.i64 = v;
-	return 0;
-}
-
-int tfprof__line_put_str(struct tfprof__line *l, uint32_t key, uint32_t str)
-{
-	struct tfprof__stat *s = tfprof__line_add_stat(l, key, TFPROF_STAT_STR);
-	if (!s)
-		return -ENOMEM;
-	s->v.str = str;
-	return 0;
-}

@@ -5,6 +5,7 @@
 #ifndef TFPROF_PROFILE_H
 #define TFPROF_PROFILE_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -85,12 +86,38 @@ struct tfprof__event *tfprof__line_add_event(struct tfprof__line *l, int64_t sta
 /* Makes room for nevents more events and nstats more stats on the line, so that a merge that
  * knows its counts does not copy growing arrays. Returns 0 or -ENOMEM. */
 int tfprof__line_reserve(struct tfprof__line *l, size_t nevents, size_t nstats);
-/* Appends a stat to the line's stat array and charges it to the line's last event. */
-struct tfprof__stat *tfprof__line_add_stat(struct tfprof__line *l, uint32_t key, uint32_t type);
+/* tfprof__line_add_stat() when the stat array is full (or the line has no event yet). */
+struct tfprof__stat *tfprof__line_add_stat_grow(struct tfprof__line *l, uint32_t key, uint32_t type);
+
+/* Appends a stat (value zero) to the line's stat array and charges it to the line's last event;
+ * NULL when out of memory or the line has no event. Inline: a merge adds several stats to each
+ * of millions of events, mostly into room tfprof__line_reserve() made. */
+static inline struct tfprof__stat *tfprof__line_add_stat(struct tfprof__line *l, uint32_t key, uint32_t type)
+{
+	if (__builtin_expect(l->nevents == 0 || l->nstats >= l->cap_stats, 0))
+		return tfprof__line_add_stat_grow(l, key, type);
+	struct tfprof__stat *s = &l->stats[l->nstats++];
+	s->key = key;
+	s->type = type;
+	s->v.u64 = 0;
+	l->events[l->nevents - 1].nstats++;
+	return s;
+}
+
 /* tfprof__line_add_stat with its value: 0, or -ENOMEM. */
-int tfprof__line_put_u64(struct tfprof__line *l, uint32_t key, uint64_t v);
-int tfprof__line_put_i64(struct tfprof__line *l, uint32_t key, int64_t v);
-int tfprof__line_put_str(struct tfprof__line *l, uint32_t key, uint32_t str);
+#define TFPROF__LINE_PUT(fn, ctype, stat_type, field)                                              \
+	static inline int fn(struct tfprof__line *l, uint32_t key, ctype v)                          \
+	{                                                                                            \
+		struct tfprof__stat *s = tfprof__line_add_stat(l, key, stat_type);                   \
+		if (!s)                                                                              \
+			return -ENOMEM;                                                              \
+		s->v.field = v;                                                                      \
+		return 0;                                                                            \
+	}
+TFPROF__LINE_PUT(tfprof__line_put_u64, uint64_t, TFPROF_STAT_U64, u64)
+TFPROF__LINE_PUT(tfprof__line_put_i64, int64_t, TFPROF_STAT_I64, i64)
+TFPROF__LINE_PUT(tfprof__line_put_str, uint32_t, TFPROF_STAT_STR, str)
+#undef TFPROF__LINE_PUT
 struct tfprof__stat *tfprof__plane_add_stat(struct tfprof__plane *pl, uint32_t key, uint32_t type);
 struct tfprof__stat *tfprof__plane_add_meta_stat(struct tfprof__plane *pl, uint32_t event_name, uint32_t key,
 						 uint32_t type);
