@@ -473,9 +473,12 @@ static uint8_t *put_event(uint8_t *o, const struct plane_maps *m, const struct t
 	o = put_opt(o, TAG_EVENT_DURATION, (uint64_t)(e->dur_ns * 1000));
 	for (uint32_t i = 0; i < e->nstats; i++) {
 		const struct tfprof__stat *s = &l->stats[e->stats + i];
+		/* A stat's body is at most 17 bytes (a 5-byte id and a 10-byte value, with their
+		 * tags), so its length is one byte, written once the body is. */
 		*o++ = TAG_EVENT_STATS;
-		o = put_varint(o, stat_size(m, s));
+		uint8_t *len = o++;
 		o = put_stat(o, m, s);
+		*len = (uint8_t)(o - len - 1);
 	}
 	return o;
 }
