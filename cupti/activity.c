@@ -308,7 +308,9 @@ static bool intern(struct decoder *d, struct name_cache *cache, const char *s, u
 	return true;
 }
 
-/* A zeroed event at the end of the last chunk, or NULL (counted) beyond the memory bound. */
+/* The next event slot at the end of the last chunk, or NULL (counted) beyond the memory bound.
+ * The slot is not cleared: every caller stores a whole event into it (a compound literal, whose
+ * unnamed fields are zero), so each byte of the event is written once instead of twice. */
 static struct tfprof__dev_event *push_event(struct decoder *d)
 {
 	struct tfprof__dev_chunk *c = d->tail;
@@ -329,7 +331,6 @@ static struct tfprof__dev_event *push_event(struct decoder *d)
 		d->bytes += bytes;
 	}
 	struct tfprof__dev_event *e = &c->ev[c->n++];
-	memset(e, 0, sizeof *e);
 	d->nevents++;
 	return e;
 }
@@ -397,26 +398,28 @@ static void add_context(struct decoder *d, uint32_t context_id, uint32_t device_
 	d->contexts[d->ncontexts++] = (struct ctx_device){ context_id, device_id };
 }
 
-/* MEMCPY and MEMCPY2 records are different structs with the same field names: one macro fills
- * the event from either. */
-#define FILL_MEMCPY(e, m, src_dev, dst_dev)                                             \
-	do {                                                                            \
-		(e)->kind = TFPROF_DEV_MEMCPY;                                          \
-		(e)->start = (m)->start;                                                \
-		(e)->end = (m)->end;                                                    \
-		(e)->correlation_id = (m)->correlationId;                               \
-		(e)->device_id = (m)->deviceId;                                         \
-		(e)->context_id = (m)->contextId;                                       \
-		(e)->stream_id = (m)->streamId;                                         \
-		(e)->u.memcpy.bytes = (m)->bytes;                                       \
-		(e)->u.memcpy.copy_kind = (m)->copyKind;                                \
-		(e)->u.memcpy.src_kind = (m)->srcKind;                                  \
-		(e)->u.memcpy.dst_kind = (m)->dstKind;                                  \
-		(e)->u.memcpy.async = ((m)->flags & CUPTI_ACTIVITY_FLAG_MEMCPY_ASYNC) != 0; \
-		(e)->u.memcpy.src_device = (src_dev);                                   \
-		(e)->u.memcpy.dst_device = (dst_dev);                                   \
-	} while (0)
+/* The fields that kernel, memcpy and memset records name alike, as designated initializers of
+ * an event of kind k made from record r. */
+#define WORK_FIELDS(k, r)                                                                         \
+	.kind = (k), .start = (r)->start, .end = (r)->end, .correlation_id = (r)->correlationId, \
+	.device_id = (r)->deviceId, .context_id = (r)->contextId, .stream_id = (r)->streamId
 
+/* MEMCPY and MEMCPY2 records are different structs with the same field names: one macro makes
+ * the event of either. */
+#define MEMCPY_EVENT(m, src_dev, dst_dev)                                                         \
+	((struct tfprof__dev_event){                                                              \
+		WORK_FIELDS(TFPROF_DEV_MEMCPY, m),                                                \
+		.u.memcpy = { .bytes = (m)->bytes,                                                \
+			      .copy_kind = (m)->copyKind,                                         \
+			      .src_kind = (m)->srcKind,                                           \
+			      .dst_kind = (m)->dstKind,                                           \
+			      .async = ((m)->flags & CUPTI_ACTIVITY_FLAG_MEMCPY_ASYNC) != 0,      \
+			      .src_device = (src_dev),                                            \
+			      .dst_device = (dst_dev) },                                          \
+	})
+
+/* Each case stores a whole event with one compound literal: the fields it names and zero in
+ * every other byte, written once into the chunk (push_event does not clear the slot). */
 static void decode_record(struct decoder *d, struct name_cache *cache, const CUpti_Activity *rec)
 {
 	struct tfprof__dev_event *e;
@@ -435,25 +438,17 @@ static void decode_record(struct decoder *d, struct name_cache *cache, const CUp
 		}
 		if (!(e = push_event(d)))
 			return;
-		e->kind = TFPROF_DEV_KERNEL;
-		e->start = k->start;
-		e->end = k->end;
-		e->correlation_id = k->correlationId;
-		e->device_id = k->deviceId;
-		e->context_id = k->contextId;
-		e->stream_id = k->streamId;
-		e->name = name;
-		e->u.kernel.grid[0] = (uint32_t)k->gridX;
-		e->u.kernel.grid[1] = (uint32_t)k->gridY;
-		e->u.kernel.grid[2] = (uint32_t)k->gridZ;
-		e->u.kernel.block[0] = (uint32_t)k->blockX;
-		e->u.kernel.block[1] = (uint32_t)k->blockY;
-		e->u.kernel.block[2] = (uint32_t)k->blockZ;
-		e->u.kernel.registers_per_thread = k->registersPerThread;
-		e->u.kernel.static_shared = k->staticSharedMemory;
-		e->u.kernel.dynamic_shared = k->dynamicSharedMemory;
-		e->u.kernel.graph_id = k->graphId;
-		e->shared_config = k->sharedMemoryExecuted;
+		*e = (struct tfprof__dev_event){
+			WORK_FIELDS(TFPROF_DEV_KERNEL, k),
+			.name = name,
+			.shared_config = k->sharedMemoryExecuted,
+			.u.kernel = { .grid = { (uint32_t)k->gridX, (uint32_t)k->gridY, (uint32_t)k->gridZ },
+				      .block = { (uint32_t)k->blockX, (uint32_t)k->blockY, (uint32_t)k->blockZ },
+				      .registers_per_thread = k->registersPerThread,
+				      .static_shared = k->staticSharedMemory,
+				      .dynamic_shared = k->dynamicSharedMemory,
+				      .graph_id = k->graphId },
+		};
 		return;
 	}
 	case CUPTI_ACTIVITY_KIND_MEMCPY: {
@@ -462,75 +457,77 @@ static void decode_record(struct decoder *d, struct name_cache *cache, const CUp
 			return;
 		/* A MEMCPY record has one device: the one that ran the copy (for a peer copy without
 		 * MEMCPY2 it is the source). */
-		FILL_MEMCPY(e, m, m->deviceId, m->deviceId);
+		*e = MEMCPY_EVENT(m, m->deviceId, m->deviceId);
 		return;
 	}
 	case CUPTI_ACTIVITY_KIND_MEMCPY2: {
 		const CUpti_ActivityMemcpyPtoP4 *m = (const CUpti_ActivityMemcpyPtoP4 *)rec;
 		if (!times_ok(d, m->start, m->end) || !(e = push_event(d)))
 			return;
-		FILL_MEMCPY(e, m, m->srcDeviceId, m->dstDeviceId);
+		*e = MEMCPY_EVENT(m, m->srcDeviceId, m->dstDeviceId);
 		return;
 	}
 	case CUPTI_ACTIVITY_KIND_MEMSET: {
 		const CUpti_ActivityMemset4 *m = (const CUpti_ActivityMemset4 *)rec;
 		if (!times_ok(d, m->start, m->end) || !(e = push_event(d)))
 			return;
-		e->kind = TFPROF_DEV_MEMSET;
-		e->start = m->start;
-		e->end = m->end;
-		e->correlation_id = m->correlationId;
-		e->device_id = m->deviceId;
-		e->context_id = m->contextId;
-		e->stream_id = m->streamId;
-		e->u.memset.bytes = m->bytes;
-		e->u.memset.value = m->value;
-		e->u.memset.memory_kind = m->memoryKind;
-		e->u.memset.async = (m->flags & CUPTI_ACTIVITY_FLAG_MEMSET_ASYNC) != 0;
+		*e = (struct tfprof__dev_event){
+			WORK_FIELDS(TFPROF_DEV_MEMSET, m),
+			.u.memset = { .bytes = m->bytes,
+				      .value = m->value,
+				      .memory_kind = m->memoryKind,
+				      .async = (m->flags & CUPTI_ACTIVITY_FLAG_MEMSET_ASYNC) != 0 },
+		};
 		return;
 	}
 	case CUPTI_ACTIVITY_KIND_SYNCHRONIZATION: {
 		const CUpti_ActivitySynchronization2 *s = (const CUpti_ActivitySynchronization2 *)rec;
 		if (!times_ok(d, s->start, s->end) || !(e = push_event(d)))
 			return;
-		e->kind = TFPROF_DEV_SYNC;
-		e->start = s->start;
-		e->end = s->end;
-		e->correlation_id = s->correlationId;
-		/* The record names a context, not a device; stop resolves it once every CONTEXT
-		 * record is in, as records arrive in no particular order. */
-		e->device_id = TFPROF_DEV_NONE;
 		d->syncs++;
-		e->context_id = s->contextId;
-		e->stream_id = s->streamId; /* CUPTI_SYNCHRONIZATION_INVALID_VALUE for a context */
-		e->u.sync.type = (uint32_t)s->type;
+		*e = (struct tfprof__dev_event){
+			.kind = TFPROF_DEV_SYNC,
+			.start = s->start,
+			.end = s->end,
+			.correlation_id = s->correlationId,
+			/* The record names a context, not a device; stop resolves it once every
+			 * CONTEXT record is in, as records arrive in no particular order. */
+			.device_id = TFPROF_DEV_NONE,
+			.context_id = s->contextId,
+			.stream_id = s->streamId, /* CUPTI_SYNCHRONIZATION_INVALID_VALUE for a context */
+			.u.sync.type = (uint32_t)s->type,
+		};
 		return;
 	}
 	case CUPTI_ACTIVITY_KIND_OVERHEAD: {
 		const CUpti_ActivityOverhead3 *o = (const CUpti_ActivityOverhead3 *)rec;
 		if (!times_ok(d, o->start, o->end) || !(e = push_event(d)))
 			return;
-		e->kind = TFPROF_DEV_OVERHEAD;
-		e->start = o->start;
-		e->end = o->end;
-		e->correlation_id = o->correlationId;
-		e->device_id = TFPROF_DEV_NONE;
-		e->stream_id = TFPROF_DEV_NONE;
+		uint32_t device = TFPROF_DEV_NONE, context = 0, stream = TFPROF_DEV_NONE;
 		switch (o->objectKind) {
 		/* A stream's id also names its context and device, a context's its device. */
 		case CUPTI_ACTIVITY_OBJECT_STREAM:
-			e->stream_id = o->objectId.dcs.streamId;
+			stream = o->objectId.dcs.streamId;
 			__attribute__((fallthrough));
 		case CUPTI_ACTIVITY_OBJECT_CONTEXT:
-			e->context_id = o->objectId.dcs.contextId;
+			context = o->objectId.dcs.contextId;
 			__attribute__((fallthrough));
 		case CUPTI_ACTIVITY_OBJECT_DEVICE:
-			e->device_id = o->objectId.dcs.deviceId;
+			device = o->objectId.dcs.deviceId;
 			break;
 		default:
 			break; /* a process or thread: no device */
 		}
-		e->u.overhead.overhead_kind = (uint32_t)o->overheadKind;
+		*e = (struct tfprof__dev_event){
+			.kind = TFPROF_DEV_OVERHEAD,
+			.start = o->start,
+			.end = o->end,
+			.correlation_id = o->correlationId,
+			.device_id = device,
+			.context_id = context,
+			.stream_id = stream,
+			.u.overhead.overhead_kind = (uint32_t)o->overheadKind,
+		};
 		return;
 	}
 	case CUPTI_ACTIVITY_KIND_MEMORY2: {
@@ -542,34 +539,41 @@ static void decode_record(struct decoder *d, struct name_cache *cache, const CUp
 		}
 		if (!times_ok(d, m->timestamp, m->timestamp) || !(e = push_event(d)))
 			return;
-		e->kind = TFPROF_DEV_MEMORY;
-		e->start = e->end = m->timestamp;
-		e->correlation_id = m->correlationId;
-		e->device_id = m->deviceId;
-		e->context_id = m->contextId;
-		e->stream_id = m->streamId; /* CUPTI_INVALID_STREAM_ID unless stream-ordered */
-		e->u.memory.address = m->address;
-		e->u.memory.bytes = m->bytes;
-		e->u.memory.op = m->memoryOperationType == CUPTI_ACTIVITY_MEMORY_OPERATION_TYPE_ALLOCATION
-					 ? TFPROF_MEM_ALLOC
-					 : TFPROF_MEM_RELEASE;
-		e->u.memory.memory_kind = (uint32_t)m->memoryKind;
-		e->u.memory.stream_ordered = m->isAsync ? 1u : 0u;
+		*e = (struct tfprof__dev_event){
+			.kind = TFPROF_DEV_MEMORY,
+			.start = m->timestamp,
+			.end = m->timestamp,
+			.correlation_id = m->correlationId,
+			.device_id = m->deviceId,
+			.context_id = m->contextId,
+			.stream_id = m->streamId, /* CUPTI_INVALID_STREAM_ID unless stream-ordered */
+			.u.memory = { .address = m->address,
+				      .bytes = m->bytes,
+				      .op = m->memoryOperationType ==
+							    CUPTI_ACTIVITY_MEMORY_OPERATION_TYPE_ALLOCATION
+						    ? TFPROF_MEM_ALLOC
+						    : TFPROF_MEM_RELEASE,
+				      .memory_kind = (uint32_t)m->memoryKind,
+				      .stream_ordered = m->isAsync ? 1u : 0u },
+		};
 		return;
 	}
 	case CUPTI_ACTIVITY_KIND_MEMORY_POOL: {
 		const CUpti_ActivityMemoryPool3 *m = (const CUpti_ActivityMemoryPool3 *)rec;
 		if (!times_ok(d, m->timestamp, m->timestamp) || !(e = push_event(d)))
 			return;
-		e->kind = TFPROF_DEV_MEMPOOL;
-		e->start = e->end = m->timestamp;
-		e->correlation_id = m->correlationId;
-		e->device_id = m->deviceId;
-		e->stream_id = TFPROF_DEV_NONE;
-		e->u.mempool.size = m->size;
-		e->u.mempool.utilized = m->utilizedSize;
-		e->u.mempool.op = (uint32_t)m->memoryPoolOperationType;
-		e->u.mempool.managed = m->isManagedPool ? 1u : 0u;
+		*e = (struct tfprof__dev_event){
+			.kind = TFPROF_DEV_MEMPOOL,
+			.start = m->timestamp,
+			.end = m->timestamp,
+			.correlation_id = m->correlationId,
+			.device_id = m->deviceId,
+			.stream_id = TFPROF_DEV_NONE,
+			.u.mempool = { .size = m->size,
+				       .utilized = m->utilizedSize,
+				       .op = (uint32_t)m->memoryPoolOperationType,
+				       .managed = m->isManagedPool ? 1u : 0u },
+		};
 		return;
 	}
 	case CUPTI_ACTIVITY_KIND_DEVICE:
