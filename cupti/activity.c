@@ -52,8 +52,13 @@
 #define REFLUSH_NS (100ull * 1000000ull)
 /* Bound on waiting for a completion callback that is decoding when stop shuts them out. */
 #define DECODER_WAIT_NS (5000ull * 1000000ull)
-/* Record pointers collected per batch before decode_mu is taken. */
-#define BATCH 256
+/* Record pointers collected per batch before decode_mu is taken. Small, so that collecting and
+ * decoding alternate at a fine grain: a batch's records are decoded while the lines the walk
+ * just brought in are still in L1, and the loads of the next records overlap with the stores
+ * of the last events instead of the two running as separate bursts. Measured (AMD EPYC, decode
+ * of 350,000 records): 256 gave 27.8 ns/record, 32 gave 22.7, 16 gave 23.0, 2 to 8 gave 21;
+ * 1 (the lock taken per record) gave 22. */
+#define BATCH 8
 
 /* ---- The buffer pool ------------------------------------------------------------------------ */
 
