@@ -313,31 +313,42 @@ static bool intern(struct decoder *d, struct name_cache *cache, const char *s, u
 	return true;
 }
 
+/* Appends a chunk for push_event, or counts a drop and returns false beyond the memory bound.
+ * Kept out of line: it runs once per TFPROF_CUPTI_CHUNK_EVENTS events. */
+static __attribute__((noinline)) bool add_chunk(struct decoder *d)
+{
+	size_t bytes = tfprof__activity_chunk_bytes();
+	struct tfprof__dev_chunk *c;
+	if (d->bytes + bytes > d->max_bytes || !(c = malloc(bytes))) {
+		d->dropped_by_bound++;
+		return false;
+	}
+	c->next = NULL;
+	c->n = 0;
+	c->cap = TFPROF_CUPTI_CHUNK_EVENTS;
+	if (d->tail)
+		d->tail->next = c;
+	else
+		d->head = c;
+	d->tail = c;
+	d->bytes += bytes;
+	return true;
+}
+
 /* The next event slot at the end of the last chunk, or NULL (counted) beyond the memory bound.
  * The slot is not cleared: every caller stores a whole event into it (a compound literal, whose
- * unnamed fields are zero), so each byte of the event is written once instead of twice. */
-static struct tfprof__dev_event *push_event(struct decoder *d)
+ * unnamed fields are zero), so each byte of the event is written once instead of twice. Inline,
+ * so that the common case is a compare and an increment in the decoding loop. */
+static inline struct tfprof__dev_event *push_event(struct decoder *d)
 {
 	struct tfprof__dev_chunk *c = d->tail;
-	if (!c || c->n == c->cap) {
-		size_t bytes = tfprof__activity_chunk_bytes();
-		if (d->bytes + bytes > d->max_bytes || !(c = malloc(bytes))) {
-			d->dropped_by_bound++;
+	if (__builtin_expect(!c || c->n == c->cap, 0)) {
+		if (!add_chunk(d))
 			return NULL;
-		}
-		c->next = NULL;
-		c->n = 0;
-		c->cap = TFPROF_CUPTI_CHUNK_EVENTS;
-		if (d->tail)
-			d->tail->next = c;
-		else
-			d->head = c;
-		d->tail = c;
-		d->bytes += bytes;
+		c = d->tail;
 	}
-	struct tfprof__dev_event *e = &c->ev[c->n++];
 	d->nevents++;
-	return e;
+	return &c->ev[c->n++];
 }
 
 /* Timed records without both timestamps (CUPTI writes 0 when it could not time the work, e.g.
