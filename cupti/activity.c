@@ -12,9 +12,12 @@
  * - Completion callback (on_complete): runs on CUPTI's worker thread, or on whatever thread
  *   calls cuptiActivityFlushAll, possibly on several threads at once. It registers in
  *   `inflight` and checks `accepting` like a request. It walks the buffer with
- *   cuptiActivityGetNextRecord in batches of record pointers WITHOUT any lock held, then takes
- *   decode_mu only to decode a batch into the session's chunks (no CUPTI call while holding it),
- *   and finally returns the buffer to the pool with an atomic OR.
+ *   cuptiActivityGetNextRecord and decodes each record as it comes, WITHOUT any lock held, into
+ *   chunks that it alone fills until the buffer ends (struct sink). It takes decode_mu only
+ *   briefly and never while calling CUPTI: to take or give back a partly filled chunk at the
+ *   start and end of the buffer, to add a chunk (once per TFPROF_CUPTI_CHUNK_EVENTS events), to
+ *   intern a kernel name the buffer has not seen, to record a device or a context, and to add
+ *   its counters at the end. Finally it returns the buffer to the pool with an atomic OR.
  * - decode_mu is taken by completion callbacks and, once they are shut out, by stop. No thread
  *   ever holds it while calling into CUPTI, and cuptiActivityFlushAll is only ever called with no
  *   tfprof lock held except the session lock, which the callbacks never take. This rules out the
@@ -52,8 +55,6 @@
 #define REFLUSH_NS (100ull * 1000000ull)
 /* Bound on waiting for a completion callback that is decoding when stop shuts them out. */
 #define DECODER_WAIT_NS (5000ull * 1000000ull)
-/* Record pointers collected per batch before decode_mu is taken. */
-#define BATCH 256
 
 /* ---- The buffer pool ------------------------------------------------------------------------ */
 
@@ -164,11 +165,17 @@ struct ctx_device {
 };
 
 /* Everything a completion callback writes, one per session, guarded by its mu (decode_mu in
- * the header). Callbacks read the session's decoder pointer once, so a decoder abandoned to a
- * stuck callback is never shared with the next session. */
+ * the header), except the events in the chunk each callback is filling (struct sink), which
+ * only that callback touches until it gives the chunk back under mu. Callbacks read the
+ * session's decoder pointer once, so a decoder abandoned to a stuck callback is never shared
+ * with the next session. */
 struct decoder {
 	pthread_mutex_t mu;
-	struct tfprof__dev_chunk *head, *tail;
+	struct tfprof__dev_chunk *head, *tail; /* every chunk, including those being filled */
+	/* A chunk of the list with room left that no callback is filling: the next buffer goes on
+	 * filling it, so that a session of many small buffers does not leave a chunk mostly empty
+	 * per buffer. */
+	struct tfprof__dev_chunk *spare;
 	size_t nevents;
 	struct name_table names;
 	struct tfprof__dev_device *devices;
@@ -213,7 +220,21 @@ static void decoder_free(struct decoder *d)
 	free(d);
 }
 
-/* ---- Decoding (completion thread, decode_mu held) ------------------------------------------- */
+/* ---- Decoding (completion thread) ----------------------------------------------------------- */
+
+/* What one completion callback decodes from its buffer. The records are decoded without a lock
+ * into `cur`, a chunk no other callback fills at the same time, and the counters add up here;
+ * decode_buffer hands them to the decoder at the end of the buffer. Decoding each record right after the iterator found it,
+ * with no lock or store-draining atomic between records, lets the loads of the next records
+ * overlap with the stores of the last events. */
+struct sink {
+	struct decoder *d;
+	struct tfprof__dev_chunk *cur; /* in d's list; NULL until the first event */
+	size_t nevents;
+	uint64_t dropped_by_bound, zero_timestamps, other_records, syncs;
+	bool full; /* the memory bound refused a chunk: it refuses every later one too */
+	struct name_cache cache[NAME_CACHE];
+};
 
 static uint64_t hash_str(const char *s)
 {
@@ -242,7 +263,7 @@ static bool names_grow(struct name_table *t)
 }
 
 /* Interns a kernel name, copying it: CUPTI's string belongs to CUPTI. Returns false when the
- * memory bound or malloc says no. */
+ * memory bound or malloc says no. decode_mu held. */
 static bool intern_slow(struct decoder *d, const char *s, uint32_t *out)
 {
 	struct name_table *t = &d->names;
@@ -282,11 +303,13 @@ static bool intern_slow(struct decoder *d, const char *s, uint32_t *out)
 	return true;
 }
 
-/* intern_slow behind the buffer's cache of name addresses. */
-static bool intern(struct decoder *d, struct name_cache *cache, const char *s, uint32_t *out)
+/* intern_slow behind the buffer's cache of name addresses, which needs no lock: decode_mu is
+ * taken only for a name this buffer has not seen yet. */
+static bool intern(struct sink *out, const char *s, uint32_t *idx)
 {
+	struct name_cache *cache = out->cache;
 	if (!s) {
-		*out = 0;
+		*idx = 0;
 		return true;
 	}
 	/* Open addressing with a short probe, so that two busy names never evict each other;
@@ -294,52 +317,79 @@ static bool intern(struct decoder *d, struct name_cache *cache, const char *s, u
 	size_t h = ((uintptr_t)s * 0x9e3779b97f4a7c15ull) >> (64 - NAME_CACHE_BITS), home = h;
 	for (unsigned k = 0; k < 8; k++, h = (h + 1) & (NAME_CACHE - 1)) {
 		if (cache[h].ptr == s) {
-			*out = cache[h].idx;
+			*idx = cache[h].idx;
 			return true;
 		}
 		if (!cache[h].ptr)
 			break;
 	}
-	if (!intern_slow(d, s, out))
+	pthread_mutex_lock(&out->d->mu);
+	bool ok = intern_slow(out->d, s, idx);
+	pthread_mutex_unlock(&out->d->mu);
+	if (!ok)
 		return false;
 	struct name_cache *c = cache[h].ptr ? &cache[home] : &cache[h];
 	c->ptr = s;
-	c->idx = *out;
+	c->idx = *idx;
 	return true;
 }
 
-/* A zeroed event at the end of the last chunk, or NULL (counted) beyond the memory bound. */
-static struct tfprof__dev_event *push_event(struct decoder *d)
+/* Gives the sink a new chunk to fill, appended to the decoder's list (whose other chunks it
+ * never touches), or counts a drop and returns false beyond the memory bound. Kept out of
+ * line: it runs once per TFPROF_CUPTI_CHUNK_EVENTS events. */
+static __attribute__((noinline)) bool add_chunk(struct sink *out)
 {
-	struct tfprof__dev_chunk *c = d->tail;
-	if (!c || c->n == c->cap) {
-		size_t bytes = tfprof__activity_chunk_bytes();
-		if (d->bytes + bytes > d->max_bytes || !(c = malloc(bytes))) {
-			d->dropped_by_bound++;
-			return NULL;
+	struct decoder *d = out->d;
+	size_t bytes = tfprof__activity_chunk_bytes();
+	struct tfprof__dev_chunk *c = NULL;
+	if (!out->full) {
+		pthread_mutex_lock(&d->mu);
+		if (d->bytes + bytes <= d->max_bytes && (c = malloc(bytes))) {
+			c->next = NULL;
+			c->n = 0;
+			c->cap = TFPROF_CUPTI_CHUNK_EVENTS;
+			if (d->tail)
+				d->tail->next = c;
+			else
+				d->head = c;
+			d->tail = c;
+			d->bytes += bytes;
 		}
-		c->next = NULL;
-		c->n = 0;
-		c->cap = TFPROF_CUPTI_CHUNK_EVENTS;
-		if (d->tail)
-			d->tail->next = c;
-		else
-			d->head = c;
-		d->tail = c;
-		d->bytes += bytes;
+		pthread_mutex_unlock(&d->mu);
 	}
-	struct tfprof__dev_event *e = &c->ev[c->n++];
-	memset(e, 0, sizeof *e);
-	d->nevents++;
-	return e;
+	if (!c) {
+		/* The bound only grows tighter during a session, so the rest of the buffer is
+		 * dropped without asking again (a failed malloc is not retried either). */
+		out->full = true;
+		out->dropped_by_bound++;
+		return false;
+	}
+	out->cur = c;
+	return true;
+}
+
+/* The next event slot in the sink's chunk, or NULL (counted) beyond the memory bound. The slot
+ * is not cleared: every caller stores a whole event into it (a compound literal, whose unnamed
+ * fields are zero), so each byte of the event is written once instead of twice. Inline, so that
+ * the common case is a compare and an increment in the decoding loop. */
+static inline struct tfprof__dev_event *push_event(struct sink *out)
+{
+	struct tfprof__dev_chunk *c = out->cur;
+	if (__builtin_expect(!c || c->n == c->cap, 0)) {
+		if (!add_chunk(out))
+			return NULL;
+		c = out->cur;
+	}
+	out->nevents++;
+	return &c->ev[c->n++];
 }
 
 /* Timed records without both timestamps (CUPTI writes 0 when it could not time the work, e.g.
  * for lack of device memory, or for work still running at a forced flush) are left out. */
-static bool times_ok(struct decoder *d, uint64_t start, uint64_t end)
+static bool times_ok(struct sink *out, uint64_t start, uint64_t end)
 {
 	if (start == 0 || end == 0 || end < start) {
-		d->zero_timestamps++;
+		out->zero_timestamps++;
 		return false;
 	}
 	return true;
@@ -397,27 +447,29 @@ static void add_context(struct decoder *d, uint32_t context_id, uint32_t device_
 	d->contexts[d->ncontexts++] = (struct ctx_device){ context_id, device_id };
 }
 
-/* MEMCPY and MEMCPY2 records are different structs with the same field names: one macro fills
- * the event from either. */
-#define FILL_MEMCPY(e, m, src_dev, dst_dev)                                             \
-	do {                                                                            \
-		(e)->kind = TFPROF_DEV_MEMCPY;                                          \
-		(e)->start = (m)->start;                                                \
-		(e)->end = (m)->end;                                                    \
-		(e)->correlation_id = (m)->correlationId;                               \
-		(e)->device_id = (m)->deviceId;                                         \
-		(e)->context_id = (m)->contextId;                                       \
-		(e)->stream_id = (m)->streamId;                                         \
-		(e)->u.memcpy.bytes = (m)->bytes;                                       \
-		(e)->u.memcpy.copy_kind = (m)->copyKind;                                \
-		(e)->u.memcpy.src_kind = (m)->srcKind;                                  \
-		(e)->u.memcpy.dst_kind = (m)->dstKind;                                  \
-		(e)->u.memcpy.async = ((m)->flags & CUPTI_ACTIVITY_FLAG_MEMCPY_ASYNC) != 0; \
-		(e)->u.memcpy.src_device = (src_dev);                                   \
-		(e)->u.memcpy.dst_device = (dst_dev);                                   \
-	} while (0)
+/* The fields that kernel, memcpy and memset records name alike, as designated initializers of
+ * an event of kind k made from record r. */
+#define WORK_FIELDS(k, r)                                                                         \
+	.kind = (k), .start = (r)->start, .end = (r)->end, .correlation_id = (r)->correlationId, \
+	.device_id = (r)->deviceId, .context_id = (r)->contextId, .stream_id = (r)->streamId
 
-static void decode_record(struct decoder *d, struct name_cache *cache, const CUpti_Activity *rec)
+/* MEMCPY and MEMCPY2 records are different structs with the same field names: one macro makes
+ * the event of either. */
+#define MEMCPY_EVENT(m, src_dev, dst_dev)                                                         \
+	((struct tfprof__dev_event){                                                              \
+		WORK_FIELDS(TFPROF_DEV_MEMCPY, m),                                                \
+		.u.memcpy = { .bytes = (m)->bytes,                                                \
+			      .copy_kind = (m)->copyKind,                                         \
+			      .src_kind = (m)->srcKind,                                           \
+			      .dst_kind = (m)->dstKind,                                           \
+			      .async = ((m)->flags & CUPTI_ACTIVITY_FLAG_MEMCPY_ASYNC) != 0,      \
+			      .src_device = (src_dev),                                            \
+			      .dst_device = (dst_dev) },                                          \
+	})
+
+/* Each case stores a whole event with one compound literal: the fields it names and zero in
+ * every other byte, written once into the chunk (push_event does not clear the slot). */
+static void decode_record(struct sink *out, const CUpti_Activity *rec)
 {
 	struct tfprof__dev_event *e;
 	switch (rec->kind) {
@@ -426,196 +478,205 @@ static void decode_record(struct decoder *d, struct name_cache *cache, const CUp
 		/* KERNEL is never enabled by tfprof (it serializes kernels); if another party enabled
 		 * it, its records have the same layout and are just as useful. */
 		const CUpti_ActivityKernel10 *k = (const CUpti_ActivityKernel10 *)rec;
-		if (!times_ok(d, k->start, k->end))
+		if (!times_ok(out, k->start, k->end))
 			return;
 		uint32_t name;
-		if (!intern(d, cache, k->name, &name)) {
-			d->dropped_by_bound++;
+		if (!intern(out, k->name, &name)) {
+			out->dropped_by_bound++;
 			return;
 		}
-		if (!(e = push_event(d)))
+		if (!(e = push_event(out)))
 			return;
-		e->kind = TFPROF_DEV_KERNEL;
-		e->start = k->start;
-		e->end = k->end;
-		e->correlation_id = k->correlationId;
-		e->device_id = k->deviceId;
-		e->context_id = k->contextId;
-		e->stream_id = k->streamId;
-		e->name = name;
-		e->u.kernel.grid[0] = (uint32_t)k->gridX;
-		e->u.kernel.grid[1] = (uint32_t)k->gridY;
-		e->u.kernel.grid[2] = (uint32_t)k->gridZ;
-		e->u.kernel.block[0] = (uint32_t)k->blockX;
-		e->u.kernel.block[1] = (uint32_t)k->blockY;
-		e->u.kernel.block[2] = (uint32_t)k->blockZ;
-		e->u.kernel.registers_per_thread = k->registersPerThread;
-		e->u.kernel.static_shared = k->staticSharedMemory;
-		e->u.kernel.dynamic_shared = k->dynamicSharedMemory;
-		e->u.kernel.graph_id = k->graphId;
-		e->shared_config = k->sharedMemoryExecuted;
+		*e = (struct tfprof__dev_event){
+			WORK_FIELDS(TFPROF_DEV_KERNEL, k),
+			.name = name,
+			.shared_config = k->sharedMemoryExecuted,
+			.u.kernel = { .grid = { (uint32_t)k->gridX, (uint32_t)k->gridY, (uint32_t)k->gridZ },
+				      .block = { (uint32_t)k->blockX, (uint32_t)k->blockY, (uint32_t)k->blockZ },
+				      .registers_per_thread = k->registersPerThread,
+				      .static_shared = k->staticSharedMemory,
+				      .dynamic_shared = k->dynamicSharedMemory,
+				      .graph_id = k->graphId },
+		};
 		return;
 	}
 	case CUPTI_ACTIVITY_KIND_MEMCPY: {
 		const CUpti_ActivityMemcpy6 *m = (const CUpti_ActivityMemcpy6 *)rec;
-		if (!times_ok(d, m->start, m->end) || !(e = push_event(d)))
+		if (!times_ok(out, m->start, m->end) || !(e = push_event(out)))
 			return;
 		/* A MEMCPY record has one device: the one that ran the copy (for a peer copy without
 		 * MEMCPY2 it is the source). */
-		FILL_MEMCPY(e, m, m->deviceId, m->deviceId);
+		*e = MEMCPY_EVENT(m, m->deviceId, m->deviceId);
 		return;
 	}
 	case CUPTI_ACTIVITY_KIND_MEMCPY2: {
 		const CUpti_ActivityMemcpyPtoP4 *m = (const CUpti_ActivityMemcpyPtoP4 *)rec;
-		if (!times_ok(d, m->start, m->end) || !(e = push_event(d)))
+		if (!times_ok(out, m->start, m->end) || !(e = push_event(out)))
 			return;
-		FILL_MEMCPY(e, m, m->srcDeviceId, m->dstDeviceId);
+		*e = MEMCPY_EVENT(m, m->srcDeviceId, m->dstDeviceId);
 		return;
 	}
 	case CUPTI_ACTIVITY_KIND_MEMSET: {
 		const CUpti_ActivityMemset4 *m = (const CUpti_ActivityMemset4 *)rec;
-		if (!times_ok(d, m->start, m->end) || !(e = push_event(d)))
+		if (!times_ok(out, m->start, m->end) || !(e = push_event(out)))
 			return;
-		e->kind = TFPROF_DEV_MEMSET;
-		e->start = m->start;
-		e->end = m->end;
-		e->correlation_id = m->correlationId;
-		e->device_id = m->deviceId;
-		e->context_id = m->contextId;
-		e->stream_id = m->streamId;
-		e->u.memset.bytes = m->bytes;
-		e->u.memset.value = m->value;
-		e->u.memset.memory_kind = m->memoryKind;
-		e->u.memset.async = (m->flags & CUPTI_ACTIVITY_FLAG_MEMSET_ASYNC) != 0;
+		*e = (struct tfprof__dev_event){
+			WORK_FIELDS(TFPROF_DEV_MEMSET, m),
+			.u.memset = { .bytes = m->bytes,
+				      .value = m->value,
+				      .memory_kind = m->memoryKind,
+				      .async = (m->flags & CUPTI_ACTIVITY_FLAG_MEMSET_ASYNC) != 0 },
+		};
 		return;
 	}
 	case CUPTI_ACTIVITY_KIND_SYNCHRONIZATION: {
 		const CUpti_ActivitySynchronization2 *s = (const CUpti_ActivitySynchronization2 *)rec;
-		if (!times_ok(d, s->start, s->end) || !(e = push_event(d)))
+		if (!times_ok(out, s->start, s->end) || !(e = push_event(out)))
 			return;
-		e->kind = TFPROF_DEV_SYNC;
-		e->start = s->start;
-		e->end = s->end;
-		e->correlation_id = s->correlationId;
-		/* The record names a context, not a device; stop resolves it once every CONTEXT
-		 * record is in, as records arrive in no particular order. */
-		e->device_id = TFPROF_DEV_NONE;
-		d->syncs++;
-		e->context_id = s->contextId;
-		e->stream_id = s->streamId; /* CUPTI_SYNCHRONIZATION_INVALID_VALUE for a context */
-		e->u.sync.type = (uint32_t)s->type;
+		out->syncs++;
+		*e = (struct tfprof__dev_event){
+			.kind = TFPROF_DEV_SYNC,
+			.start = s->start,
+			.end = s->end,
+			.correlation_id = s->correlationId,
+			/* The record names a context, not a device; stop resolves it once every
+			 * CONTEXT record is in, as records arrive in no particular order. */
+			.device_id = TFPROF_DEV_NONE,
+			.context_id = s->contextId,
+			.stream_id = s->streamId, /* CUPTI_SYNCHRONIZATION_INVALID_VALUE for a context */
+			.u.sync.type = (uint32_t)s->type,
+		};
 		return;
 	}
 	case CUPTI_ACTIVITY_KIND_OVERHEAD: {
 		const CUpti_ActivityOverhead3 *o = (const CUpti_ActivityOverhead3 *)rec;
-		if (!times_ok(d, o->start, o->end) || !(e = push_event(d)))
+		if (!times_ok(out, o->start, o->end) || !(e = push_event(out)))
 			return;
-		e->kind = TFPROF_DEV_OVERHEAD;
-		e->start = o->start;
-		e->end = o->end;
-		e->correlation_id = o->correlationId;
-		e->device_id = TFPROF_DEV_NONE;
-		e->stream_id = TFPROF_DEV_NONE;
+		uint32_t device = TFPROF_DEV_NONE, context = 0, stream = TFPROF_DEV_NONE;
 		switch (o->objectKind) {
 		/* A stream's id also names its context and device, a context's its device. */
 		case CUPTI_ACTIVITY_OBJECT_STREAM:
-			e->stream_id = o->objectId.dcs.streamId;
+			stream = o->objectId.dcs.streamId;
 			__attribute__((fallthrough));
 		case CUPTI_ACTIVITY_OBJECT_CONTEXT:
-			e->context_id = o->objectId.dcs.contextId;
+			context = o->objectId.dcs.contextId;
 			__attribute__((fallthrough));
 		case CUPTI_ACTIVITY_OBJECT_DEVICE:
-			e->device_id = o->objectId.dcs.deviceId;
+			device = o->objectId.dcs.deviceId;
 			break;
 		default:
 			break; /* a process or thread: no device */
 		}
-		e->u.overhead.overhead_kind = (uint32_t)o->overheadKind;
+		*e = (struct tfprof__dev_event){
+			.kind = TFPROF_DEV_OVERHEAD,
+			.start = o->start,
+			.end = o->end,
+			.correlation_id = o->correlationId,
+			.device_id = device,
+			.context_id = context,
+			.stream_id = stream,
+			.u.overhead.overhead_kind = (uint32_t)o->overheadKind,
+		};
 		return;
 	}
 	case CUPTI_ACTIVITY_KIND_MEMORY2: {
 		const CUpti_ActivityMemory4 *m = (const CUpti_ActivityMemory4 *)rec;
 		if (m->memoryOperationType != CUPTI_ACTIVITY_MEMORY_OPERATION_TYPE_ALLOCATION &&
 		    m->memoryOperationType != CUPTI_ACTIVITY_MEMORY_OPERATION_TYPE_RELEASE) {
-			d->other_records++;
+			out->other_records++;
 			return;
 		}
-		if (!times_ok(d, m->timestamp, m->timestamp) || !(e = push_event(d)))
+		if (!times_ok(out, m->timestamp, m->timestamp) || !(e = push_event(out)))
 			return;
-		e->kind = TFPROF_DEV_MEMORY;
-		e->start = e->end = m->timestamp;
-		e->correlation_id = m->correlationId;
-		e->device_id = m->deviceId;
-		e->context_id = m->contextId;
-		e->stream_id = m->streamId; /* CUPTI_INVALID_STREAM_ID unless stream-ordered */
-		e->u.memory.address = m->address;
-		e->u.memory.bytes = m->bytes;
-		e->u.memory.op = m->memoryOperationType == CUPTI_ACTIVITY_MEMORY_OPERATION_TYPE_ALLOCATION
-					 ? TFPROF_MEM_ALLOC
-					 : TFPROF_MEM_RELEASE;
-		e->u.memory.memory_kind = (uint32_t)m->memoryKind;
-		e->u.memory.stream_ordered = m->isAsync ? 1u : 0u;
+		*e = (struct tfprof__dev_event){
+			.kind = TFPROF_DEV_MEMORY,
+			.start = m->timestamp,
+			.end = m->timestamp,
+			.correlation_id = m->correlationId,
+			.device_id = m->deviceId,
+			.context_id = m->contextId,
+			.stream_id = m->streamId, /* CUPTI_INVALID_STREAM_ID unless stream-ordered */
+			.u.memory = { .address = m->address,
+				      .bytes = m->bytes,
+				      .op = m->memoryOperationType ==
+							    CUPTI_ACTIVITY_MEMORY_OPERATION_TYPE_ALLOCATION
+						    ? TFPROF_MEM_ALLOC
+						    : TFPROF_MEM_RELEASE,
+				      .memory_kind = (uint32_t)m->memoryKind,
+				      .stream_ordered = m->isAsync ? 1u : 0u },
+		};
 		return;
 	}
 	case CUPTI_ACTIVITY_KIND_MEMORY_POOL: {
 		const CUpti_ActivityMemoryPool3 *m = (const CUpti_ActivityMemoryPool3 *)rec;
-		if (!times_ok(d, m->timestamp, m->timestamp) || !(e = push_event(d)))
+		if (!times_ok(out, m->timestamp, m->timestamp) || !(e = push_event(out)))
 			return;
-		e->kind = TFPROF_DEV_MEMPOOL;
-		e->start = e->end = m->timestamp;
-		e->correlation_id = m->correlationId;
-		e->device_id = m->deviceId;
-		e->stream_id = TFPROF_DEV_NONE;
-		e->u.mempool.size = m->size;
-		e->u.mempool.utilized = m->utilizedSize;
-		e->u.mempool.op = (uint32_t)m->memoryPoolOperationType;
-		e->u.mempool.managed = m->isManagedPool ? 1u : 0u;
+		*e = (struct tfprof__dev_event){
+			.kind = TFPROF_DEV_MEMPOOL,
+			.start = m->timestamp,
+			.end = m->timestamp,
+			.correlation_id = m->correlationId,
+			.device_id = m->deviceId,
+			.stream_id = TFPROF_DEV_NONE,
+			.u.mempool = { .size = m->size,
+				       .utilized = m->utilizedSize,
+				       .op = (uint32_t)m->memoryPoolOperationType,
+				       .managed = m->isManagedPool ? 1u : 0u },
+		};
 		return;
 	}
 	case CUPTI_ACTIVITY_KIND_DEVICE:
-		add_device(d, (const CUpti_ActivityDevice5 *)rec);
+		pthread_mutex_lock(&out->d->mu);
+		add_device(out->d, (const CUpti_ActivityDevice5 *)rec);
+		pthread_mutex_unlock(&out->d->mu);
 		return;
 	case CUPTI_ACTIVITY_KIND_CONTEXT: {
 		const CUpti_ActivityContext3 *c = (const CUpti_ActivityContext3 *)rec;
-		add_context(d, c->contextId, c->deviceId);
+		pthread_mutex_lock(&out->d->mu);
+		add_context(out->d, c->contextId, c->deviceId);
+		pthread_mutex_unlock(&out->d->mu);
 		return;
 	}
 	default:
-		d->other_records++;
+		out->other_records++;
 		return;
 	}
 }
 
-/* Walks a buffer: record pointers are collected with no lock held (cuptiActivityGetNextRecord
- * is a CUPTI call), then each batch is decoded under decode_mu. f is the session's table (A.f)
- * for the completion callback, the caller's for tfprof__activity_decode_buffers. */
+/* Walks a buffer and decodes each record as cuptiActivityGetNextRecord finds it, with no lock
+ * held while CUPTI is called or a record decoded. f is the session's table (A.f) for the
+ * completion callback, the caller's for tfprof__activity_decode_buffers. */
 static void decode_buffer(const struct tfprof__cupti_fns *f, struct decoder *d, uint8_t *buf, size_t valid)
 {
+	struct sink out = { .d = d };
+	pthread_mutex_lock(&d->mu);
+	out.cur = d->spare; /* NULL when there is none or another callback is filling it */
+	d->spare = NULL;
+	pthread_mutex_unlock(&d->mu);
+	/* Test point: a callback owns the chunk it fills, and has not decoded a record yet: another
+	 * callback may now decode a whole buffer, adding chunks behind it, and finish first. */
+	TFPROF_TESTPOINT("activity_buffer_opened");
+
 	CUpti_Activity *rec = NULL;
-	bool bad = false, end = false;
-	struct name_cache cache[NAME_CACHE] = { 0 };
-	while (!end) {
-		const CUpti_Activity *batch[BATCH];
-		size_t n = 0;
-		while (n < BATCH) {
-			CUptiResult rc = f->ActivityGetNextRecord(buf, valid, &rec);
-			if (rc == CUPTI_SUCCESS) {
-				batch[n++] = rec;
-				continue;
-			}
-			/* MAX_LIMIT_REACHED is the normal end; anything else (INVALID_KIND: a record
-			 * cut short or unknown to this libcupti) ends the buffer early. */
-			bad = rc != CUPTI_ERROR_MAX_LIMIT_REACHED;
-			end = true;
-			break;
-		}
-		pthread_mutex_lock(&d->mu);
-		for (size_t i = 0; i < n; i++)
-			decode_record(d, cache, batch[i]);
-		if (bad)
-			d->bad_buffers++;
-		pthread_mutex_unlock(&d->mu);
-	}
+	CUptiResult rc;
+	while ((rc = f->ActivityGetNextRecord(buf, valid, &rec)) == CUPTI_SUCCESS)
+		decode_record(&out, rec);
+
+	pthread_mutex_lock(&d->mu);
+	/* MAX_LIMIT_REACHED is the normal end; anything else (INVALID_KIND: a record cut short or
+	 * unknown to this libcupti) ended the buffer early. */
+	if (rc != CUPTI_ERROR_MAX_LIMIT_REACHED)
+		d->bad_buffers++;
+	d->nevents += out.nevents;
+	d->dropped_by_bound += out.dropped_by_bound;
+	d->zero_timestamps += out.zero_timestamps;
+	d->other_records += out.other_records;
+	d->syncs += out.syncs;
+	/* The chunk with room left is the next buffer's to fill, unless another callback left one
+	 * meanwhile; then this one stays partly empty (only when buffers complete concurrently). */
+	if (out.cur && out.cur->n < out.cur->cap && !d->spare)
+		d->spare = out.cur;
+	pthread_mutex_unlock(&d->mu);
 }
 
 /* ---- CUPTI's callbacks ---------------------------------------------------------------------- */
@@ -998,7 +1059,7 @@ static void hand_over(struct decoder *d, struct tfprof__gpu_result *out, struct 
 	out->devices = d->devices;
 	out->ndevices = d->ndevices;
 	/* What moved to out must not be freed with the decoder. */
-	d->head = d->tail = NULL;
+	d->head = d->tail = d->spare = NULL;
 	d->names.names = NULL;
 	d->names.n = 0;
 	d->devices = NULL;

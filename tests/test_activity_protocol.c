@@ -138,16 +138,21 @@ static void *caller_main(void *p)
 	return NULL;
 }
 
-static void caller_start(struct caller *c, bool request)
+/* Starts a caller that delivers b, or asks for a buffer when request is set; it waits for go. */
+static void caller_run(struct caller *c, bool request, struct held b)
 {
 	memset(c, 0, sizeof *c);
 	c->request = request;
-	if (!request) {
-		assert_int_equal(nheld, 1);
-		c->b = held[0];
-	}
+	c->b = b;
 	assert_int_equal(pthread_create(&c->t, NULL, caller_main, c), 0);
 	assert_true(tp_event_wait(&c->started));
+}
+
+static void caller_start(struct caller *c, bool request)
+{
+	if (!request)
+		assert_int_equal(nheld, 1);
+	caller_run(c, request, request ? (struct held){ 0 } : held[0]);
 }
 
 /* Stop (disable, then finish) on its own thread, so that the test can act while it waits. */
@@ -359,6 +364,97 @@ static void test_stuck_completion_is_abandoned(void **state)
 	tfprof__gpu_result_free(&st.out);
 }
 
+/* The correlation ids of the result's kernels, each exactly once, and their count. */
+static size_t distinct_kernels(const struct tfprof__gpu_result *r)
+{
+	size_t n = kernels(r), k = 0;
+	uint64_t *ids = calloc(n ? n : 1, sizeof *ids);
+	assert_non_null(ids);
+	for (const struct tfprof__dev_chunk *c = r->events; c; c = c->next)
+		for (size_t i = 0; i < c->n; i++)
+			if (c->ev[i].kind == TFPROF_DEV_KERNEL)
+				ids[k++] = c->ev[i].correlation_id;
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = i + 1; j < n; j++)
+			assert_true(ids[i] != ids[j]);
+	free(ids);
+	return n;
+}
+
+/* The result's chunks; asserts that their events add up to the count the result gives. */
+static size_t chunks(const struct tfprof__gpu_result *r)
+{
+	size_t n = 0, events = 0;
+	for (const struct tfprof__dev_chunk *c = r->events; c; c = c->next) {
+		n++;
+		events += c->n;
+	}
+	assert_int_equal(events, r->nevents);
+	return n;
+}
+
+/* Two completions decode at once (the protocol allows it; CUPTI's worker and a thread that
+ * flushes can both deliver). A small buffer first leaves a chunk with room; the next completion
+ * takes it and is held before decoding, while a third decodes its whole buffer and finishes
+ * first: it must not fill the held one's chunk but add its own behind it. Every record of every
+ * buffer is in the result once, in two chunks. */
+static void test_concurrent_completions_fill_their_own_chunks(void **state)
+{
+	(void)state;
+	session_start();
+	hold = true;
+	launch_and_flush(KERNELS);
+	/* More than one 256 KiB buffer holds, so that two more buffers come back. */
+	enum { N = 2000 };
+	launch_and_flush(N);
+	assert_int_equal(nheld, 3);
+	tf_complete(NULL, 0, held[0].buf, held[0].size, held[0].valid);
+	struct caller a, b;
+	caller_run(&a, false, held[1]);
+	struct tp_gate opened = { .point = "activity_buffer_opened", .tid = a.tid };
+	tp_arm(&opened);
+	tp_event_set(&a.go);
+	assert_true(tp_wait_hit(&opened));
+	caller_run(&b, false, held[2]);
+	tp_event_set(&b.go);
+	bool b_done = tp_event_wait(&b.done);
+	tp_open(&opened);
+	bool a_done = tp_event_wait(&a.done);
+	pthread_join(b.t, NULL);
+	pthread_join(a.t, NULL);
+	tp_disarm_all();
+	assert_true(b_done);
+	assert_true(a_done);
+	struct stopper st;
+	stop_here(&st);
+	assert_int_equal(distinct_kernels(&st.out), KERNELS + N);
+	assert_int_equal(st.out.dropped_by_bound, 0);
+	assert_int_equal(st.sum.buffers_unreturned, 0);
+	/* The first chunk (the small buffer's, then the held completion's) and the one the other
+	 * completion added. */
+	assert_int_equal(chunks(&st.out), 2);
+	tfprof__gpu_result_free(&st.out);
+}
+
+/* Buffers that complete one after another go on filling the same chunk: a session of many
+ * small buffers (frequent flushes) does not leave a mostly empty chunk per buffer. */
+static void test_small_buffers_share_a_chunk(void **state)
+{
+	(void)state;
+	session_start();
+	hold = true;
+	for (int i = 0; i < 4; i++)
+		launch_and_flush(KERNELS);
+	assert_int_equal(nheld, 4);
+	for (size_t i = 0; i < nheld; i++)
+		tf_complete(NULL, 0, held[i].buf, held[i].size, held[i].valid);
+	struct stopper st;
+	stop_here(&st);
+	assert_int_equal(distinct_kernels(&st.out), 4 * KERNELS);
+	assert_int_equal(chunks(&st.out), 1);
+	tfprof__gpu_result_free(&st.out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -369,6 +465,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_completion_after_stop_is_late, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_old_buffer_in_next_session_is_foreign, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stuck_completion_is_abandoned, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_completions_fill_their_own_chunks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_small_buffers_share_a_chunk, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
