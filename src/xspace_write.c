@@ -483,31 +483,37 @@ static uint8_t *put_event(uint8_t *o, const struct plane_maps *m, const struct t
 	return o;
 }
 
-/* Assigns the line's metadata ids in the order the reference encoder does: its stats first, key
- * before value, then its events. */
-static void line_ids(struct plane_maps *m, const struct tfprof__line *l)
+/* The line's encoded size, its metadata ids assigned in the order the reference encoder assigns
+ * them (the line's stats first, key before value, then its events), in two walks: the stats (each
+ * id, then each size, summed per event in ev_bytes, which has room for the line's events), then
+ * the events (each name's id, then the event's size). An event's stats are a run of the line's
+ * stat array, in event order, so the first walk meets the stats in the stat array's order. */
+static size_t line_size(struct plane_maps *m, const struct tfprof__profile *p, const struct tfprof__line *l,
+			uint32_t *ev_bytes)
 {
-	for (size_t i = 0; i < l->nstats; i++) {
-		stat_meta(m, l->stats[i].key);
-		if (l->stats[i].type == TFPROF_STAT_STR)
-			stat_meta(m, l->stats[i].v.str);
+	for (size_t i = 0; i < l->nevents; i++) {
+		const struct tfprof__event *e = &l->events[i];
+		uint32_t b = 0;
+		for (uint32_t k = 0; k < e->nstats; k++) {
+			const struct tfprof__stat *st = &l->stats[e->stats + k];
+			stat_meta(m, st->key);
+			if (st->type == TFPROF_STAT_STR)
+				stat_meta(m, st->v.str);
+			/* One byte of tag, one of length (a stat's body is at most 17 bytes). */
+			b += (uint32_t)(2 + stat_size(m, st));
+		}
+		ev_bytes[i] = b;
 	}
-	for (size_t i = 0; i < l->nevents; i++)
-		event_meta(m, l->events[i].name);
-}
-
-/* The line's encoded size, its ids assigned. */
-static size_t line_size(struct plane_maps *m, const struct tfprof__profile *p, const struct tfprof__line *l)
-{
-	line_ids(m, l);
 	int64_t t0, t1;
 	line_span(l, &t0, &t1);
 	size_t n = opt_size((uint64_t)l->id) + opt_size((uint64_t)t0) +
 		   opt_size((uint64_t)((t1 - t0) * 1000)) + opt_size((uint64_t)l->id);
 	n += opt_str_size(p->strs.strs[l->name]);
 	for (size_t i = 0; i < l->nevents; i++) {
-		size_t e = event_size(m, l, &l->events[i], t0);
-		n += 1 + vlen(e) + e;
+		const struct tfprof__event *e = &l->events[i];
+		size_t sz = opt_size(event_meta(m, e->name)) + 1 + vlen((uint64_t)((e->start_ns - t0) * 1000)) +
+			    opt_size((uint64_t)(e->dur_ns * 1000)) + ev_bytes[i];
+		n += 1 + vlen(sz) + sz;
 	}
 	return n;
 }
@@ -556,6 +562,10 @@ struct plane_plan {
 	size_t *line_bytes;
 	XPlane tail;
 	size_t tail_bytes, bytes;
+	/* The plane's metadata ids (the maps' ordered lists), so that the writing pass restores
+	 * them instead of walking every stat again. */
+	uint32_t *event_strs, *stat_strs;
+	uint32_t nevent, nstat;
 };
 
 static int plan_plane(struct arena *a, const struct tfprof__profile *p, const struct tfprof__plane *src,
@@ -565,18 +575,46 @@ static int plan_plane(struct arena *a, const struct tfprof__profile *p, const st
 	pp->line_bytes = arena_alloc(a, (src->nlines + 1) * sizeof *pp->line_bytes);
 	if (!pp->line_bytes)
 		return -ENOMEM;
+	size_t most = 0;
+	for (size_t i = 0; i < src->nlines; i++)
+		if (src->lines[i].nevents > most)
+			most = src->lines[i].nevents;
+	uint32_t *ev_bytes = malloc((most ? most : 1) * sizeof *ev_bytes);
+	if (!ev_bytes)
+		return -ENOMEM;
 	pp->bytes = opt_size((uint64_t)src->id) + opt_str_size(p->strs.strs[src->name]);
 	for (size_t i = 0; i < src->nlines; i++) {
-		pp->line_bytes[i] = line_size(m, p, &src->lines[i]);
+		pp->line_bytes[i] = line_size(m, p, &src->lines[i], ev_bytes);
 		pp->bytes += 1 + vlen(pp->line_bytes[i]) + pp->line_bytes[i];
 	}
+	free(ev_bytes);
 	/* The tail alone: no id, name or lines, which proto3 leaves out of the packing. */
 	tensorflow__profiler__xplane__init(&pp->tail);
 	if (encode_plane_tail(a, p, src, &pp->tail, m))
 		return -ENOMEM;
 	pp->tail_bytes = tensorflow__profiler__xplane__get_packed_size(&pp->tail);
 	pp->bytes += pp->tail_bytes;
+	pp->nevent = m->nevent;
+	pp->nstat = m->nstat;
+	pp->event_strs = arena_alloc(a, ((size_t)m->nevent + 1) * sizeof *pp->event_strs);
+	pp->stat_strs = arena_alloc(a, ((size_t)m->nstat + 1) * sizeof *pp->stat_strs);
+	if (!pp->event_strs || !pp->stat_strs)
+		return -ENOMEM;
+	memcpy(pp->event_strs, m->event_strs, m->nevent * sizeof *pp->event_strs);
+	memcpy(pp->stat_strs, m->stat_strs, m->nstat * sizeof *pp->stat_strs);
 	return 0;
+}
+
+/* The maps as plan_plane() left them for this plane. */
+static void restore_ids(struct plane_maps *m, size_t nstr, const struct plane_plan *pp)
+{
+	maps_reset(m, nstr);
+	for (uint32_t k = 0; k < pp->nevent; k++)
+		m->event_id[pp->event_strs[k]] = k + 1;
+	for (uint32_t k = 0; k < pp->nstat; k++)
+		m->stat_id[pp->stat_strs[k]] = k + 1;
+	m->nevent = pp->nevent;
+	m->nstat = pp->nstat;
 }
 
 static uint8_t *put_plane(uint8_t *o, const struct tfprof__profile *p, const struct tfprof__plane *src,
@@ -630,9 +668,7 @@ int tfprof__xspace_encode(const struct tfprof__profile *p, uint8_t **out, size_t
 		goto out;
 	uint8_t *o = buf;
 	for (size_t i = 0; i < p->nplanes; i++) {
-		maps_reset(&m, nstr);
-		for (size_t j = 0; j < p->planes[i].nlines; j++)
-			line_ids(&m, &p->planes[i].lines[j]);
+		restore_ids(&m, nstr, &plans[i]);
 		o = put_plane(o, p, &p->planes[i], &m, &plans[i], &sc);
 	}
 	o += tensorflow__profiler__xspace__pack(&tail, o);
