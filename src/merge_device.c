@@ -727,6 +727,8 @@ int tfprof__merge_device(struct tfprof__profile *p, const struct tfprof__timebas
 	d.k_sync = tfprof__strtab_intern(s, "sync_type");
 	int rc = -1;
 	struct placed *pe = malloc((g->nevents ? g->nevents : 1) * sizeof *pe);
+	if (pe)
+		tfprof__advise_huge(pe, g->nevents * sizeof *pe);
 	d.kernel_names = calloc(g->nnames + 1, sizeof *d.kernel_names);
 	if (!pe || !d.kernel_names)
 		goto out;

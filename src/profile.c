@@ -7,8 +7,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 /* Makes room for one more element of size sz in *arr (count n, capacity *cap). */
+void tfprof__advise_huge(void *p, size_t bytes)
+{
+#ifdef MADV_HUGEPAGE
+	/* Only the whole 2 MiB pages inside the block; smaller blocks are not worth a call. */
+	const uintptr_t huge = (uintptr_t)2 << 20;
+	if (bytes < 2 * huge)
+		return;
+	uintptr_t from = ((uintptr_t)p + huge - 1) & ~(huge - 1), to = ((uintptr_t)p + bytes) & ~(huge - 1);
+	if (to > from)
+		(void)madvise((void *)from, to - from, MADV_HUGEPAGE);
+#else
+	(void)p;
+	(void)bytes;
+#endif
+}
+
 static int grow(void **arr, size_t n, size_t *cap, size_t sz)
 {
 	if (n < *cap)
@@ -102,6 +119,7 @@ static int reserve(void **arr, size_t n, size_t *cap, size_t more, size_t sz)
 	void *a = realloc(*arr, (n + more) * sz);
 	if (!a)
 		return -ENOMEM;
+	tfprof__advise_huge(a, (n + more) * sz);
 	*arr = a;
 	*cap = n + more;
 	return 0;

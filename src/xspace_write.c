@@ -666,6 +666,7 @@ int tfprof__xspace_encode(const struct tfprof__profile *p, uint8_t **out, size_t
 	buf = malloc(total ? total : 1);
 	if (!buf)
 		goto out;
+	tfprof__advise_huge(buf, total);
 	uint8_t *o = buf;
 	for (size_t i = 0; i < p->nplanes; i++) {
 		restore_ids(&m, nstr, &plans[i]);
