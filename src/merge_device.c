@@ -168,6 +168,18 @@ struct dev_ctx {
 	uint32_t *tf_ops; /* scope string id -> tf_op string id + 1 */
 	size_t cap_tf_ops;
 	uint32_t fixed_names[16]; /* string id + 1 of the constant event names, by fixed_name() index */
+	/* The plane's device and, when all its work ran in one context, that context: written once
+	 * per event name as event metadata stats instead of on every event (plane_constants). */
+	bool one_context;
+	uint32_t context_id;
+	uint8_t *meta_done; /* by string id: the name's metadata stats are on this plane already */
+	size_t cap_meta_done;
+	/* Per device, from the placing pass: its first context and whether it saw another. */
+	struct dev_contexts {
+		uint32_t device, context;
+		bool several;
+	} *contexts;
+	size_t ncontexts, cap_contexts;
 };
 
 static uint64_t detail_hash(const struct detail_key *k)
@@ -351,6 +363,58 @@ static uint32_t fixed_name(struct dev_ctx *d, unsigned slot, const char *name)
 	return d->fixed_names[slot] - 1;
 }
 
+/* Puts device_id (and context_id, when the plane has one context) on the metadata of event
+ * name nm, once per plane: they are the same for every event of the plane, and on each event they
+ * took 12 of a kernel's ~61 bytes in the file. The trace viewer shows metadata stats with the
+ * event's own; xprof's analyses read neither from device events (tests/interop checks them). */
+static int plane_constants(struct dev_ctx *d, struct tfprof__plane *pl, uint32_t nm, uint32_t dev_id)
+{
+	if (nm >= d->cap_meta_done) {
+		size_t nc = d->cap_meta_done ? d->cap_meta_done : 256;
+		while (nc <= nm)
+			nc *= 2;
+		uint8_t *n = realloc(d->meta_done, nc);
+		if (!n)
+			return -ENOMEM;
+		memset(n + d->cap_meta_done, 0, nc - d->cap_meta_done);
+		d->meta_done = n;
+		d->cap_meta_done = nc;
+	}
+	if (d->meta_done[nm])
+		return 0;
+	d->meta_done[nm] = 1;
+	struct tfprof__stat *st = tfprof__plane_add_meta_stat(pl, nm, d->k_dev, TFPROF_STAT_U64);
+	if (!st)
+		return -ENOMEM;
+	st->v.u64 = dev_id;
+	if (d->one_context) {
+		if (!(st = tfprof__plane_add_meta_stat(pl, nm, d->k_ctx, TFPROF_STAT_U64)))
+			return -ENOMEM;
+		st->v.u64 = d->context_id;
+	}
+	return 0;
+}
+
+/* Notes event e's context for its device (the placing pass). */
+static int note_context(struct dev_ctx *d, const struct tfprof__dev_event *e)
+{
+	for (size_t i = 0; i < d->ncontexts; i++)
+		if (d->contexts[i].device == e->device_id) {
+			d->contexts[i].several |= d->contexts[i].context != e->context_id;
+			return 0;
+		}
+	if (d->ncontexts == d->cap_contexts) {
+		size_t nc = d->cap_contexts ? d->cap_contexts * 2 : 8;
+		struct dev_contexts *n = realloc(d->contexts, nc * sizeof *n);
+		if (!n)
+			return -ENOMEM;
+		d->contexts = n;
+		d->cap_contexts = nc;
+	}
+	d->contexts[d->ncontexts++] = (struct dev_contexts){ e->device_id, e->context_id, false };
+	return 0;
+}
+
 /* Adds a details stat (kernel_details, memcpy_details, Memset_details) whose text fmt formats
  * from the values in k, formatting it only the first time those values occur. */
 static int put_details(struct dev_ctx *d, struct tfprof__line *l, uint32_t key, const struct detail_key *k,
@@ -452,9 +516,11 @@ static int add_event(struct dev_ctx *d, struct tfprof__plane *pl, struct tfprof_
 		return -ENOMEM;
 	if (e->kind == TFPROF_DEV_OVERHEAD)
 		return tfprof__line_put_u64(l, d->k_ovh, e->u.overhead.overhead_kind);
+	if (plane_constants(d, pl, name, e->device_id))
+		return -ENOMEM;
 	if (e->correlation_id && tfprof__line_put_u64(l, d->k_corr, e->correlation_id))
 		return -ENOMEM;
-	if (tfprof__line_put_u64(l, d->k_ctx, e->context_id) || tfprof__line_put_u64(l, d->k_dev, e->device_id))
+	if (!d->one_context && tfprof__line_put_u64(l, d->k_ctx, e->context_id))
 		return -ENOMEM;
 	struct detail_key k = { { e->kind } };
 	switch (e->kind) {
@@ -651,8 +717,17 @@ static int merge_one_device(struct dev_ctx *d, uint32_t dev_id, const struct pla
 	struct tfprof__plane *pl = tfprof__profile_add_plane(d->p, dev_id, name);
 	if (!pl)
 		return -ENOMEM;
-	/* Kernel names (and their mangled_name metadata stat) are per plane. */
+	/* Kernel names (and their mangled_name metadata stat) are per plane, as are the metadata
+	 * stats of plane_constants(). */
 	memset(d->kernel_names, 0, (d->g->nnames + 1) * sizeof *d->kernel_names);
+	if (d->meta_done)
+		memset(d->meta_done, 0, d->cap_meta_done);
+	d->one_context = false;
+	for (size_t i = 0; i < d->ncontexts; i++)
+		if (d->contexts[i].device == dev_id) {
+			d->one_context = !d->contexts[i].several;
+			d->context_id = d->contexts[i].context;
+		}
 	const struct tfprof__dev_device *dev = find_device(d->g, dev_id);
 	d->dev = dev;
 	if (dev && add_device_plane_stats(d->p, pl, dev))
@@ -672,7 +747,7 @@ static int merge_one_device(struct dev_ctx *d, uint32_t dev_id, const struct pla
 		line_name(lname, sizeof lname, pe[i].line, kinds);
 		struct tfprof__line *l = tfprof__plane_add_line(d->p, pl, pe[i].line, lname);
 		/* Room for every event with the stats most carry; pages never written cost nothing. */
-		if (!l || tfprof__line_reserve(l, j - i, (j - i) * 8))
+		if (!l || tfprof__line_reserve(l, j - i, (j - i) * 6))
 			return -ENOMEM;
 		for (size_t k = i; k < j; k++) {
 			/* A line's events lie scattered over the chunks, among other streams' events:
@@ -743,6 +818,8 @@ int tfprof__merge_device(struct tfprof__profile *p, const struct tfprof__timebas
 			/* Allocations and pools are merge_memory.c's. */
 			if (e->kind == TFPROF_DEV_MEMORY || e->kind == TFPROF_DEV_MEMPOOL)
 				continue;
+			if (e->kind != TFPROF_DEV_OVERHEAD && note_context(&d, e))
+				goto out;
 			struct placed *x = &pe[n++];
 			x->ev = e;
 			x->kind_bit = kind_bit(e);
@@ -799,5 +876,7 @@ out:
 	free(d.kernel_names);
 	free(d.details.slots);
 	free(d.tf_ops);
+	free(d.meta_done);
+	free(d.contexts);
 	return rc;
 }

@@ -7,7 +7,11 @@
 #include <pthread.h>
 
 #include "cupti_sim.h"
+#include "device_events.h"
+#include "launch_map.h"
+#include "merge.h"
 #include "tt.h"
+#include "xspace_write.h"
 
 static char *logdir;
 
@@ -160,8 +164,14 @@ static void test_train_loop_timeline(void **state)
 			assert_non_null(step);
 			assert_int_equal(need_stat(g, e, "step_num")->int64_value,
 					 tt_event_stat(h, step, "step_num")->int64_value);
-			assert_int_equal(need_stat(g, e, "device_id")->uint64_value, (uint64_t)dev);
-			(void)need_stat(g, e, "context_id");
+			/* The plane's device and its one context are on the name's metadata, once,
+			 * not on each event. */
+			assert_null(tt_event_stat(g, e, "device_id"));
+			assert_null(tt_event_stat(g, e, "context_id"));
+			const XStat *dv = tt_event_metadata_stat(g, e, "device_id");
+			assert_non_null(dv);
+			assert_int_equal(dv->uint64_value, (uint64_t)dev);
+			assert_non_null(tt_event_metadata_stat(g, e, "context_id"));
 			/* The device work starts after its launch began. */
 			assert_true(tt_event_start_ps(l, e) >= tt_event_start_ps(hl, he));
 		}
@@ -195,7 +205,8 @@ static void test_train_loop_timeline(void **state)
 	for (size_t i = 0; i < g->n_event_metadata; i++) {
 		const Tensorflow__Profiler__XEventMetadata *m = g->event_metadata[i]->value;
 		if (strcmp(m->name, "relu(float*, int)") == 0) {
-			assert_int_equal(m->n_stats, 1);
+			/* mangled_name, device_id and context_id, each once. */
+			assert_int_equal(m->n_stats, 3);
 			assert_string_equal(tt_stat_meta_name(g, m->stats[0]->metadata_id), "mangled_name");
 			assert_string_equal(tt_stat_meta_name(g, m->stats[0]->ref_value), "_Z4reluPfi");
 			mangled = true;
@@ -476,6 +487,63 @@ static void test_session_cycles_with_gpu(void **state)
 	}
 }
 
+/* The merge itself, on a device whose work ran in two contexts: device_id still goes to the
+ * names' metadata once, but context_id stays on each event (it differs between them), and each
+ * event's is its own. Events of a device with one context carry none (test_train_loop_timeline). */
+static void test_two_contexts_keep_context_per_event(void **state)
+{
+	(void)state;
+	struct tfprof__timebase tb;
+	tfprof__anchor_take(&tb.begin);
+	tb.end = tb.begin;
+	tb.end.ticks += 1000000;
+	tb.end.mono_ns += 1000000;
+	tb.end.real_ns += 1000000;
+	enum { N = 6 };
+	struct tfprof__dev_chunk *c = calloc(1, sizeof *c + N * sizeof c->ev[0]);
+	assert_non_null(c);
+	c->n = c->cap = N;
+	for (int i = 0; i < N; i++)
+		c->ev[i] = (struct tfprof__dev_event){ .kind = TFPROF_DEV_KERNEL, .start = 1000 + 100 * i,
+						       .end = 1050 + 100 * i, .correlation_id = 0,
+						       .device_id = 3, .context_id = i % 2 ? 7 : 5,
+						       .stream_id = 1, .name = 1 };
+	char *names[] = { "", "_Z1kv" };
+	struct tfprof__gpu_result g = { .active = 1, .events = c, .nevents = N, .names = names, .nnames = 2 };
+	g.begin = (struct tfprof__clock_pair){ .collector_ns = 1000, .anchor = tb.begin };
+	g.end = (struct tfprof__clock_pair){ .collector_ns = 2000, .anchor = tb.end };
+	struct tfprof__profile p;
+	struct tfprof__launch_map launches = { 0 };
+	assert_int_equal(tfprof__profile_init(&p), 0);
+	uint64_t align;
+	assert_int_equal(tfprof__merge_device(&p, &tb, &g, &launches, &align), 0);
+	uint8_t *buf;
+	size_t len;
+	assert_int_equal(tfprof__xspace_encode(&p, &buf, &len), 0);
+	XSpace *s = tensorflow__profiler__xspace__unpack(NULL, len, buf);
+	assert_non_null(s);
+	const XPlane *pl = tt_plane(s, "/device:GPU:3");
+	assert_non_null(pl);
+	const XLine *l = tt_line(pl, 1);
+	assert_non_null(l);
+	assert_int_equal(l->n_events, N);
+	for (size_t i = 0; i < l->n_events; i++) {
+		const XEvent *e = l->events[i];
+		assert_string_equal(tt_event_name(pl, e), "k()");
+		const XStat *ctx = tt_event_stat(pl, e, "context_id");
+		assert_non_null(ctx);
+		assert_int_equal(ctx->uint64_value, i % 2 ? 7u : 5u);
+		assert_null(tt_event_metadata_stat(pl, e, "context_id"));
+		assert_null(tt_event_stat(pl, e, "device_id"));
+		assert_int_equal(tt_event_metadata_stat(pl, e, "device_id")->uint64_value, 3);
+	}
+	tensorflow__profiler__xspace__free_unpacked(s, NULL);
+	free(buf);
+	tfprof__profile_free(&p);
+	tfprof__launch_map_free(&launches);
+	free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -489,6 +557,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_missing_libcupti_falls_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dropped_records_are_reported, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_session_cycles_with_gpu, setup, teardown),
+		cmocka_unit_test(test_two_contexts_keep_context_per_event),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

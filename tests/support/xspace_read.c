@@ -83,6 +83,15 @@ const XStat *tt_event_stat(const XPlane *p, const XEvent *e, const char *key)
 	return find_stat(p, e->stats, e->n_stats, key);
 }
 
+const XStat *tt_event_metadata_stat(const XPlane *p, const XEvent *e, const char *key)
+{
+	for (size_t i = 0; i < p->n_event_metadata; i++)
+		if (p->event_metadata[i]->key == e->metadata_id)
+			return find_stat(p, p->event_metadata[i]->value->stats, p->event_metadata[i]->value->n_stats,
+					 key);
+	return NULL;
+}
+
 const XStat *tt_plane_stat(const XPlane *p, const char *key)
 {
 	return find_stat(p, p->stats, p->n_stats, key);

@@ -30,6 +30,9 @@ const char *tt_stat_meta_name(const XPlane *p, uint64_t id);
 /* The event's stat with this key, or NULL. */
 const XStat *tt_event_stat(const XPlane *p, const XEvent *e, const char *key);
 /* The plane's stat with this key, or NULL. */
+/* The stat named key on the metadata of e's name (NULL when none): what the trace viewer shows
+ * beside the event's own stats. */
+const XStat *tt_event_metadata_stat(const XPlane *p, const XEvent *e, const char *key);
 const XStat *tt_plane_stat(const XPlane *p, const char *key);
 /* Start and end of an event in ps since the session began. */
 int64_t tt_event_start_ps(const XLine *l, const XEvent *e);
