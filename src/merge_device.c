@@ -403,14 +403,8 @@ static int note_context(struct dev_ctx *d, const struct tfprof__dev_event *e)
 			d->contexts[i].several |= d->contexts[i].context != e->context_id;
 			return 0;
 		}
-	if (d->ncontexts == d->cap_contexts) {
-		size_t nc = d->cap_contexts ? d->cap_contexts * 2 : 8;
-		struct dev_contexts *n = realloc(d->contexts, nc * sizeof *n);
-		if (!n)
-			return -ENOMEM;
-		d->contexts = n;
-		d->cap_contexts = nc;
-	}
+	if (tfprof__array_grow((void **)&d->contexts, d->ncontexts, &d->cap_contexts, sizeof *d->contexts))
+		return -ENOMEM;
 	d->contexts[d->ncontexts++] = (struct dev_contexts){ e->device_id, e->context_id, false };
 	return 0;
 }

@@ -132,14 +132,8 @@ static int note_launch(struct merge_ctx *m, const struct tfprof__line *l)
 
 static int push_frame(struct merge_ctx *m, struct frame f)
 {
-	if (m->nframes == m->cap_frames) {
-		size_t ncap = m->cap_frames ? m->cap_frames * 2 : 64;
-		struct frame *n = realloc(m->frames, ncap * sizeof *n);
-		if (!n)
-			return -ENOMEM;
-		m->frames = n;
-		m->cap_frames = ncap;
-	}
+	if (tfprof__array_grow((void **)&m->frames, m->nframes, &m->cap_frames, sizeof *m->frames))
+		return -ENOMEM;
 	m->frames[m->nframes++] = f;
 	return 0;
 }

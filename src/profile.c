@@ -26,7 +26,7 @@ void tfprof__advise_huge(void *p, size_t bytes)
 #endif
 }
 
-static int grow(void **arr, size_t n, size_t *cap, size_t sz)
+int tfprof__array_grow(void **arr, size_t n, size_t *cap, size_t sz)
 {
 	if (n < *cap)
 		return 0;
@@ -75,7 +75,7 @@ void tfprof__profile_free(struct tfprof__profile *p)
 struct tfprof__plane *tfprof__profile_add_plane(struct tfprof__profile *p, int64_t id, const char *name)
 {
 	uint32_t n = tfprof__strtab_intern(&p->strs, name);
-	if (n == UINT32_MAX || grow((void **)&p->planes, p->nplanes, &p->cap_planes, sizeof *p->planes))
+	if (n == UINT32_MAX || tfprof__array_grow((void **)&p->planes, p->nplanes, &p->cap_planes, sizeof *p->planes))
 		return NULL;
 	struct tfprof__plane *pl = &p->planes[p->nplanes++];
 	memset(pl, 0, sizeof *pl);
@@ -88,7 +88,7 @@ struct tfprof__line *tfprof__plane_add_line(struct tfprof__profile *p, struct tf
 					    int64_t id, const char *name)
 {
 	uint32_t n = tfprof__strtab_intern(&p->strs, name);
-	if (n == UINT32_MAX || grow((void **)&pl->lines, pl->nlines, &pl->cap_lines, sizeof *pl->lines))
+	if (n == UINT32_MAX || tfprof__array_grow((void **)&pl->lines, pl->nlines, &pl->cap_lines, sizeof *pl->lines))
 		return NULL;
 	struct tfprof__line *l = &pl->lines[pl->nlines++];
 	memset(l, 0, sizeof *l);
@@ -100,7 +100,7 @@ struct tfprof__line *tfprof__plane_add_line(struct tfprof__profile *p, struct tf
 struct tfprof__event *tfprof__line_add_event(struct tfprof__line *l, int64_t start_ns, int64_t dur_ns,
 					     uint32_t name)
 {
-	if (grow((void **)&l->events, l->nevents, &l->cap_events, sizeof *l->events))
+	if (tfprof__array_grow((void **)&l->events, l->nevents, &l->cap_events, sizeof *l->events))
 		return NULL;
 	struct tfprof__event *e = &l->events[l->nevents++];
 	e->start_ns = start_ns;
@@ -134,14 +134,14 @@ int tfprof__line_reserve(struct tfprof__line *l, size_t nevents, size_t nstats)
 
 struct tfprof__stat *tfprof__line_add_stat_grow(struct tfprof__line *l, uint32_t key, uint32_t type)
 {
-	if (l->nevents == 0 || grow((void **)&l->stats, l->nstats, &l->cap_stats, sizeof *l->stats))
+	if (l->nevents == 0 || tfprof__array_grow((void **)&l->stats, l->nstats, &l->cap_stats, sizeof *l->stats))
 		return NULL;
 	return tfprof__line_add_stat(l, key, type);
 }
 
 struct tfprof__stat *tfprof__plane_add_stat(struct tfprof__plane *pl, uint32_t key, uint32_t type)
 {
-	if (grow((void **)&pl->stats, pl->nstats, &pl->cap_stats, sizeof *pl->stats))
+	if (tfprof__array_grow((void **)&pl->stats, pl->nstats, &pl->cap_stats, sizeof *pl->stats))
 		return NULL;
 	struct tfprof__stat *s = &pl->stats[pl->nstats++];
 	memset(s, 0, sizeof *s);
@@ -153,7 +153,7 @@ struct tfprof__stat *tfprof__plane_add_stat(struct tfprof__plane *pl, uint32_t k
 struct tfprof__stat *tfprof__plane_add_meta_stat(struct tfprof__plane *pl, uint32_t event_name, uint32_t key,
 						 uint32_t type)
 {
-	if (grow((void **)&pl->meta_stats, pl->nmeta_stats, &pl->cap_meta_stats, sizeof *pl->meta_stats))
+	if (tfprof__array_grow((void **)&pl->meta_stats, pl->nmeta_stats, &pl->cap_meta_stats, sizeof *pl->meta_stats))
 		return NULL;
 	struct tfprof__meta_stat *m = &pl->meta_stats[pl->nmeta_stats++];
 	memset(m, 0, sizeof *m);

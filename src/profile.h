@@ -75,6 +75,9 @@ struct tfprof__profile {
 };
 
 int tfprof__profile_init(struct tfprof__profile *p);
+/* Makes room for one more element in *arr (n used of *cap, each sz bytes), doubling from 16.
+ * Returns 0 or -ENOMEM (the array is then unchanged). */
+int tfprof__array_grow(void **arr, size_t n, size_t *cap, size_t sz);
 /* Asks for transparent huge pages in a large block not yet written (a merge's line arrays, the
  * encoded file): one page fault per 2 MiB instead of per 4 KiB, where a fault costs microseconds
  * in a VM. Harmless where the kernel has THP off. */
