@@ -14,6 +14,10 @@
 const struct tfprof__sig *tfprof__sig_table[TFPROF__SIG_SLOTS];
 static pthread_mutex_t sig_mu = PTHREAD_MUTEX_INITIALIZER;
 static size_t nsigs;
+/* Set once no signature will be added any more: the table is full, or malloc failed. */
+static bool sig_full;
+/* How often sig_mu was taken (tests: the hot path must not take it once the table is full). */
+static size_t sig_locks;
 
 static bool packable(const struct tfprof_arg *args, size_t nargs)
 {
@@ -58,11 +62,17 @@ static const struct tfprof__sig *probe(const struct tfprof_site *site, const str
 const struct tfprof__sig *tfprof__sig_find_slow(const struct tfprof_site *site, const struct tfprof_arg *args,
 					       size_t nargs)
 {
+	/* A shape with a string or a copied key is never in the table: no probe for it. */
+	if (!packable(args, nargs))
+		return NULL;
 	size_t slot;
 	const struct tfprof__sig *s = probe(site, args, nargs, &slot);
-	if (s || slot == SIZE_MAX || !packable(args, nargs))
+	/* Once the table is full (or malloc failed), new shapes keep whole args without taking the
+	 * lock: the begins of a program with more sites than signatures never meet sig_mu. */
+	if (s || slot == SIZE_MAX || __atomic_load_n(&sig_full, __ATOMIC_RELAXED))
 		return s;
 	pthread_mutex_lock(&sig_mu);
+	__atomic_fetch_add(&sig_locks, 1, __ATOMIC_RELAXED);
 	/* Another thread may have added it, or taken the slot, since the look without the lock. */
 	s = probe(site, args, nargs, &slot);
 	if (!s && slot != SIZE_MAX && nsigs < MAX_SIGS) {
@@ -77,8 +87,15 @@ const struct tfprof__sig *tfprof__sig_find_slow(const struct tfprof_site *site, 
 			s = n;
 		}
 	}
+	if (!s && (nsigs >= MAX_SIGS || slot != SIZE_MAX))
+		__atomic_store_n(&sig_full, true, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&sig_mu);
 	return s;
+}
+
+size_t tfprof__sig_lock_count(void)
+{
+	return __atomic_load_n(&sig_locks, __ATOMIC_RELAXED);
 }
 
 void tfprof__sig_fork_prepare(void)

@@ -65,6 +65,9 @@ static inline const struct tfprof__sig *tfprof__sig_find(const struct tfprof_sit
 	return tfprof__sig_find_slow(site, args, nargs);
 }
 
+/* How often a signature was looked for under the table's lock (tests). */
+size_t tfprof__sig_lock_count(void);
+
 /* fork() support, called by the tracer's fork hooks: the child must not inherit a held lock. */
 void tfprof__sig_fork_prepare(void);
 void tfprof__sig_fork_release(void);

@@ -9,7 +9,6 @@
 #include <string.h>
 #include <sys/mman.h>
 
-/* Makes room for one more element of size sz in *arr (count n, capacity *cap). */
 void tfprof__advise_huge(void *p, size_t bytes)
 {
 #ifdef MADV_HUGEPAGE

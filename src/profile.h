@@ -96,8 +96,10 @@ int tfprof__line_reserve(struct tfprof__line *l, size_t nevents, size_t nstats);
 /* tfprof__line_add_stat() when the stat array is full (or the line has no event yet). */
 struct tfprof__stat *tfprof__line_add_stat_grow(struct tfprof__line *l, uint32_t key, uint32_t type);
 
-/* Appends a stat (value zero) to the line's stat array and charges it to the line's last event;
- * NULL when out of memory or the line has no event. Inline: a merge adds several stats to each
+/* Appends a stat (value zero) to the line's stat array and charges it to the line's last event,
+ * so that each event's stats are a run of the array, in event order: the XSpace encoder assigns
+ * metadata ids relying on it (the reference encoder walks the array itself). Returns the stat,
+ * or NULL when out of memory or the line has no event. Inline: a merge adds several stats to each
  * of millions of events, mostly into room tfprof__line_reserve() made. */
 static inline struct tfprof__stat *tfprof__line_add_stat(struct tfprof__line *l, uint32_t key, uint32_t type)
 {

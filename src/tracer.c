@@ -542,14 +542,20 @@ static inline size_t round8(size_t n)
 /* The values of args whose keys and types are sig's. Each is read at the width its argument
  * macro wrote it: a bool is one byte, and an 8-byte load over that byte store cannot be
  * forwarded from the store buffer, which stalls Intel cores for a dozen cycles or more per
- * argument (measured there: the whole-struct copy this replaced did so for every argument).
- * Stored as 0/1, a bool reads back through v.b. */
+ * argument (measured there: the whole-struct copy this replaced did so for every argument). */
 static inline void pack_values(uint64_t *v, const struct tfprof__sig *sig, const struct tfprof_arg *args,
 			       size_t nargs)
 {
-	for (size_t i = 0; i < nargs; i++)
-		v[i] = sig->args[i].type == (TFPROF_ARG_BOOL | TFPROF_ARG_STATIC_KEY) ? (uint64_t)args[i].v.b
-										     : args[i].v.u64;
+	for (size_t i = 0; i < nargs; i++) {
+		if (sig->args[i].type == (TFPROF_ARG_BOOL | TFPROF_ARG_STATIC_KEY)) {
+			/* As the union holds it, so that v.b reads it back on any byte order. */
+			struct tfprof_arg one = { .v.u64 = 0 };
+			one.v.b = args[i].v.b;
+			v[i] = one.v.u64;
+		} else {
+			v[i] = args[i].v.u64;
+		}
+	}
 }
 
 static inline __attribute__((always_inline)) tfprof_scope
@@ -761,13 +767,7 @@ tfprof_scope tfprof_scope_begin_site_slow(struct tfprof_site *site, const struct
 	TFPROF_TESTPOINT("tracer_begin_recording");
 	struct tfprof__rec_scope *r = (struct tfprof__rec_scope *)ts->pos;
 	ts->pos += size;
-	/* The header as one store (struct tfprof__rec's fields in little-endian order). */
-	_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && offsetof(struct tfprof__rec, kind) == 4 &&
-			       offsetof(struct tfprof__rec, flags) == 5 && offsetof(struct tfprof__rec, nargs) == 6,
-		       "the record header is stored as one little-endian word");
-	uint64_t head = (uint64_t)size | (uint64_t)TFPROF_REC_SCOPE << 32 | (uint64_t)flags << 40 |
-			(uint64_t)nargs << 48;
-	memcpy(&r->h, &head, sizeof head);
+	r->h = (struct tfprof__rec){ (uint32_t)size, TFPROF_REC_SCOPE, flags, (uint16_t)nargs };
 	r->t1 = 0;
 	r->name = name;
 	pack_values((uint64_t *)(r + 1), name, args, nargs);

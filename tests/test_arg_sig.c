@@ -172,11 +172,18 @@ static void test_more_sites_than_signatures(void **state)
 	}
 	TFPROF_OPTIONS(o, .max_memory = (size_t)256 << 20);
 	assert_int_equal(tfprof_start(tt_logdir, &o), 0);
-	for (int rep = 0; rep < 2; rep++)
+	size_t locks_after_first = 0;
+	for (int rep = 0; rep < 2; rep++) {
 		for (int i = 0; i < NSITES; i++) {
 			struct tfprof_arg a[] = { TFPROF_I64("n", i * 2 + rep), TFPROF_BOOL("odd", i & 1) };
 			tfprof_scope_end(tfprof_scope_begin_site(&many[i], a, 2));
 		}
+		if (rep == 0)
+			locks_after_first = tfprof__sig_lock_count();
+	}
+	/* Once full, the table is no longer locked for the shapes it cannot take: the second
+	 * round's begins of the sites left out take no lock at all. */
+	assert_int_equal(tfprof__sig_lock_count(), locks_after_first);
 	XSpace *s = tt_stop_and_read();
 	const XPlane *h = tt_host(s);
 	const XLine *l = tt_my_line(s);

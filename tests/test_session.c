@@ -117,6 +117,56 @@ static void *end_elsewhere(void *arg)
 	return NULL;
 }
 
+/* Thread B, attached with an open scope of its own (serial 1, as A's), ends A's handle: the
+ * fast end path must see the tag is not B's and leave B's scope open until B ends it. */
+static void *end_foreign_same_serial(void *arg)
+{
+	(void)arg;
+	{
+		TFPROF_SCOPE_AS(mine, "b_scope", TFPROF_I64("k", 1));
+		assert_int_equal(mine.serial, shared_handle.serial);
+		tfprof_scope_end(shared_handle); /* A's: ignored here */
+		{
+			TFPROF_SCOPE("b_inner");
+		}
+	}
+	return NULL;
+}
+
+static void test_foreign_handle_with_the_same_serial(void **state)
+{
+	(void)state;
+	assert_int_equal(tfprof_start(tt_logdir, NULL), 0);
+	{
+		TFPROF_SCOPE_AS(a, "a_scope", TFPROF_I64("k", 0));
+		shared_handle = a;
+		pthread_t t;
+		pthread_create(&t, NULL, end_foreign_same_serial, NULL);
+		pthread_join(t, NULL);
+	}
+	XSpace *s = tt_stop_and_read();
+	const XPlane *h = tt_host(s);
+	assert_int_equal(tt_count_events(h, "a_scope"), 1);
+	assert_int_equal(tt_count_events(h, "b_scope"), 1);
+	assert_int_equal(tt_count_events(h, "b_inner"), 1);
+	/* b_inner nests in b_scope (which the foreign end did not close), and nothing is open or
+	 * closed by a parent. */
+	for (size_t li = 0; li < h->n_lines; li++) {
+		const XLine *l = h->lines[li];
+		if (l->n_events != 2)
+			continue;
+		assert_string_equal(tt_event_name(h, l->events[0]), "b_scope");
+		assert_string_equal(tt_event_name(h, l->events[1]), "b_inner");
+		assert_true(tt_event_end_ps(l, l->events[0]) >= tt_event_end_ps(l, l->events[1]));
+		for (int k = 0; k < 2; k++) {
+			assert_null(tt_event_stat(h, l->events[k], "tfprof_open_at_stop"));
+			assert_null(tt_event_stat(h, l->events[k], "tfprof_closed_by_parent"));
+		}
+	}
+	assert_non_null(tt_find_msg(s->warnings, s->n_warnings, "tfprof: 1 scope end was ignored"));
+	tt_xspace_free(s);
+}
+
 static void test_bad_ends_are_ignored_and_counted(void **state)
 {
 	(void)state;
@@ -265,6 +315,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_start_rules, tt_setup, tt_teardown),
 		cmocka_unit_test_setup_teardown(test_events_only_while_on, tt_setup, tt_teardown),
 		cmocka_unit_test_setup_teardown(test_set_metadata, tt_setup, tt_teardown),
+		cmocka_unit_test_setup_teardown(test_foreign_handle_with_the_same_serial, tt_setup, tt_teardown),
 		cmocka_unit_test_setup_teardown(test_open_at_stop, tt_setup, tt_teardown),
 		cmocka_unit_test_setup_teardown(test_bad_ends_are_ignored_and_counted, tt_setup, tt_teardown),
 		cmocka_unit_test_setup_teardown(test_misnested_end_closes_inner, tt_setup, tt_teardown),
