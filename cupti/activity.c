@@ -224,9 +224,9 @@ static void decoder_free(struct decoder *d)
 
 /* What one completion callback decodes from its buffer. The records are decoded without a lock
  * into `cur`, a chunk no other callback fills at the same time, and the counters add up here;
- * decode_buffer hands them to the decoder at the end of the buffer. Decoding each record right after the iterator found it,
- * with no lock or store-draining atomic between records, lets the loads of the next records
- * overlap with the stores of the last events. */
+ * decode_buffer hands them to the decoder at the end of the buffer. Decoding each record right
+ * after the iterator found it, with no lock or store-draining atomic between records, lets the
+ * loads of the next records overlap with the stores of the last events. */
 struct sink {
 	struct decoder *d;
 	struct tfprof__dev_chunk *cur; /* in d's list; NULL until the first event */

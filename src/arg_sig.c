@@ -42,8 +42,8 @@ static bool packable(const struct tfprof_arg *args, size_t nargs)
 
 /* Looks for the shape from the home slot on; *free_slot gets the first empty slot seen, or
  * SIZE_MAX when the probe found none. */
-static const struct tfprof__sig *probe(const struct tfprof_site *site, const struct tfprof_arg *args, size_t nargs,
-				       size_t *free_slot)
+static const struct tfprof__sig *probe(const struct tfprof_site *site, const struct tfprof_arg *args,
+				       size_t nargs, size_t *free_slot)
 {
 	size_t h = tfprof__sig_home(site);
 	*free_slot = SIZE_MAX;

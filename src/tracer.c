@@ -713,8 +713,8 @@ tfprof_scope tfprof__api_begin(const char *name, const struct tfprof_arg *args, 
 
 /* Any begin the fast path does not take: the general path, with all its checks. point is false
  * when the fast path already passed the test point before its operation. */
-static __attribute__((noinline)) tfprof_scope begin_site_general(struct tfprof_site *site, const struct tfprof_arg *args,
-								  size_t nargs, bool point)
+static __attribute__((noinline)) tfprof_scope
+begin_site_general(struct tfprof_site *site, const struct tfprof_arg *args, size_t nargs, bool point)
 {
 	if (!site || !site->name || !*site->name)
 		site = NULL;
@@ -759,7 +759,8 @@ tfprof_scope tfprof_scope_begin_site_slow(struct tfprof_site *site, const struct
 	uint32_t d = ts->depth;
 	/* Exactly ON: no hooks watching, user scopes not switched off. */
 	if (__builtin_expect(__atomic_load_n(&tfprof__state, __ATOMIC_RELAXED) != TFPROF_STATE_ON ||
-				     ts->gen != __atomic_load_n(&session_gen, __ATOMIC_RELAXED) || d >= MAX_DEPTH || (size_t)(ts->end - ts->pos) < size,
+				     ts->gen != __atomic_load_n(&session_gen, __ATOMIC_RELAXED) || d >= MAX_DEPTH ||
+				     (size_t)(ts->end - ts->pos) < size,
 			     0)) {
 		leave(ts);
 		return begin_site_general(site, args, nargs, false);
