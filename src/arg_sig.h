@@ -54,13 +54,21 @@ static inline bool tfprof__sig_matches(const struct tfprof__sig *s, const struct
 const struct tfprof__sig *tfprof__sig_find_slow(const struct tfprof_site *site, const struct tfprof_arg *args,
 					       size_t nargs);
 
-/* The signature of a site's arguments, or NULL. The usual case (the site's one shape, in its
- * home slot) is one load and the comparison of keys and types. */
+/* The signature in the site's home slot when it is this shape's, else NULL: one load and the
+ * comparison of keys and types, the usual case of a site with one shape. */
+static inline const struct tfprof__sig *tfprof__sig_at_home(const struct tfprof_site *site,
+							    const struct tfprof_arg *args, size_t nargs)
+{
+	const struct tfprof__sig *s = __atomic_load_n(&tfprof__sig_table[tfprof__sig_home(site)], __ATOMIC_ACQUIRE);
+	return s && tfprof__sig_matches(s, site, args, nargs) ? s : NULL;
+}
+
+/* The signature of a site's arguments, added when new and packable, or NULL. */
 static inline const struct tfprof__sig *tfprof__sig_find(const struct tfprof_site *site,
 							 const struct tfprof_arg *args, size_t nargs)
 {
-	const struct tfprof__sig *s = __atomic_load_n(&tfprof__sig_table[tfprof__sig_home(site)], __ATOMIC_ACQUIRE);
-	if (__builtin_expect(s && tfprof__sig_matches(s, site, args, nargs), 1))
+	const struct tfprof__sig *s = tfprof__sig_at_home(site, args, nargs);
+	if (__builtin_expect(s != NULL, 1))
 		return s;
 	return tfprof__sig_find_slow(site, args, nargs);
 }

@@ -558,6 +558,20 @@ static inline void pack_values(uint64_t *v, const struct tfprof__sig *sig, const
 	}
 }
 
+/* Writes a scope record's header at r (its args are the caller's to fill), numbers it and
+ * pushes it on the thread's open stack: the one place that keeps a scope's serial equal to the
+ * order of its record, which the merge relies on. Returns the serial. */
+static inline uint32_t open_record(struct thread_state *ts, struct tfprof__rec_scope *r, size_t size,
+				   uint8_t flags, size_t nargs, const void *name)
+{
+	r->h = (struct tfprof__rec){ (uint32_t)size, TFPROF_REC_SCOPE, flags, (uint16_t)nargs };
+	r->t1 = 0;
+	r->name = name;
+	uint32_t serial = ++ts->serial;
+	ts->open[ts->depth++] = (struct open_scope){ serial, r };
+	return serial;
+}
+
 static inline __attribute__((always_inline)) tfprof_scope
 begin_common(struct tfprof_site *site, const char *name, const struct tfprof_arg *args, size_t nargs,
 	     bool api, bool point)
@@ -621,29 +635,18 @@ begin_common(struct tfprof_site *site, const char *name, const struct tfprof_arg
 		ts->dropped++;
 		goto out;
 	}
-	r->h.size = (uint32_t)size;
-	r->h.kind = TFPROF_REC_SCOPE;
-	r->h.flags = flags;
-	r->h.nargs = (uint16_t)nargs;
-	r->t1 = 0;
-	uint32_t serial = ++ts->serial;
+	uint32_t serial;
 	if (sig) {
+		serial = open_record(ts, r, size, flags, nargs, sig);
 		pack_values((uint64_t *)(r + 1), sig, args, nargs);
-		r->name = sig;
 	} else {
-		char *pool = (char *)(tfprof__rec_args(&r->h) + nargs);
+		/* The copied name goes after the copied argument strings. */
+		char *pool = (char *)((struct tfprof_arg *)(r + 1) + nargs);
+		serial = open_record(ts, r, size, flags, nargs, site ? (const void *)site : pool + str_bytes);
 		args_copy(tfprof__rec_args(&r->h), args, nargs, str_bytes, pool);
-		if (site) {
-			r->name = site;
-		} else {
-			char *n = pool + str_bytes;
-			memcpy(n, name, name_bytes);
-			r->name = n;
-		}
+		if (!site)
+			memcpy(pool + str_bytes, name, name_bytes);
 	}
-	struct open_scope *o = &ts->open[ts->depth++];
-	o->serial = serial;
-	o->rec = r;
 	h.tag = ts->tag;
 	h.serial = serial;
 	/* The NVTX stack has its own bound: it outlives sessions, so ranges of scopes that were
@@ -741,9 +744,9 @@ tfprof_scope tfprof_scope_begin_site_slow(struct tfprof_site *site, const struct
 	const void *name;
 	uint8_t flags;
 	if (nargs) {
-		const struct tfprof__sig *sig =
-			__atomic_load_n(&tfprof__sig_table[tfprof__sig_home(site)], __ATOMIC_ACQUIRE);
-		if (__builtin_expect(!args || !sig || !tfprof__sig_matches(sig, site, args, nargs), 0))
+		/* The home slot only: a signature still to add is begin_common()'s (it may lock). */
+		const struct tfprof__sig *sig = args ? tfprof__sig_at_home(site, args, nargs) : NULL;
+		if (__builtin_expect(!sig, 0))
 			return begin_site_general(site, args, nargs, true);
 		name = sig;
 		flags = TFPROF_REC_NAME_SIG;
@@ -768,13 +771,8 @@ tfprof_scope tfprof_scope_begin_site_slow(struct tfprof_site *site, const struct
 	TFPROF_TESTPOINT("tracer_begin_recording");
 	struct tfprof__rec_scope *r = (struct tfprof__rec_scope *)ts->pos;
 	ts->pos += size;
-	r->h = (struct tfprof__rec){ (uint32_t)size, TFPROF_REC_SCOPE, flags, (uint16_t)nargs };
-	r->t1 = 0;
-	r->name = name;
+	uint32_t serial = open_record(ts, r, size, flags, nargs, name);
 	pack_values((uint64_t *)(r + 1), name, args, nargs);
-	uint32_t serial = ++ts->serial;
-	ts->open[d] = (struct open_scope){ serial, r };
-	ts->depth = d + 1;
 	tfprof_scope h = { ts->tag, serial };
 	r->t0 = tfprof__ticks();
 	leave(ts);
