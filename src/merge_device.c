@@ -363,23 +363,32 @@ static uint32_t fixed_name(struct dev_ctx *d, unsigned slot, const char *name)
 	return d->fixed_names[slot] - 1;
 }
 
+/* Grows a zero-filled array indexed by string id (capacity *cap elements of sz bytes) until it
+ * has element idx; the new elements are zero. Returns 0 or -ENOMEM. */
+static int cover_index(void **arr, size_t *cap, size_t idx, size_t sz)
+{
+	if (idx < *cap)
+		return 0;
+	size_t nc = *cap ? *cap : 64;
+	while (nc <= idx)
+		nc *= 2;
+	unsigned char *n = realloc(*arr, nc * sz);
+	if (!n)
+		return -ENOMEM;
+	memset(n + *cap * sz, 0, (nc - *cap) * sz);
+	*arr = n;
+	*cap = nc;
+	return 0;
+}
+
 /* Puts device_id (and context_id, when the plane has one context) on the metadata of event
  * name nm, once per plane: they are the same for every event of the plane, and on each event they
  * took 12 of a kernel's ~61 bytes in the file. The trace viewer shows metadata stats with the
  * event's own; xprof's analyses read neither from device events (tests/interop checks them). */
 static int plane_constants(struct dev_ctx *d, struct tfprof__plane *pl, uint32_t nm, uint32_t dev_id)
 {
-	if (nm >= d->cap_meta_done) {
-		size_t nc = d->cap_meta_done ? d->cap_meta_done : 256;
-		while (nc <= nm)
-			nc *= 2;
-		uint8_t *n = realloc(d->meta_done, nc);
-		if (!n)
-			return -ENOMEM;
-		memset(n + d->cap_meta_done, 0, nc - d->cap_meta_done);
-		d->meta_done = n;
-		d->cap_meta_done = nc;
-	}
+	if (cover_index((void **)&d->meta_done, &d->cap_meta_done, nm, sizeof *d->meta_done))
+		return -ENOMEM;
 	if (d->meta_done[nm])
 		return 0;
 	d->meta_done[nm] = 1;
@@ -459,17 +468,8 @@ static int put_details(struct dev_ctx *d, struct tfprof__line *l, uint32_t key, 
 /* The string id of the tf_op of a scope ("<scope>:<scope>"), formatted once per scope. */
 static uint32_t tf_op_of(struct dev_ctx *d, uint32_t scope)
 {
-	if (scope >= d->cap_tf_ops) {
-		size_t nc = d->cap_tf_ops ? d->cap_tf_ops : 64;
-		while (nc <= scope)
-			nc *= 2;
-		uint32_t *n = realloc(d->tf_ops, nc * sizeof *n);
-		if (!n)
-			return UINT32_MAX;
-		memset(n + d->cap_tf_ops, 0, (nc - d->cap_tf_ops) * sizeof *n);
-		d->tf_ops = n;
-		d->cap_tf_ops = nc;
-	}
+	if (cover_index((void **)&d->tf_ops, &d->cap_tf_ops, scope, sizeof *d->tf_ops))
+		return UINT32_MAX;
 	if (!d->tf_ops[scope]) {
 		const char *sc = tfprof__strtab_get(&d->p->strs, scope);
 		char op[512];

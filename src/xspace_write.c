@@ -451,11 +451,17 @@ static uint8_t *put_stat(uint8_t *o, const struct plane_maps *m, const struct tf
 	}
 }
 
+/* An event's bytes before its stats: name id, offset (always written) and duration. */
+static size_t event_head_size(const struct plane_maps *m, const struct tfprof__event *e, int64_t t0)
+{
+	return opt_size(m->event_id[e->name]) + 1 + vlen((uint64_t)((e->start_ns - t0) * 1000)) +
+	       opt_size((uint64_t)(e->dur_ns * 1000));
+}
+
 static size_t event_size(const struct plane_maps *m, const struct tfprof__line *l,
 			 const struct tfprof__event *e, int64_t t0)
 {
-	size_t n = opt_size(m->event_id[e->name]) + 1 + vlen((uint64_t)((e->start_ns - t0) * 1000)) +
-		   opt_size((uint64_t)(e->dur_ns * 1000));
+	size_t n = event_head_size(m, e, t0);
 	for (uint32_t i = 0; i < e->nstats; i++) {
 		size_t s = stat_size(m, &l->stats[e->stats + i]);
 		n += 1 + vlen(s) + s;
@@ -511,8 +517,8 @@ static size_t line_size(struct plane_maps *m, const struct tfprof__profile *p, c
 	n += opt_str_size(p->strs.strs[l->name]);
 	for (size_t i = 0; i < l->nevents; i++) {
 		const struct tfprof__event *e = &l->events[i];
-		size_t sz = opt_size(event_meta(m, e->name)) + 1 + vlen((uint64_t)((e->start_ns - t0) * 1000)) +
-			    opt_size((uint64_t)(e->dur_ns * 1000)) + ev_bytes[i];
+		event_meta(m, e->name);
+		size_t sz = event_head_size(m, e, t0) + ev_bytes[i];
 		n += 1 + vlen(sz) + sz;
 	}
 	return n;
